@@ -1,0 +1,48 @@
+"""CPU backend kernels: ``numba.njit(parallel=True, cache=True)`` loops over the scalar functions.
+
+* :func:`position_greeks` - one pass over positions, every measure of each (see instruments.py).
+* :func:`tile_sums` - one level of the fixed reduction tree of :mod:`segsum`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._cache import configure_numba_cache
+from .instruments import position_measures
+from .segsum import TILE
+
+CACHE_DIR = configure_numba_cache()
+
+
+@njit(parallel=True, cache=True)
+def position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, out, status):
+    """Fill ``out[:, i]`` (N_MEASURES x n, float64) and ``status[i]`` (int8) for every position."""
+    n = qty.shape[0]
+    for i in prange(n):
+        status[i] = position_measures(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i],
+                                      S[i], fwd[i], r[i], vol[i], entry[i], out, i)
+
+
+@njit(parallel=True, cache=True)
+def tile_sums(values, index, tile_start, tile_len, out):
+    """out[m, t] = tree sum of values[m, index[tile_start[t] + j]] for j < tile_len[t] (<= TILE).
+
+    The tree is the one a CUDA block runs in shared memory (segsum.py), zero-padded to TILE.
+    """
+    n_measures = values.shape[0]
+    n_tiles = tile_start.shape[0]
+    for t in prange(n_tiles):
+        buf = np.empty(TILE, dtype=np.float64)
+        start = tile_start[t]
+        length = tile_len[t]
+        for m in range(n_measures):
+            for j in range(TILE):
+                buf[j] = values[m, index[start + j]] if j < length else 0.0
+            s = TILE // 2
+            while s > 0:
+                for j in range(s):
+                    buf[j] += buf[j + s]
+                s //= 2
+            out[m, t] = buf[0]

@@ -1,0 +1,76 @@
+"""CUDA backend kernels: ``numba.cuda.jit`` kernels over the same scalar functions as cpu.py.
+
+Import only when the CUDA backend is used (it imports numba.cuda). The kernels use only constructs
+numba's CUDA simulator runs (no warp shuffles): with NUMBA_ENABLE_CUDASIM=1 they run on the CPU on
+NumPy arrays, thread by thread.
+
+* :func:`position_greeks_kernel` - one thread per position (grid-stride loop).
+* :func:`tile_sums_kernel` - one block of TILE threads per tile; the tree of segsum.py in shared
+  memory with ``syncthreads()``, looping over measures.
+"""
+
+from __future__ import annotations
+
+from numba import cuda, float64
+
+from .instruments import position_measures
+from .segsum import TILE
+
+#: threads per block of the per-position kernel
+GREEKS_BLOCK = 128
+
+
+def _position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, out, status):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, qty.shape[0], stride):
+        status[i] = position_measures(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i],
+                                      S[i], fwd[i], r[i], vol[i], entry[i], out, i)
+
+
+def _tile_sums(values, index, tile_start, tile_len, out):
+    buf = cuda.shared.array(TILE, float64)
+    t = cuda.blockIdx.x
+    j = cuda.threadIdx.x
+    start = tile_start[t]
+    length = tile_len[t]
+    for m in range(values.shape[0]):
+        if j < length:
+            buf[j] = values[m, index[start + j]]
+        else:
+            buf[j] = 0.0
+        cuda.syncthreads()
+        s = TILE // 2
+        while s > 0:
+            if j < s:
+                buf[j] += buf[j + s]
+            cuda.syncthreads()
+            s //= 2
+        if j == 0:
+            out[m, t] = buf[0]
+        cuda.syncthreads()
+
+
+#: Python sources of every kernel, for numba.cuda.compile_ptx (tests/test_ptx.py)
+KERNEL_SOURCES = {"position_greeks": _position_greeks, "tile_sums": _tile_sums}
+
+position_greeks_kernel = cuda.jit(_position_greeks)
+tile_sums_kernel = cuda.jit(_tile_sums)
+
+
+def launch_position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, out, status):
+    """Launch the per-position kernel over all positions (arrays already on the device)."""
+    n = qty.shape[0]
+    if n == 0:
+        return
+    blocks = min((n + GREEKS_BLOCK - 1) // GREEKS_BLOCK, 65535)
+    position_greeks_kernel[blocks, GREEKS_BLOCK](kind, settle, cp, qty, csize, strike, T, S, fwd, r,
+                                                 vol, entry, out, status)
+
+
+def launch_tile_sums(values, index, tile_start, tile_len, out):
+    """Launch one level of the reduction tree: one block of TILE threads per tile."""
+    n_tiles = tile_start.shape[0]
+    if n_tiles == 0:
+        return
+    tile_sums_kernel[n_tiles, TILE](values, index, tile_start, tile_len, out)

@@ -1,0 +1,131 @@
+"""Per-position measures for every contract type, in one scalar pass.
+
+Conventions (greeks are sensitivities of the position's USD value V to the index price S, with the
+forward F moving in proportion to S, dF/dS = F/S):
+
+* spot (linear): delta = q c [coins], V = delta S.
+* linear perpetual / future: n = q c coins; delta = n F/S; V = n (F - F0) with an entry price F0,
+  else 0.
+* inverse perpetual / future: N = q c USD; delta_pa = N/F; delta = N/F0 with an entry price F0
+  (V = S N (1/F0 - 1/F) is then linear in S), else N/F and V = 0. USD gamma, vega, theta are 0.
+* options (Black-76 on F, see :mod:`black76`), n = q c coins of underlying; the same USD value for
+  linear (USDC-settled) and inverse (coin-settled) options. For inverse-settled positions
+  delta_pa = delta - V/S (the coin-margined hedge ratio), for linear ones delta_pa = delta.
+* options and futures at or past expiry (T <= 0) are not priced: status EXPIRED, zero measures.
+
+Units of the outputs: see ``gpuskew.schema.MEASURES`` (the row order of ``out``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba.extending import register_jitable
+
+from .black76 import black76
+
+#: instruments.kind codes
+KIND_SPOT = 0
+KIND_PERPETUAL = 1
+KIND_FUTURE = 2
+KIND_OPTION = 3
+#: instruments.settlement codes
+SETTLE_LINEAR = 0
+SETTLE_INVERSE = 1
+#: option_type codes (0 for non-options)
+CALL = 1
+PUT = -1
+#: status codes (gpuskew.schema.STATUS_NAMES)
+STATUS_OK = 0
+STATUS_EXPIRED = 1
+
+#: rows of the output array, in gpuskew.schema.MEASURES order
+M_VALUE_USD = 0
+M_VALUE_COIN = 1
+M_DELTA = 2
+M_DELTA_USD = 3
+M_DELTA_PA = 4
+M_GAMMA = 5
+M_GAMMA_1PCT = 6
+M_VEGA_USD = 7
+M_THETA_USD = 8
+M_RHO_USD = 9
+M_VANNA = 10
+M_VOLGA = 11
+N_MEASURES = 12
+
+#: calendar days per year (theta per day)
+DAYS_PER_YEAR = 365.0
+
+
+@register_jitable
+def forward_price(kind: int, S: float, r: float, T: float, quoted: float) -> float:
+    """The forward F used for a position: the quoted forward (or perpetual mark) when ``quoted > 0``;
+    else S for spot and perpetuals, and S exp(r T) for futures and options."""
+    if quoted > 0.0:
+        return quoted
+    if kind == KIND_SPOT or kind == KIND_PERPETUAL:
+        return S
+    return S * math.exp(r * T)
+
+
+@register_jitable
+def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, entry, out, i):
+    """Write every measure of position ``i`` into column ``out[:, i]``; return its status code.
+
+    Inputs (USD, coins, years, annualised decimals): kind/settle/cp codes above; qty (contracts,
+    signed); csize (contract_size); K strike (options); T years to expiry; S index price;
+    fwd_quote quoted forward or mark (0 = none); r rate; vol implied vol (options); entry price
+    (0 = none).
+    """
+    for m in range(N_MEASURES):
+        out[m, i] = 0.0
+    if (kind == KIND_OPTION or kind == KIND_FUTURE) and T <= 0.0:
+        return STATUS_EXPIRED
+    F = forward_price(kind, S, r, T, fwd_quote)
+    size = qty * csize
+    value = 0.0
+    delta = 0.0
+    delta_pa = 0.0
+    gamma = 0.0
+    if kind == KIND_SPOT:
+        delta = size
+        value = size * S
+        delta_pa = delta
+    elif kind == KIND_OPTION:
+        v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = black76(cp == CALL, F, K, T, r, vol)
+        g = F / S
+        value = size * v
+        delta = size * dv_df * g
+        gamma = size * d2v_df2 * g * g
+        out[M_VEGA_USD, i] = size * vega / 100.0
+        out[M_THETA_USD, i] = -size * dv_dt / DAYS_PER_YEAR
+        out[M_RHO_USD, i] = -size * T * v / 100.0
+        out[M_VANNA, i] = size * vanna * g / 100.0
+        out[M_VOLGA, i] = size * volga / 10000.0
+        if settle == SETTLE_INVERSE:
+            delta_pa = delta - value / S
+        else:
+            delta_pa = delta
+    elif settle == SETTLE_LINEAR:
+        # linear perpetual or future: size in coins
+        delta = size * F / S
+        if entry > 0.0:
+            value = size * (F - entry)
+        delta_pa = delta
+    else:
+        # inverse perpetual or future: size is a USD notional
+        delta_pa = size / F
+        if entry > 0.0:
+            delta = size / entry
+            value = S * size * (1.0 / entry - 1.0 / F)
+        else:
+            delta = delta_pa
+    out[M_VALUE_USD, i] = value
+    out[M_VALUE_COIN, i] = value / S
+    out[M_DELTA, i] = delta
+    out[M_DELTA_USD, i] = delta * S
+    out[M_DELTA_PA, i] = delta_pa
+    out[M_GAMMA, i] = gamma
+    out[M_GAMMA_1PCT, i] = gamma * S / 100.0
+    return STATUS_OK
