@@ -132,3 +132,42 @@ def with_units(table: pa.Table) -> pa.Table:
             field = field.with_metadata({"unit": unit, "doc": doc})
         fields.append(field)
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+# ---------------------------------------------------------------------------------------------
+# Output tables of a run (beyond positions.parquet = inputs + MEASURES + status).
+
+#: exposures.parquet: one row per group. ``level`` is "underlying" for the per-underlying totals
+#: (tag columns null there) or the group_by columns joined by "," (e.g. "desk,book"); then
+#: ``underlying``, one string column per group_by tag, and these columns:
+EXPOSURE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("spot", "USD", "index price S of the underlying"),
+    ("n_positions", "count", "positions in the group"),
+    ("n_expired", "count", "expired positions in the group (not priced)"),
+) + MEASURES
+
+#: Adherence statuses, from |skew| thresholds (defaults warn 0.8, breach 1.0, critical 1.5).
+ADHERENCE_STATUSES: tuple[str, ...] = ("ok", "warn", "breach", "critical")
+
+#: adherence.parquet: one row per group (same keys as exposures: level, underlying, tag columns),
+#: after ``as_of`` (timestamp[us, UTC]) and before these columns:
+ADHERENCE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("measure", "", "delta measure managed: delta or delta_pa"),
+    ("spot", "USD", "index price S"),
+    ("actual", "coins", "net delta of the group in the managed measure"),
+    ("target", "coins", "target net delta from the target model"),
+    ("lower", "coins", "lower band edge = target - half_width_lower"),
+    ("upper", "coins", "upper band edge = target + half_width_upper"),
+    ("half_width_lower", "coins", "tolerated deviation below target (>= 0)"),
+    ("half_width_upper", "coins", "tolerated deviation above target (>= 0)"),
+    ("deviation", "coins", "actual - target"),
+    ("deviation_usd", "USD", "deviation * S"),
+    ("skew", "", "deviation / half-width on its side (signed; |skew| <= 1 inside the band)"),
+    ("status", "", "ok | warn | breach | critical"),
+    ("target_model", "", "neutral | fixed | base_pct | carry"),
+    ("band_model", "", "fixed | var | whalley_wilmott"),
+    ("risk_weight_usd", "USD", "weight of the group in the portfolio adherence score"),
+    ("reservation_offset_usd", "USD", "Avellaneda-Stoikov reservation price offset -q gamma sigma^2 tau"),
+    ("bid_size_mult", "", "bid size multiplier (2 at the lower edge, 1 at target, 0 at the upper)"),
+    ("ask_size_mult", "", "ask size multiplier (0 at the lower edge, 1 at target, 2 at the upper)"),
+)
