@@ -5,8 +5,8 @@ numba's CUDA simulator runs (no warp shuffles): with NUMBA_ENABLE_CUDASIM=1 they
 NumPy arrays, thread by thread.
 
 * :func:`position_greeks_kernel` - one thread per position (grid-stride loop).
-* :func:`tile_sums_kernel` - one block of TILE threads per tile; the tree of segsum.py in shared
-  memory with ``syncthreads()``, looping over measures.
+* :func:`tile_sums_kernel` - one block of TILE/2 threads per tile; the tree of segsum.py in
+  shared memory with ``syncthreads()``, looping over measures.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from numba import cuda, float64
 
 from .instruments import position_measures
-from .segsum import TILE
+from .segsum import HALF_TILE, TILE
 
 #: threads per block of the per-position kernel
 GREEKS_BLOCK = 128
@@ -29,18 +29,21 @@ def _position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, en
 
 
 def _tile_sums(values, index, tile_start, tile_len, out):
-    buf = cuda.shared.array(TILE, float64)
+    buf = cuda.shared.array(HALF_TILE, float64)
     t = cuda.blockIdx.x
     j = cuda.threadIdx.x
     start = tile_start[t]
     length = tile_len[t]
     for m in range(values.shape[0]):
+        a = 0.0
+        b = 0.0
         if j < length:
-            buf[j] = values[m, index[start + j]]
-        else:
-            buf[j] = 0.0
+            a = values[m, index[start + j]]
+        if j + HALF_TILE < length:
+            b = values[m, index[start + j + HALF_TILE]]
+        buf[j] = a + b
         cuda.syncthreads()
-        s = TILE // 2
+        s = HALF_TILE // 2
         while s > 0:
             if j < s:
                 buf[j] += buf[j + s]
@@ -69,8 +72,8 @@ def launch_position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, v
 
 
 def launch_tile_sums(values, index, tile_start, tile_len, out):
-    """Launch one level of the reduction tree: one block of TILE threads per tile."""
+    """Launch one level of the reduction tree: one block of TILE/2 threads per tile."""
     n_tiles = tile_start.shape[0]
     if n_tiles == 0:
         return
-    tile_sums_kernel[n_tiles, TILE](values, index, tile_start, tile_len, out)
+    tile_sums_kernel[n_tiles, HALF_TILE](values, index, tile_start, tile_len, out)

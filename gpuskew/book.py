@@ -1,0 +1,177 @@
+"""A validated book: positions joined with instruments and market data -> flat columnar arrays.
+
+``load_book`` takes a book folder (instruments, positions, underlyings and quotes as Parquet, CSV or
+Arrow IPC files) or a mapping of those four names to Arrow-compatible tables (pyarrow, pandas,
+polars), validates them, and returns a :class:`Book`. ``Book.flat()`` gives the struct-of-arrays
+view every kernel reads (float64 values, int8 codes, int32 group codes), built once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import schema
+from .errors import InvalidInput
+
+#: int64 microseconds standing for "no expiry"
+NO_EXPIRY = np.iinfo(np.int64).min
+
+
+@dataclass
+class FlatPositions:
+    """Struct of arrays, one element per position (units: USD, contracts, years, decimals)."""
+
+    kind: np.ndarray  #: int8 kernels.instruments KIND_* code
+    settle: np.ndarray  #: int8 SETTLE_* code
+    cp: np.ndarray  #: int8 +1 call, -1 put, 0 not an option
+    qty: np.ndarray  #: float64 contracts, signed
+    csize: np.ndarray  #: float64 contract_size (coins, or USD for inverse perps/futures)
+    strike: np.ndarray  #: float64 USD (0 unless option)
+    expiry_us: np.ndarray  #: int64 microseconds since epoch, NO_EXPIRY if none
+    S: np.ndarray  #: float64 index price of the underlying, USD
+    fwd: np.ndarray  #: float64 quoted forward / perpetual mark, USD (0 = none)
+    r: np.ndarray  #: float64 rate
+    vol: np.ndarray  #: float64 implied vol (0 unless option)
+    entry: np.ndarray  #: float64 entry price, USD (0 = none)
+    underlying_code: np.ndarray  #: int32 index into ``underlying_names`` (sorted by name)
+    underlying_names: list[str]
+    underlying_spot: np.ndarray  #: float64 spot per underlying code
+
+    def __len__(self) -> int:
+        return int(self.qty.shape[0])
+
+    def time_to_expiry(self, as_of_us: int) -> np.ndarray:
+        """T in years, ACT/365 in seconds: (expiry - as_of) / 31,536,000 s; 0 where no expiry."""
+        has = self.expiry_us != NO_EXPIRY
+        T = np.zeros(len(self), dtype=np.float64)
+        T[has] = (self.expiry_us[has] - as_of_us) / 1e6 / schema.SECONDS_PER_YEAR
+        return T
+
+
+@dataclass
+class Book:
+    """Validated input tables plus where they came from."""
+
+    instruments: pa.Table
+    positions: pa.Table
+    underlyings: pa.Table
+    quotes: pa.Table
+    sources: dict[str, str]
+    input_hashes: dict[str, str]
+    _flat: FlatPositions | None = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """String columns of positions beyond the contract's own: usable with ``group_by``."""
+        known = {c.name for c in schema.POSITION_COLUMNS}
+        return tuple(f.name for f in self.positions.schema
+                     if f.name not in known and pa.types.is_string(f.type))
+
+    @property
+    def tables(self) -> dict[str, pa.Table]:
+        return {"instruments": self.instruments, "positions": self.positions,
+                "underlyings": self.underlyings, "quotes": self.quotes}
+
+    def __len__(self) -> int:
+        return self.positions.num_rows
+
+    def flat(self) -> FlatPositions:
+        """The struct-of-arrays view (built on first use, then kept)."""
+        if self._flat is None:
+            self._flat = flatten(self)
+        return self._flat
+
+
+def _codes(values: pa.ChunkedArray, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """Index of each string in ``vocabulary`` (-1 for null), as int8."""
+    idx = pc.index_in(values, value_set=pa.array(vocabulary))
+    return idx.fill_null(-1).to_numpy().astype(np.int8)
+
+
+def _floats(values: pa.ChunkedArray, default: float = 0.0) -> np.ndarray:
+    return values.fill_null(default).to_numpy().astype(np.float64, copy=False)
+
+
+def flatten(book: Book) -> FlatPositions:
+    """Join positions with instruments, underlyings and quotes into flat per-position arrays."""
+    from .kernels.instruments import CALL, PUT
+
+    inst, pos, und, quo = book.instruments, book.positions, book.underlyings, book.quotes
+    # per instrument
+    kind = _codes(inst["kind"], schema.KINDS)
+    settle = _codes(inst["settlement"], schema.SETTLEMENTS)
+    ot = _codes(inst["option_type"], schema.OPTION_TYPES)
+    cp = np.where(kind == schema.KINDS.index("option"), np.where(ot == 0, CALL, PUT), 0).astype(np.int8)
+    strike = _floats(inst["strike"])
+    csize = _floats(inst["contract_size"])
+    expiry = pc.cast(inst["expiry"], pa.int64()).fill_null(NO_EXPIRY).to_numpy()
+    names = sorted(und["underlying"].to_pylist())
+    und_rank = pc.index_in(und["underlying"], value_set=pa.array(names, pa.string())).to_numpy()
+    spot_by_code = np.empty(len(names))
+    rate_by_code = np.empty(len(names))
+    spot_by_code[und_rank] = _floats(und["spot"])
+    rate_by_code[und_rank] = _floats(und["rate"])
+    inst_und = pc.index_in(inst["underlying"], value_set=pa.array(names, pa.string()))
+    inst_und = inst_und.fill_null(-1).to_numpy().astype(np.int32)
+    q_idx = pc.index_in(inst["instrument"], value_set=quo["instrument"]).fill_null(-1).to_numpy()
+    iv_q = np.append(_floats(quo["iv"]), 0.0)
+    fwd_q = np.append(_floats(quo["forward"]), 0.0)
+    inst_vol = iv_q[q_idx]  # -1 -> the appended 0.0
+    inst_fwd = fwd_q[q_idx]
+    # per position
+    p = pc.index_in(pos["instrument"], value_set=inst["instrument"]).to_numpy()
+    ucode = inst_und[p]
+    if len(ucode) and ucode.min() < 0:  # validation guarantees this cannot happen
+        raise InvalidInput(book.sources.get("positions", "positions"), "instrument",
+                           "underlying of a held instrument has no market data",
+                           rows=np.flatnonzero(ucode < 0).tolist())
+    return FlatPositions(
+        kind=kind[p], settle=settle[p], cp=cp[p],
+        qty=_floats(pos["quantity"]), csize=csize[p], strike=np.where(kind[p] == 3, strike[p], 0.0),
+        expiry_us=expiry[p], S=spot_by_code[ucode], fwd=inst_fwd[p], r=rate_by_code[ucode],
+        vol=np.where(kind[p] == 3, inst_vol[p], 0.0),
+        entry=_floats(pos["entry_price"]) if "entry_price" in pos.column_names else np.zeros(len(p)),
+        underlying_code=ucode.astype(np.int32), underlying_names=names, underlying_spot=spot_by_code,
+    )
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def load_book(source: str | Path | Mapping[str, Any]) -> Book:
+    """Read and validate a book.
+
+    ``source`` is a folder holding ``instruments``, ``positions``, ``underlyings`` and ``quotes``
+    (each .parquet, .csv, .arrow or .feather), or a mapping of those names to pyarrow Tables,
+    pandas or polars DataFrames. Raises :class:`gpuskew.errors.InvalidInput` on bad input.
+    """
+    from .io import read_book_dir, to_arrow_table
+    from .validate import validate_book
+
+    if isinstance(source, (str, Path)):
+        tables, sources = read_book_dir(Path(source))
+        hashes = {name: _file_sha256(path) for name, path in sources.items()}
+    else:
+        missing = [n for n in schema.INPUT_TABLES if n not in source]
+        if missing:
+            raise InvalidInput("<tables>", None, f"missing table(s): {', '.join(missing)}")
+        tables = {n: to_arrow_table(source[n], n) for n in schema.INPUT_TABLES}
+        sources = {n: f"<{n} table>" for n in schema.INPUT_TABLES}
+        hashes = {n: "in-memory" for n in schema.INPUT_TABLES}
+    valid = validate_book(tables, sources)
+    return Book(valid["instruments"], valid["positions"], valid["underlyings"], valid["quotes"],
+                sources, hashes)

@@ -1,0 +1,224 @@
+"""The risk run: book + market + as_of -> per-position measures -> group sums.
+
+One kernel pass computes every measure of every position (kernels/instruments.py); group sums use
+the fixed reduction tree (reduction.py), the same on both backends. Static columns and reduction
+plans are kept with the book on the device between runs (``Book._cache``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import __version__, schema
+from .backend import Backend, resolve_backend
+from .book import Book, FlatPositions
+from .errors import InvalidInput
+from .grouping import Grouping, group_positions, parse_levels
+from .reduction import plan_segmented_sum
+
+#: columns of positions.parquet taken from the instrument / market join
+POSITION_CONTEXT = ("underlying", "kind", "settlement", "option_type", "strike", "expiry",
+                    "contract_size", "spot", "time_to_expiry")
+
+
+@dataclass
+class RunResult:
+    """Outputs of one run: ``positions`` and ``exposures`` (pyarrow Tables) and ``summary`` (dict)."""
+
+    positions: pa.Table
+    exposures: pa.Table
+    summary: dict
+    levels: list[tuple[str, ...]] = field(default_factory=list)
+
+
+def parse_as_of(as_of: str | datetime | None) -> datetime:
+    """UTC valuation time: ISO 8601 string or datetime (naive = UTC); None = now."""
+    if as_of is None:
+        return datetime.now(timezone.utc)
+    if isinstance(as_of, str):
+        text = as_of.strip().replace("Z", "+00:00")
+        try:
+            as_of = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise InvalidInput("--as-of", None, f"not an ISO 8601 timestamp: {as_of!r}") from exc
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=timezone.utc)
+    return as_of.astimezone(timezone.utc)
+
+
+def _as_of_us(as_of: datetime) -> int:
+    delta = as_of - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class _Timer:
+    def __init__(self, progress: Callable[[str], None] | None):
+        self.timings: dict[str, float] = {}
+        self.progress = progress
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round(now - self._t, 6)
+        self._t = now
+        if self.progress:
+            self.progress(stage)
+
+
+def _device_state(book: Book, backend: Backend, flat: FlatPositions) -> dict:
+    """Static per-position columns on the backend's device, cached with the book."""
+    key = ("static", backend.name)
+    if key not in book._cache:
+        book._cache[key] = {name: backend.to_device(getattr(flat, name)) for name in
+                            ("kind", "settle", "cp", "qty", "csize", "strike", "S", "fwd", "r",
+                             "vol", "entry")}
+    return book._cache[key]
+
+
+def _grouping(book: Book, flat: FlatPositions, level: tuple[str, ...]) -> Grouping:
+    key = ("grouping", level)
+    if key not in book._cache:
+        book._cache[key] = group_positions(flat.underlying_code, flat.underlying_names,
+                                           book.positions, level)
+    return book._cache[key]
+
+
+def _device_plan(book: Book, backend: Backend, grouping: Grouping) -> tuple[Any, list]:
+    key = ("plan", backend.name, grouping.level)
+    if key not in book._cache:
+        plan = plan_segmented_sum(grouping.codes, grouping.n_groups)
+        book._cache[key] = (plan, backend.plan_to_device(plan))
+    return book._cache[key]
+
+
+def _check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book) -> None:
+    """Never let NaN or inf reach an aggregate silently: name the positions that produced them."""
+    if np.isfinite(sums).all():
+        return
+    values = out_host()
+    bad_cols = ~np.isfinite(values)
+    rows = np.flatnonzero(bad_cols.any(axis=0))
+    measure = schema.MEASURE_NAMES[int(np.flatnonzero(bad_cols.any(axis=1))[0])]
+    raise InvalidInput(book.sources.get("positions", "positions"), measure,
+                       "inputs give a non-finite result (overflow: check quantity, contract_size, "
+                       "spot, strike, iv and forward of these positions)", rows=rows.tolist(),
+                       n_bad=int(rows.size))
+
+
+def _exposures_table(level: tuple[str, ...], all_tags: list[str], grouping: Grouping,
+                     sums: np.ndarray, counts: np.ndarray, expired: np.ndarray,
+                     spot_by_name: dict[str, float]) -> pa.Table:
+    n = grouping.n_groups
+    cols: dict[str, pa.Array] = {
+        "level": pa.array([",".join(level) if level else "underlying"] * n, pa.string()),
+        "underlying": pa.array(grouping.keys["underlying"], pa.string()),
+    }
+    for tag in all_tags:
+        cols[tag] = pa.array(grouping.keys[tag] if tag in level else [None] * n, pa.string())
+    cols["spot"] = pa.array([spot_by_name[u] for u in grouping.keys["underlying"]], pa.float64())
+    cols["n_positions"] = pa.array(counts, pa.int64())
+    cols["n_expired"] = pa.array(expired, pa.int64())
+    for m, name in enumerate(schema.MEASURE_NAMES):
+        cols[name] = pa.array(sums[m], pa.float64())
+    return pa.table(cols)
+
+
+def _positions_table(book: Book, flat: FlatPositions, T: np.ndarray, out: np.ndarray,
+                     status: np.ndarray) -> pa.Table:
+    inst = book.instruments
+    take = pc.index_in(book.positions["instrument"], value_set=inst["instrument"])
+    table = book.positions
+    for name in ("underlying", "kind", "settlement", "option_type", "strike", "expiry", "contract_size"):
+        if name not in table.column_names:
+            table = table.append_column(name, pc.take(inst[name], take))
+    table = table.append_column("spot", pa.array(flat.S, pa.float64()))
+    table = table.append_column("time_to_expiry", pa.array(T, pa.float64()))
+    for m, name in enumerate(schema.MEASURE_NAMES):
+        table = table.append_column(name, pa.array(out[m], pa.float64()))
+    status_names = pa.array(schema.STATUS_NAMES, pa.string())
+    table = table.append_column("status", pc.take(status_names, pa.array(status.astype(np.int32))))
+    return schema.with_units(table)
+
+
+def compute(book: Book, as_of: str | datetime | None = None, backend: str = "auto",
+            group_by: str | Sequence[str] | Sequence[Sequence[str]] | None = (),
+            progress: Callable[[str], None] | None = None, positions_table: bool = True) -> RunResult:
+    """Price every position of ``book`` at ``as_of`` and sum per underlying and per ``group_by``.
+
+    ``backend``: 'auto' | 'cpu' | 'cuda'. ``group_by``: tag columns, e.g. "desk,book" (one level)
+    or ["desk", "desk,book"] (two levels); the per-underlying level is always there.
+    Returns a :class:`RunResult`; ``positions_table=False`` skips building the per-position table.
+    """
+    timer = _Timer(progress)
+    when = parse_as_of(as_of)
+    levels = parse_levels(group_by, book.tags)
+    chosen = resolve_backend(backend, len(book))
+    flat = book.flat()
+    T = flat.time_to_expiry(_as_of_us(when))
+    timer.lap("prepare")
+
+    cols = dict(_device_state(book, chosen, flat))
+    cols["T"] = chosen.to_device(T)
+    chosen.synchronize()
+    timer.lap("to_device")
+    out_dev, status_dev = chosen.position_greeks(cols)
+    chosen.synchronize()
+    timer.lap("greeks")
+
+    status = np.asarray(chosen.to_host(status_dev))
+    expired_mask = status == schema.STATUS_EXPIRED
+    all_tags = sorted({t for lv in levels for t in lv}, key=lambda t: book.tags.index(t))
+    spot_by_name = dict(zip(flat.underlying_names, flat.underlying_spot.tolist()))
+    tables = []
+    for level in [()] + levels:
+        grouping = _grouping(book, flat, level)
+        plan, dev_plan = _device_plan(book, chosen, grouping)
+        sums = chosen.segmented_sum(out_dev, plan, dev_plan)
+        _check_finite(sums, lambda: np.asarray(chosen.to_host(out_dev)), book)
+        counts = np.bincount(grouping.codes, minlength=grouping.n_groups)
+        expired = np.bincount(grouping.codes[expired_mask], minlength=grouping.n_groups)
+        tables.append(_exposures_table(level, all_tags, grouping, sums, counts, expired, spot_by_name))
+    exposures = schema.with_units(pa.concat_tables(tables)) if tables else None
+    chosen.synchronize()
+    timer.lap("group_sums")
+
+    positions = pa.table({})
+    if positions_table:
+        out = np.asarray(chosen.to_host(out_dev))
+        positions = _positions_table(book, flat, T, out, status)
+    timer.lap("tables")
+
+    n_expired = int(expired_mask.sum())
+    warnings = []
+    if n_expired:
+        warnings.append(f"{n_expired} position(s) on expired options/futures were not priced "
+                        "(status 'expired', zero greeks)")
+    under = exposures.filter(pc.equal(exposures["level"], "underlying")).to_pylist()
+    level_names = [",".join(lv) or "underlying" for lv in [()] + levels]
+    summary = {
+        "version": __version__,
+        "as_of": when.isoformat().replace("+00:00", "Z"),
+        "backend": {"requested": backend, "used": chosen.name, "device": chosen.device,
+                    "reason": chosen.reason},
+        "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name]}
+                   for name in schema.INPUT_TABLES},
+        "counts": {"positions": len(book), "instruments": book.instruments.num_rows,
+                   "underlyings": book.underlyings.num_rows, "expired": n_expired,
+                   "groups": {name: t.num_rows for name, t in zip(level_names, tables)}},
+        "group_by": [list(lv) for lv in levels],
+        "warnings": warnings,
+        "timings_s": timer.timings,
+        "totals": {row["underlying"]: {k: row[k] for k in ("spot", "delta", "delta_pa", "delta_usd",
+                                                              "gamma_1pct", "vega_usd", "theta_usd",
+                                                              "value_usd", "n_positions")}
+                   for row in under},
+    }
+    return RunResult(positions, exposures, summary, levels)
