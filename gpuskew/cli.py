@@ -1,0 +1,226 @@
+"""The ``gpuskew`` command line (click).
+
+stdout carries results (a readable table; with ``--json`` the last line is one compact JSON
+summary); logs, warnings and progress go to stderr. Exit codes: 0 ok, 1 runtime error, 2 usage
+or invalid input, 3 a limit breached and ``--fail-on`` asked to fail on it, 75 CUDA required but
+not usable. Configuration: flags > GPUSKEW_* environment variables > a TOML file (``--config``,
+table ``[run]``) > defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import EXIT_RUNTIME, GpuskewError, InvalidConfig
+
+EXPOSURE_DISPLAY = ("underlying", "n_positions", "n_expired", "delta", "delta_pa", "delta_usd",
+                    "gamma_1pct", "vega_usd", "theta_usd", "value_usd")
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def log(message: str) -> None:
+    """A log line on stderr."""
+    click.echo(f"gpuskew: {message}", err=True)
+
+
+class Progress:
+    """Stage-by-stage progress on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        if self.enabled:
+            click.echo(f"gpuskew: {stage} done ({time.perf_counter() - self.t0:.2f} s)", err=True)
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--config FILE: a TOML file whose [run] table gives defaults for `gpuskew run` options."""
+    if not value:
+        return value
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - python < 3.11
+        import tomli as tomllib
+    try:
+        with open(value, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read config {value}: {exc}") from exc
+    run = data.get("run", {})
+    if not isinstance(run, dict):
+        raise click.BadParameter(f"{value}: [run] must be a table")
+    known = {p.name for p in ctx.command.params}
+    for key in run:
+        if key.replace("-", "_") not in known:
+            raise click.BadParameter(f"{value}: unknown key run.{key}")
+    ctx.default_map = {**(ctx.default_map or {}), **{k.replace("-", "_"): v for k, v in run.items()}}
+    return value
+
+
+def handle_errors(func):
+    """Map domain errors to their exit codes, with one clear line on stderr and no traceback."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GpuskewError as exc:
+            click.echo(f"gpuskew: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # runtime error: exit 1, traceback only when asked
+            if os.environ.get("GPUSKEW_DEBUG"):
+                raise
+            click.echo(f"gpuskew: runtime error: {type(exc).__name__}: {exc} "
+                       "(set GPUSKEW_DEBUG=1 for a traceback)", err=True)
+            sys.exit(EXIT_RUNTIME)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gpuskew")
+def main() -> None:
+    """gpuskew: greeks, net delta and inventory skew adherence for crypto options desks."""
+
+
+@main.command()
+@click.argument("book_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              envvar="GPUSKEW_OUT", help="Output folder (positions.parquet, exposures.parquet, summary.json).")
+@click.option("--demo", is_flag=True, help="Run on the seeded demo book instead of BOOK_DIR.")
+@click.option("--demo-size", type=click.IntRange(1, 50_000_000), default=20_000, show_default=True,
+              envvar="GPUSKEW_DEMO_SIZE", help="Positions in the demo book.")
+@click.option("--demo-seed", type=int, default=7, show_default=True, help="Seed of the demo book.")
+@click.option("--as-of", "as_of", default=None, envvar="GPUSKEW_AS_OF",
+              help="Valuation time, ISO 8601 (default: now; the demo's own time with --demo).")
+@click.option("--backend", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              envvar="GPUSKEW_BACKEND", help="Compute backend.")
+@click.option("--group-by", "group_by", multiple=True, envvar="GPUSKEW_GROUP_BY",
+              help="Tag columns to group by, comma-separated (e.g. desk,book); repeat for more levels.")
+@click.option("--json", "as_json", is_flag=True, envvar="GPUSKEW_JSON",
+              help="Print the summary as one compact JSON line, last on stdout.")
+@click.option("--overwrite", is_flag=True, envvar="GPUSKEW_OVERWRITE", help="Replace outputs in an existing --out.")
+@click.option("--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True,
+              expose_value=False, envvar="GPUSKEW_CONFIG", help="TOML file with a [run] table of defaults.")
+@handle_errors
+def run(book_dir: Path | None, out_dir: Path, demo: bool, demo_size: int, demo_seed: int,
+        as_of: str | None, backend: str, group_by: tuple[str, ...], as_json: bool, overwrite: bool) -> None:
+    """Price a book and write its positions, exposures and summary to --out."""
+    from .book import load_book
+    from .engine import compute
+    from .io import publish_run, write_json, write_parquet
+
+    if demo == (book_dir is not None):
+        raise click.UsageError("give either BOOK_DIR or --demo (not both)")
+    progress = Progress(_stderr_is_tty())
+    if demo:
+        from .demo import DEMO_AS_OF, make_demo_book
+
+        book = load_book(make_demo_book(n_positions=demo_size, seed=demo_seed, as_of=DEMO_AS_OF))
+        book.sources = {k: f"demo(size={demo_size}, seed={demo_seed})" for k in book.sources}
+        as_of = as_of or DEMO_AS_OF.isoformat()
+    else:
+        book = load_book(book_dir)
+    progress("load")
+    result = compute(book, as_of=as_of, backend=backend, group_by=list(group_by), progress=progress)
+    summary = result.summary
+    summary["outputs"] = {"folder": str(out_dir), "files": ["positions.parquet", "exposures.parquet", "summary.json"]}
+    publish_run(out_dir, {
+        "positions.parquet": lambda p: write_parquet(result.positions, p),
+        "exposures.parquet": lambda p: write_parquet(result.exposures, p),
+        "summary.json": lambda p: write_json(summary, p),
+    }, overwrite=overwrite)
+    progress("write")
+    for warning in summary["warnings"]:
+        log(f"warning: {warning}")
+    log(f"backend {summary['backend']['used']} ({summary['backend']['reason']}); "
+        f"{summary['counts']['positions']:,} positions; outputs in {out_dir}")
+    _print_exposures(result.exposures, result.levels)
+    if as_json:
+        click.echo(json.dumps(_json_summary(summary), separators=(",", ":"), sort_keys=True))
+
+
+def _json_summary(summary: dict) -> dict:
+    """The compact summary a scheduler reads (Airflow XCom takes the last stdout line)."""
+    return {"status": "ok", "as_of": summary["as_of"], "backend": summary["backend"]["used"],
+            "positions": summary["counts"]["positions"], "expired": summary["counts"]["expired"],
+            "warnings": len(summary["warnings"]), "out": summary["outputs"]["folder"],
+            "totals": {u: {"delta": t["delta"], "delta_pa": t["delta_pa"], "delta_usd": t["delta_usd"]}
+                       for u, t in summary["totals"].items()},
+            **{k: v for k, v in summary.items() if k in ("adherence",)}}
+
+
+def _print_exposures(exposures, levels) -> None:
+    import pyarrow.compute as pc
+
+    from .display import render_table
+
+    under = exposures.filter(pc.equal(exposures["level"], "underlying"))
+    click.echo(render_table(under, EXPOSURE_DISPLAY, digits={"delta": 4, "delta_pa": 4, "gamma_1pct": 4},
+                            title="Net exposure per underlying (delta, delta_pa in coins; others USD)"))
+    for level in levels:
+        name = ",".join(level)
+        rows = exposures.filter(pc.equal(exposures["level"], name))
+        cols = ("underlying",) + tuple(level) + EXPOSURE_DISPLAY[1:]
+        click.echo("")
+        click.echo(render_table(rows, cols, digits={"delta": 4, "delta_pa": 4, "gamma_1pct": 4},
+                                title=f"Net exposure per underlying and {name}"))
+
+
+@main.command()
+@click.argument("book_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--demo-size", type=click.IntRange(1, 50_000_000), default=20_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "arrow"]), default="parquet",
+              show_default=True)
+@handle_errors
+def demo(book_dir: Path, demo_size: int, seed: int, fmt: str) -> None:
+    """Write the seeded demo book to BOOK_DIR as files (shows the input format)."""
+    from .demo import write_demo_book
+
+    paths = write_demo_book(book_dir, n_positions=demo_size, seed=seed, fmt=fmt)
+    for name, path in paths.items():
+        click.echo(f"{name}: {path}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def doctor(as_json: bool) -> None:
+    """Versions, whether CUDA is usable (and why not), and the cache folders."""
+    from .doctor import collect
+
+    info = collect()
+    if as_json:
+        click.echo(json.dumps(info, separators=(",", ":"), sort_keys=True))
+        return
+    for key, value in info.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k}: {v}")
+        else:
+            click.echo(f"{key}: {value}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
