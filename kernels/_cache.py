@@ -14,10 +14,14 @@ from pathlib import Path
 
 
 def kernel_source_hash() -> str:
-    """sha256 (first 16 hex digits) of this package's .py sources and numba's version."""
+    """sha256 (first 16 hex digits) of this package's .py sources, numba's version and the
+    reduction tile: numba freezes module globals such as TILE into the compiled code, and its own
+    cache check does not look at them."""
     import numba
 
-    digest = hashlib.sha256(numba.__version__.encode())
+    from .segsum import TILE
+
+    digest = hashlib.sha256(f"{numba.__version__} tile={TILE}".encode())
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

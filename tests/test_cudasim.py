@@ -23,7 +23,9 @@ def test_cuda_backend_under_simulator_is_bitwise_identical_to_cpu():
         pytest.skip("already inside the simulator run")
     pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", GPUSKEW_REDUCE_TILE="16")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "cudasim")],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "cudasim"),
+                           # the CPU reduction again, compiled with the small tile (a separate cache)
+                           str(HERE / "test_reduction.py")],
                           env=env, capture_output=True, text=True, timeout=1800)
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail
