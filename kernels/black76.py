@@ -53,11 +53,13 @@ def black76(is_call: bool, F: float, K: float, T: float, r: float, vol: float):
     disc = math.exp(-r * T)
     pdf1 = norm_pdf(d1)
     if is_call:
-        value = disc * (F * norm_cdf(d1) - K * norm_cdf(d2))
-        dv_df = disc * norm_cdf(d1)
+        n1 = norm_cdf(d1)
+        value = disc * (F * n1 - K * norm_cdf(d2))
+        dv_df = disc * n1
     else:
-        value = disc * (K * norm_cdf(-d2) - F * norm_cdf(-d1))
-        dv_df = -disc * norm_cdf(-d1)
+        m1 = norm_cdf(-d1)
+        value = disc * (K * norm_cdf(-d2) - F * m1)
+        dv_df = -disc * m1
     d2v_df2 = disc * pdf1 / (F * sig_sqrt_t)
     vega = disc * F * pdf1 * sqrt_t
     dv_dt = -r * value + disc * F * pdf1 * vol / (2.0 * sqrt_t)

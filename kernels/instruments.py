@@ -78,9 +78,9 @@ def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, 
     fwd_quote quoted forward or mark (0 = none); r rate; vol implied vol (options); entry price
     (0 = none).
     """
-    for m in range(N_MEASURES):
-        out[m, i] = 0.0
     if (kind == KIND_OPTION or kind == KIND_FUTURE) and T <= 0.0:
+        for m in range(N_MEASURES):
+            out[m, i] = 0.0
         return STATUS_EXPIRED
     F = forward_price(kind, S, r, T, fwd_quote)
     size = qty * csize
@@ -88,6 +88,11 @@ def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, 
     delta = 0.0
     delta_pa = 0.0
     gamma = 0.0
+    vega_usd = 0.0
+    theta_usd = 0.0
+    rho_usd = 0.0
+    vanna_coins = 0.0
+    volga_usd = 0.0
     if kind == KIND_SPOT:
         delta = size
         value = size * S
@@ -98,11 +103,11 @@ def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, 
         value = size * v
         delta = size * dv_df * g
         gamma = size * d2v_df2 * g * g
-        out[M_VEGA_USD, i] = size * vega / 100.0
-        out[M_THETA_USD, i] = -size * dv_dt / DAYS_PER_YEAR
-        out[M_RHO_USD, i] = -size * T * v / 100.0
-        out[M_VANNA, i] = size * vanna * g / 100.0
-        out[M_VOLGA, i] = size * volga / 10000.0
+        vega_usd = size * vega / 100.0
+        theta_usd = -size * dv_dt / DAYS_PER_YEAR
+        rho_usd = -size * T * v / 100.0
+        vanna_coins = size * vanna * g / 100.0
+        volga_usd = size * volga / 10000.0
         if settle == SETTLE_INVERSE:
             delta_pa = delta - value / S
         else:
@@ -128,4 +133,9 @@ def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, 
     out[M_DELTA_PA, i] = delta_pa
     out[M_GAMMA, i] = gamma
     out[M_GAMMA_1PCT, i] = gamma * S / 100.0
+    out[M_VEGA_USD, i] = vega_usd
+    out[M_THETA_USD, i] = theta_usd
+    out[M_RHO_USD, i] = rho_usd
+    out[M_VANNA, i] = vanna_coins
+    out[M_VOLGA, i] = volga_usd
     return STATUS_OK
