@@ -194,7 +194,8 @@ def resolve_backend(requested: str, n_positions: int) -> Backend:
     if requested == "cuda":
         usable, why = probe_cuda()
         if not usable:
-            raise CudaUnavailable(f"backend 'cuda' requested but CUDA is not usable: {why}")
+            advice = "" if INSTALL_ADVICE in why else f"; {INSTALL_ADVICE}"
+            raise CudaUnavailable(f"backend 'cuda' requested but CUDA is not usable: {why}{advice}")
         return CudaBackend(f"requested: cuda ({why})")
     if cudasim_enabled():
         return CpuBackend("auto: the CUDA simulator is not a device; using the CPU")
