@@ -1,0 +1,136 @@
+"""Engine properties on whole books: permutation invariance, additivity across shards, linear scaling
+in quantity, the Python API on pandas/polars tables, and the non-finite guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gpuskew
+from gpuskew import schema
+from gpuskew.demo import DEMO_AS_OF, make_demo_book
+from gpuskew.errors import InvalidInput
+
+MEASURES = list(schema.MEASURE_NAMES)
+KEYS = ["level", "underlying", "desk", "book"]
+
+
+def _run(tables, group_by=("desk", "desk,book")):
+    return gpuskew.compute(gpuskew.load_book(tables), as_of=DEMO_AS_OF, backend="cpu", group_by=list(group_by))
+
+
+def _matrix(table: pa.Table) -> np.ndarray:
+    return np.stack([table[c].to_numpy() for c in MEASURES])
+
+
+def _assert_sums_close(a: pa.Table, b: pa.Table) -> None:
+    assert a.select(KEYS).equals(b.select(KEYS))
+    ma, mb = _matrix(a), _matrix(b)
+    # sums of the same numbers in another order: relative 1e-12 of the sum of magnitudes
+    np.testing.assert_allclose(ma, mb, rtol=1e-11, atol=1e-9)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 3000))
+def test_permutation_invariance(seed, n):
+    tables = make_demo_book(n_positions=n, seed=seed % 50)
+    base = _run(tables)
+    perm = np.random.default_rng(seed).permutation(n)
+    shuffled = dict(tables, positions=tables["positions"].take(pa.array(perm)))
+    other = _run(shuffled)
+    _assert_sums_close(base.exposures, other.exposures)
+    # per-position values do not depend on the order: exact after undoing the permutation
+    back = np.empty(n, dtype=np.int64)
+    back[perm] = np.arange(n)
+    np.testing.assert_array_equal(_matrix(other.positions.take(pa.array(back))), _matrix(base.positions))
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 3000), cut=st.floats(0.05, 0.95))
+def test_group_sums_add_up_across_shards(seed, n, cut):
+    tables = make_demo_book(n_positions=n, seed=seed % 50)
+    k = max(1, min(n - 1, int(n * cut)))
+    whole = _run(tables).exposures
+    parts = [_run(dict(tables, positions=tables["positions"].slice(a, b))).exposures
+             for a, b in ((0, k), (k, n - k))]
+    # add shard rows by key
+    total: dict[tuple, np.ndarray] = {}
+    for part in parts:
+        m = _matrix(part)
+        for i, key in enumerate(zip(*(part[c].to_pylist() for c in KEYS))):
+            total[key] = total.get(key, 0.0) + m[:, i]
+    mw = _matrix(whole)
+    keys = list(zip(*(whole[c].to_pylist() for c in KEYS)))
+    assert set(keys) == set(total)
+    for i, key in enumerate(keys):
+        np.testing.assert_allclose(total[key], mw[:, i], rtol=1e-10, atol=1e-8)
+
+
+def test_linear_scaling_in_quantity_is_exact_for_powers_of_two():
+    tables = make_demo_book(n_positions=2000, seed=4)
+    base = _run(tables)
+    pos = tables["positions"]
+    scaled = pos.set_column(pos.column_names.index("quantity"), "quantity", pc.multiply(pos["quantity"], 4.0))
+    other = _run(dict(tables, positions=scaled))
+    np.testing.assert_array_equal(_matrix(other.positions), 4.0 * _matrix(base.positions))
+    np.testing.assert_array_equal(_matrix(other.exposures), 4.0 * _matrix(base.exposures))
+
+
+def test_per_underlying_total_equals_sum_of_its_desks():
+    res = _run(make_demo_book(n_positions=3000, seed=2))
+    e = res.exposures
+    under = e.filter(pc.equal(e["level"], "underlying"))
+    desks = e.filter(pc.equal(e["level"], "desk"))
+    for row in under.to_pylist():
+        rows = desks.filter(pc.equal(desks["underlying"], row["underlying"]))
+        assert sum(rows["n_positions"].to_pylist()) == row["n_positions"]
+        assert abs(sum(rows["delta"].to_pylist()) - row["delta"]) <= 1e-9 * max(1.0, abs(row["delta"]))
+
+
+def test_api_accepts_pandas_and_polars_and_gives_same_numbers():
+    pd = pytest.importorskip("pandas")
+    pl = pytest.importorskip("polars")
+    tables = make_demo_book(n_positions=500, seed=8)
+    base = _run(tables)
+    as_pandas = {k: v.to_pandas() for k, v in tables.items()}
+    as_polars = {k: pl.from_arrow(v) for k, v in tables.items()}
+    for variant in (as_pandas, as_polars):
+        other = _run(variant)
+        np.testing.assert_array_equal(_matrix(other.exposures), _matrix(base.exposures))
+    assert isinstance(pd, object)
+
+
+def test_expired_positions_reported_not_priced():
+    res = _run(make_demo_book(n_positions=20_000, seed=7), group_by=())
+    status = res.positions["status"].to_numpy(zero_copy_only=False)
+    expired = status == "expired"
+    assert expired.any()
+    assert (_matrix(res.positions)[:, expired] == 0).all()
+    assert res.summary["counts"]["expired"] == int(expired.sum())
+    assert any("expired" in w for w in res.summary["warnings"])
+
+
+def test_non_finite_results_are_refused_with_the_rows():
+    tables = make_demo_book(n_positions=100, seed=1)
+    pos = tables["positions"]
+    q = pos["quantity"].to_pylist()
+    q[7] = 1e308
+    bad = pos.set_column(pos.column_names.index("quantity"), "quantity", pa.array(q))
+    with pytest.raises(InvalidInput) as err:
+        _run(dict(tables, positions=bad))
+    assert "7" in str(err.value) and "non-finite" in str(err.value)
+
+
+def test_auto_backend_records_why():
+    res = gpuskew.compute(gpuskew.load_book(make_demo_book(n_positions=50)), as_of=DEMO_AS_OF)
+    assert res.summary["backend"]["requested"] == "auto"
+    assert res.summary["backend"]["used"] == "cpu" and res.summary["backend"]["reason"].startswith("auto")
+
+
+def test_unknown_group_by_column():
+    with pytest.raises(InvalidInput, match="tag"):
+        _run(make_demo_book(n_positions=50), group_by=("nope",))
