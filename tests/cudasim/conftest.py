@@ -13,12 +13,12 @@ import pytest
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_configure(config):
     if SIMULATED:
         sys.setswitchinterval(1e-4)
-        return
-    skip = pytest.mark.skip(reason="needs NUMBA_ENABLE_CUDASIM=1 at interpreter start "
-                                   "(tests/test_cudasim.py runs these in a subprocess)")
-    for item in items:
-        if "cudasim" in str(item.fspath):
-            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _needs_simulator():
+    if not SIMULATED:
+        pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 at interpreter start (tests/test_cudasim.py runs these)")
