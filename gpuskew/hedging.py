@@ -1,0 +1,365 @@
+"""Corrective hedges: for each group out of its band, the cheapest trade that fixes it.
+
+For every candidate group and every configured hedge instrument on its underlying (spot, linear or
+inverse perpetual, future), the trade in contracts is computed, rounded to the instrument's lots,
+and costed; the group gets the cheapest instrument that reaches the goal (trades that lot
+rounding prevents from reaching it are only chosen when no instrument can reach it).
+
+Coin delta per contract (the change of the managed delta, ``delta`` or ``delta_pa``, coins), with
+F the instrument's price (the quotes' ``forward``: a perpetual's mark or a future's forward; the
+index S when absent):
+
+* spot: contract_size;
+* linear perpetual / future: contract_size * F / S;
+* inverse perpetual / future: contract_size / F (USD notional over the price; a new trade's
+  entry price is F, so delta = delta_pa = N / F).
+
+Goal: ``to_target`` moves the group to its target, nearest lot (|post deviation| <= half a lot's
+coin delta); ``to_band`` moves it to the nearest band edge, rounding away from the current
+position so the post-trade position is inside the band; if no lot multiple lands inside (a band
+narrower than one lot), the multiple nearest to the band is used and ``lot_limited`` is set.
+Inside the band (``propose_inside_band``), proposals always go to the target.
+
+Cost (USD): |notional| * (fee + half_spread + impact) + funding carry over the horizon for
+perpetuals: sign(contracts) * notional * f * h (f annualised, paid by longs when > 0; a null
+funding rate counts as 0; h = horizon_hours / 8760). Spot and futures carry no funding (the basis
+is in the future's price).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from .bands import HOURS_PER_YEAR
+from .errors import InvalidConfig
+from .limits import HedgeInstrumentSpec, Limits, Policy
+from .schema import TIMESTAMP
+
+#: hedges.parquet columns after as_of, level, underlying and the tag columns: (name, unit, doc).
+HEDGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("hedge_instrument", "", "instrument to trade"),
+    ("kind", "", "spot | perpetual | future"),
+    ("settlement", "", "linear | inverse"),
+    ("mode", "", "to_target | to_band"),
+    ("side", "", "buy | sell"),
+    ("contracts", "contracts", "signed quantity to trade, a multiple of the lot size"),
+    ("notional_usd", "USD",
+     "|contracts| * contract_size * price (linear, spot) or * contract_size (inverse)"),
+    ("price_usd", "USD", "price used: quoted mark/forward, else the index S"),
+    ("coin_delta", "coins", "change of the managed delta (coins) the trade makes"),
+    ("pre_trade_delta", "coins", "group's managed delta before the trade"),
+    ("post_trade_delta", "coins", "group's managed delta after the trade"),
+    ("post_trade_deviation", "coins", "post_trade_delta - target"),
+    ("est_cost_usd", "USD", "fee + spread + impact + funding over the horizon"),
+    ("fee_usd", "USD", "notional * fee"),
+    ("spread_usd", "USD", "notional * half_spread"),
+    ("impact_usd", "USD", "notional * impact"),
+    ("funding_usd", "USD", "perpetuals: sign * notional * funding_rate * horizon (cost if > 0)"),
+    ("lot_limited", "", "lot or minimum size kept the trade from reaching its goal exactly"),
+)
+
+_TOL = 1e-9  # in lots: float slack for rounding and band checks
+
+
+@dataclass(frozen=True)
+class HedgeInstrument:
+    """A hedge instrument resolved against the instruments and quotes tables."""
+
+    spec: HedgeInstrumentSpec
+    underlying: str
+    kind: str
+    settlement: str
+    contract_size: float
+    #: quoted mark/forward (USD), NaN when none: the index S is used
+    price: float = math.nan
+    expiry: _dt.datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.instrument
+
+    def price_at(self, spot: np.ndarray) -> np.ndarray:
+        s = np.asarray(spot, dtype=np.float64)
+        if self.kind == "spot" or not (self.price > 0):
+            return s
+        return np.full(s.shape, self.price)
+
+    def coin_delta_per_contract(self, spot: np.ndarray) -> np.ndarray:
+        """Coins of (premium-adjusted) delta per contract: see the module docstring."""
+        s = np.asarray(spot, dtype=np.float64)
+        f = self.price_at(s)
+        if self.kind == "spot":
+            return np.full(s.shape, self.contract_size)
+        if self.settlement == "linear":
+            return self.contract_size * f / s
+        return self.contract_size / f
+
+    def notional_usd(self, contracts: np.ndarray, spot: np.ndarray) -> np.ndarray:
+        """|contracts| * contract_size * F (linear, spot; F = S for spot), or
+        |contracts| * contract_size (inverse)."""
+        c = np.abs(np.asarray(contracts, dtype=np.float64))
+        if self.settlement == "inverse":
+            return c * self.contract_size
+        return c * self.contract_size * self.price_at(spot)
+
+
+def _utc(as_of: _dt.datetime | None) -> _dt.datetime | None:
+    if as_of is None:
+        return None
+    if as_of.tzinfo is None:
+        return as_of.replace(tzinfo=_dt.timezone.utc)
+    return as_of.astimezone(_dt.timezone.utc)
+
+
+def _rows_by_name(table: pa.Table | None, key: str) -> dict[str, dict]:
+    if table is None or key not in table.column_names:
+        return {}
+    return {r[key]: r for r in table.to_pylist()}
+
+
+def resolve_hedge_instruments(limits: Limits, instruments: pa.Table | None = None,
+                              quotes: pa.Table | None = None,
+                              as_of: _dt.datetime | None = None) -> list[HedgeInstrument]:
+    """The limits' ``[[hedge_instrument]]`` entries resolved by name against ``instruments``
+    (kind, settlement, contract_size, underlying, expiry) and ``quotes`` (forward = mark/forward).
+
+    Inline attributes must agree with the instruments table; without a table row they are required.
+    Futures expired at ``as_of`` are left out. Raises InvalidConfig naming the entry's key.
+    """
+    by_name = _rows_by_name(instruments, "instrument")
+    q_by_name = _rows_by_name(quotes, "instrument")
+    as_of = _utc(as_of)
+    out: list[HedgeInstrument] = []
+    for spec in limits.hedge_instruments:
+        row = by_name.get(spec.instrument)
+        attrs: dict[str, Any] = {}
+        if row is not None:
+            for k in ("underlying", "kind", "settlement", "contract_size", "expiry"):
+                tv, iv = row.get(k), getattr(spec, k)
+                if k == "expiry" and tv is not None:
+                    tv = _utc(tv if isinstance(tv, _dt.datetime) else
+                              _dt.datetime.fromisoformat(str(tv)))
+                if iv is not None and tv is not None:
+                    same = (math.isclose(iv, tv, rel_tol=1e-12) if k == "contract_size"
+                            else iv == tv)
+                    if not same:
+                        raise InvalidConfig(limits.source, f"{spec.key}.{k}", iv,
+                                            f"disagrees with the instruments table ({tv!r})")
+                attrs[k] = tv if tv is not None else iv
+            if attrs["kind"] not in ("spot", "perpetual", "future"):
+                raise InvalidConfig(limits.source, f"{spec.key}.instrument", spec.instrument,
+                                    "a hedge must be spot, perpetual or future, "
+                                    f"not {attrs['kind']}")
+        else:
+            attrs = {k: getattr(spec, k) for k in
+                     ("underlying", "kind", "settlement", "contract_size", "expiry")}
+            if attrs["kind"] == "spot" and attrs["settlement"] is None:
+                attrs["settlement"] = "linear"
+            for k in ("underlying", "kind", "settlement", "contract_size"):
+                if attrs[k] is None:
+                    raise InvalidConfig(limits.source, f"{spec.key}.{k}", None,
+                                        f"required: {spec.instrument} is not in the instruments "
+                                        f"table; give underlying, kind, settlement and "
+                                        f"contract_size inline")
+        if attrs["kind"] == "spot" and attrs["settlement"] != "linear":
+            raise InvalidConfig(limits.source, f"{spec.key}.settlement", attrs["settlement"],
+                                "a spot hedge is linear")
+        if attrs["kind"] == "future" and as_of is not None and attrs["expiry"] is not None \
+                and attrs["expiry"] <= as_of:
+            continue
+        price = math.nan
+        qrow = q_by_name.get(spec.instrument)
+        if qrow is not None and qrow.get("forward") is not None and qrow["forward"] > 0:
+            price = float(qrow["forward"])
+        out.append(HedgeInstrument(spec=spec, underlying=str(attrs["underlying"]),
+                                   kind=attrs["kind"], settlement=attrs["settlement"],
+                                   contract_size=float(attrs["contract_size"]), price=price,
+                                   expiry=attrs["expiry"]))
+    return out
+
+
+def allowed(policy: Policy, h: HedgeInstrument, underlying: str) -> bool:
+    """Whether a group with ``policy`` on ``underlying`` may trade hedge instrument ``h``."""
+    if h.underlying != underlying:
+        return False
+    names = policy.hedge.instruments
+    return names is None or h.name in names
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def tag_columns_of(table: pa.Table, first_measure_column: str) -> list[str]:
+    """The tag columns: those between ``underlying`` and ``first_measure_column``."""
+    names = table.column_names
+    return names[names.index("underlying") + 1:names.index(first_measure_column)]
+
+
+def hedge_schema(tags: Sequence[str]) -> pa.Schema:
+    fields = [pa.field("as_of", TIMESTAMP), pa.field("level", pa.string()),
+              pa.field("underlying", pa.string())]
+    fields += [pa.field(t, pa.string()) for t in tags]
+    types = {"contracts": pa.float64(), "lot_limited": pa.bool_()}
+    for name, unit, doc in HEDGE_COLUMNS:
+        typ = types.get(name, pa.string() if unit == "" else pa.float64())
+        fields.append(pa.field(name, typ, metadata={"unit": unit, "doc": doc}))
+    return pa.schema(fields)
+
+
+def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instruments: pa.Table | None,
+                   quotes: pa.Table | None, limits: Limits, as_of: _dt.datetime,
+                   hedge_instruments: list[HedgeInstrument] | None = None) -> pa.Table:
+    """Hedge proposals for the groups of an adherence table (``compute_adherence(...).table``).
+
+    A group gets a proposal when it is out of its band (|skew| > 1), or, with the policy's
+    ``hedge.propose_inside_band``, whenever its deviation is nonzero; policies with
+    ``hedge.enabled = false`` get none. One row per group at most (the chosen instrument); no row
+    when every instrument's trade rounds to zero lots. Columns: as_of, level, underlying, the tag
+    columns, then :data:`HEDGE_COLUMNS`.
+    """
+    tags = tag_columns_of(adherence, "measure")
+    schema = hedge_schema(tags)
+    as_of = _utc(as_of)
+    n = adherence.num_rows
+    if hedge_instruments is None:
+        hedge_instruments = resolve_hedge_instruments(limits, instruments, quotes, as_of)
+    if n == 0 or not hedge_instruments:
+        return schema.empty_table()
+
+    level = adherence.column("level").to_pylist()
+    und = adherence.column("underlying").to_pylist()
+    tagv = [adherence.column(t).to_pylist() for t in tags]
+    num = {c: adherence.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+           for c in ("spot", "actual", "target", "lower", "upper", "skew")}
+    spot, actual, target = num["spot"], num["actual"], num["target"]
+    lower, upper = num["lower"], num["upper"]
+
+    funding_by_u: dict[str, float] = {}
+    if underlyings is not None and "funding_rate" in underlyings.column_names:
+        for r in underlyings.select(["underlying", "funding_rate"]).to_pylist():
+            f = r["funding_rate"]
+            funding_by_u[r["underlying"]] = 0.0 if f is None else f
+    funding = np.nan_to_num(np.array([funding_by_u.get(u, 0.0) for u in und], dtype=np.float64))
+
+    policies: list[Policy] = []
+    for i in range(n):
+        row = {"level": level[i], "underlying": und[i]}
+        row.update({t: tagv[k][i] for k, t in enumerate(tags)})
+        policies.append(limits.policy_for(row))
+    enabled = np.array([p.enabled and p.hedge.enabled for p in policies], dtype=bool)
+    inside_ok = np.array([p.hedge.propose_inside_band for p in policies], dtype=bool)
+    to_band_mode = np.array([p.hedge.mode == "to_band" for p in policies], dtype=bool)
+    horizon = np.array([p.hedge.horizon_hours for p in policies]) / HOURS_PER_YEAR
+
+    # out of band = |skew| > 1, the same test as the adherence statuses
+    above = num["skew"] > 1.0
+    below = num["skew"] < -1.0
+    outside = above | below
+    candidate = enabled & np.isfinite(actual) & np.isfinite(target) & np.isfinite(spot) & (
+        outside | (inside_ok & (actual != target)))
+    use_band = to_band_mode & outside  # inside the band, proposals go to target
+    need = np.where(use_band, np.where(above, upper - actual, lower - actual), target - actual)
+
+    m = len(hedge_instruments)
+    cost = np.full((m, n), np.inf)
+    res: list[dict[str, np.ndarray]] = []
+    for j, h in enumerate(hedge_instruments):
+        ok = candidate & np.array([allowed(p, h, u) for p, u in zip(policies, und)], dtype=bool)
+        s = np.where(ok, spot, 1.0)
+        d1 = h.coin_delta_per_contract(s)
+        lot = h.spec.lot_size
+        lot_delta = lot * d1
+        x = need / lot_delta
+        n_near = _round_half_away(x)
+        n_away = np.sign(x) * np.ceil(np.abs(x) - _TOL)
+        tol = _TOL * lot_delta
+
+        def dist_outside(nl):
+            post = actual + nl * lot_delta
+            return np.maximum(np.maximum(lower - post, post - upper), 0.0)
+
+        # to_band: away, unless it overshoots the far edge; then the multiple nearest the band
+        n_back = n_away - np.sign(x)
+        away_in = dist_outside(n_away) <= tol
+        n_band = np.where(away_in, n_away,
+                          np.where(dist_outside(n_back) <= dist_outside(n_away), n_back, n_away))
+        n_lots = np.where(use_band, n_band, n_near)
+        contracts = n_lots * lot
+        min_bumped = (contracts != 0) & (np.abs(contracts) < h.spec.min_size * (1 - _TOL))
+        if min_bumped.any():
+            n_min = np.ceil(h.spec.min_size / lot - _TOL)
+            contracts = np.where(min_bumped, np.sign(contracts) * n_min * lot, contracts)
+        coin_delta = contracts * d1
+        post = actual + coin_delta
+        post_out = np.maximum(np.maximum(lower - post, post - upper), 0.0) > tol
+        lot_limited = min_bumped | post_out
+        notional = h.notional_usd(contracts, s)
+        fee = notional * h.spec.fee
+        spread = notional * h.spec.half_spread
+        impact = notional * h.spec.impact
+        fund = (np.sign(contracts) * notional * funding * horizon if h.kind == "perpetual"
+                else np.zeros(n))
+        total = fee + spread + impact + fund
+        valid = ok & (contracts != 0)
+        cost[j] = np.where(valid, total, np.inf)
+        res.append(dict(contracts=contracts, notional=notional, price=h.price_at(s),
+                        coin_delta=coin_delta, post=post, total=total, fee=fee, spread=spread,
+                        impact=impact, fund=fund, lot_limited=lot_limited, valid=valid))
+
+    ll = np.stack([r["lot_limited"] for r in res])
+    good = np.where(~ll, cost, np.inf)
+    best = np.argmin(good, axis=0)
+    fallback = np.argmin(np.where(ll, cost, np.inf), axis=0)
+    has_good = np.isfinite(good.min(axis=0))
+    choice = np.where(has_good, best, fallback)
+    chosen_ok = np.isfinite(cost[choice, np.arange(n)])
+    rows = np.flatnonzero(chosen_ok)
+    if rows.size == 0:
+        return schema.empty_table()
+
+    def pick(key: str) -> np.ndarray:
+        stacked = np.stack([r[key] for r in res])
+        return stacked[choice[rows], rows]
+
+    contracts = pick("contracts")
+    cols: dict[str, Any] = {
+        "as_of": pa.array([as_of] * rows.size, type=TIMESTAMP),
+        "level": [level[i] for i in rows],
+        "underlying": [und[i] for i in rows],
+    }
+    for k, t in enumerate(tags):
+        cols[t] = [tagv[k][i] for i in rows]
+    chosen = [hedge_instruments[j] for j in choice[rows]]
+    post = pick("post")
+    cols.update({
+        "hedge_instrument": [h.name for h in chosen],
+        "kind": [h.kind for h in chosen],
+        "settlement": [h.settlement for h in chosen],
+        "mode": np.where(use_band[rows], "to_band", "to_target").tolist(),
+        "side": np.where(contracts > 0, "buy", "sell").tolist(),
+        "contracts": contracts,
+        "notional_usd": pick("notional"),
+        "price_usd": pick("price"),
+        "coin_delta": pick("coin_delta"),
+        "pre_trade_delta": actual[rows],
+        "post_trade_delta": post,
+        "post_trade_deviation": post - target[rows],
+        "est_cost_usd": pick("total"),
+        "fee_usd": pick("fee"),
+        "spread_usd": pick("spread"),
+        "impact_usd": pick("impact"),
+        "funding_usd": pick("fund"),
+        "lot_limited": pick("lot_limited"),
+    })
+    return pa.Table.from_pydict({f.name: cols[f.name] for f in schema}, schema=schema)
+
+
+__all__ = ["HEDGE_COLUMNS", "HedgeInstrument", "resolve_hedge_instruments", "propose_hedges",
+           "hedge_schema", "allowed", "tag_columns_of"]
