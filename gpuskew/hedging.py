@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .bands import HOURS_PER_YEAR
 from .errors import InvalidConfig
@@ -117,10 +118,13 @@ def _utc(as_of: _dt.datetime | None) -> _dt.datetime | None:
     return as_of.astimezone(_dt.timezone.utc)
 
 
-def _rows_by_name(table: pa.Table | None, key: str) -> dict[str, dict]:
+def _rows_by_name(table: pa.Table | None, key: str, names: Sequence[str]) -> dict[str, dict]:
+    """Rows of ``table`` whose ``key`` is one of ``names``, as dicts by name (only those rows are
+    converted to Python: the instruments table of a large book has thousands)."""
     if table is None or key not in table.column_names:
         return {}
-    return {r[key]: r for r in table.to_pylist()}
+    wanted = table.filter(pc.is_in(table[key], value_set=pa.array(list(names), pa.string())))
+    return {r[key]: r for r in wanted.to_pylist()}
 
 
 def resolve_hedge_instruments(limits: Limits, instruments: pa.Table | None = None,
@@ -132,8 +136,9 @@ def resolve_hedge_instruments(limits: Limits, instruments: pa.Table | None = Non
     Inline attributes must agree with the instruments table; without a table row they are required.
     Futures expired at ``as_of`` are left out. Raises InvalidConfig naming the entry's key.
     """
-    by_name = _rows_by_name(instruments, "instrument")
-    q_by_name = _rows_by_name(quotes, "instrument")
+    names = [spec.instrument for spec in limits.hedge_instruments]
+    by_name = _rows_by_name(instruments, "instrument", names)
+    q_by_name = _rows_by_name(quotes, "instrument", names)
     as_of = _utc(as_of)
     out: list[HedgeInstrument] = []
     for spec in limits.hedge_instruments:

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gpuskew.adherence import adherence_score, compute_adherence, finest_level, statuses
@@ -240,11 +240,13 @@ def test_empty_exposures():
     assert res.worst_status_by_underlying == {}
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.floats(-50, 50), st.floats(0.01, 10), st.floats(0.01, 10),
                           st.floats(-5, 5)), min_size=1, max_size=8))
 def test_adherence_properties(groups):
     """Skew sign and size against the band, score in [0, 1], and 1 exactly when all in band."""
+    # a position within rounding of a band edge may land on either side of |skew| = 1
+    assume(all(min(abs(x - (t - lo)), abs(x - (t + up))) > 1e-9 for x, lo, up, t in groups))
     lim = {"defaults": {"band": {"model": "fixed", "coins": 1}}, "group": []}
     rows = []
     for i, (x, lo, up, tgt) in enumerate(groups):
