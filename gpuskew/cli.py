@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import EXIT_RUNTIME, GpuskewError, InvalidConfig
+from .errors import EXIT_LIMIT_BREACHED, EXIT_RUNTIME, GpuskewError
 
 EXPOSURE_DISPLAY = ("underlying", "n_positions", "n_expired", "delta", "delta_pa", "delta_usd",
                     "gamma_1pct", "vega_usd", "theta_usd", "value_usd")
@@ -102,71 +101,144 @@ def main() -> None:
     """gpuskew: greeks, net delta and inventory skew adherence for crypto options desks."""
 
 
+FAIL_ON = {"breach": ("breach", "critical"), "critical": ("critical",)}
+
+
 @main.command()
 @click.argument("book_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              envvar="GPUSKEW_OUT", help="Output folder (positions.parquet, exposures.parquet, summary.json).")
-@click.option("--demo", is_flag=True, help="Run on the seeded demo book instead of BOOK_DIR.")
+              envvar="GPUSKEW_OUT", help="Output folder (positions, exposures, adherence, hedges, alerts, summary).")
+@click.option("--demo", is_flag=True, help="Run on the seeded demo book (and the example limits) instead of BOOK_DIR.")
 @click.option("--demo-size", type=click.IntRange(1, 50_000_000), default=20_000, show_default=True,
               envvar="GPUSKEW_DEMO_SIZE", help="Positions in the demo book.")
 @click.option("--demo-seed", type=int, default=7, show_default=True, help="Seed of the demo book.")
+@click.option("--demo-steps", type=click.IntRange(1, 10_000), default=1, show_default=True,
+              help="With --demo and --history: simulate this many intraday runs, 15 minutes apart.")
 @click.option("--as-of", "as_of", default=None, envvar="GPUSKEW_AS_OF",
               help="Valuation time, ISO 8601 (default: now; the demo's own time with --demo).")
 @click.option("--backend", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               envvar="GPUSKEW_BACKEND", help="Compute backend.")
 @click.option("--group-by", "group_by", multiple=True, envvar="GPUSKEW_GROUP_BY",
-              help="Tag columns to group by, comma-separated (e.g. desk,book); repeat for more levels.")
+              help="Tag columns to group by, comma-separated (e.g. desk,book); repeat for more levels. "
+                   "Default with --demo: desk and desk,book.")
+@click.option("--limits", "limits_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="GPUSKEW_LIMITS", help="Limits file (TOML): targets, bands, thresholds, hedges. "
+                                            "Default with --demo: the shipped example.")
+@click.option("--history", "history", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="GPUSKEW_HISTORY", help="Append this run to a history folder (alerts fire on transitions).")
+@click.option("--fail-on", "fail_on", type=click.Choice(["breach", "critical"]), default=None,
+              envvar="GPUSKEW_FAIL_ON", help="Exit 3 (after writing everything) if any group is at this status or worse.")
 @click.option("--json", "as_json", is_flag=True, envvar="GPUSKEW_JSON",
               help="Print the summary as one compact JSON line, last on stdout.")
 @click.option("--overwrite", is_flag=True, envvar="GPUSKEW_OVERWRITE", help="Replace outputs in an existing --out.")
 @click.option("--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True,
               expose_value=False, envvar="GPUSKEW_CONFIG", help="TOML file with a [run] table of defaults.")
 @handle_errors
-def run(book_dir: Path | None, out_dir: Path, demo: bool, demo_size: int, demo_seed: int,
-        as_of: str | None, backend: str, group_by: tuple[str, ...], as_json: bool, overwrite: bool) -> None:
-    """Price a book and write its positions, exposures and summary to --out."""
+def run(book_dir: Path | None, out_dir: Path, demo: bool, demo_size: int, demo_seed: int, demo_steps: int,
+        as_of: str | None, backend: str, group_by: tuple[str, ...], limits_path: Path | None,
+        history: Path | None, fail_on: str | None, as_json: bool, overwrite: bool) -> None:
+    """Price a book, check it against its limits, and write the results to --out."""
     from .book import load_book
-    from .engine import compute
-    from .io import publish_run, write_json, write_parquet
+    from .io import check_output_free, publish_run
+    from .runner import RUN_FILES, append_to_history, output_writers, risk_run
 
     if demo == (book_dir is not None):
         raise click.UsageError("give either BOOK_DIR or --demo (not both)")
+    if demo_steps > 1 and not (demo and history):
+        raise click.UsageError("--demo-steps needs --demo and --history")
+    check_output_free(out_dir, overwrite, RUN_FILES)
     progress = Progress(_stderr_is_tty())
+    limits = None
     if demo:
         from .demo import DEMO_AS_OF, make_demo_book
 
-        book = load_book(make_demo_book(n_positions=demo_size, seed=demo_seed, as_of=DEMO_AS_OF))
-        book.sources = {k: f"demo(size={demo_size}, seed={demo_seed})" for k in book.sources}
         as_of = as_of or DEMO_AS_OF.isoformat()
+        group_by = group_by or ("desk", "desk,book")
+        if limits_path is None:
+            from .limits import example_limits_path
+
+            limits_path = example_limits_path()
+        tables = make_demo_book(n_positions=demo_size, seed=demo_seed)
+    if limits_path is not None:
+        from .limits import load_limits
+
+        limits = load_limits(limits_path)
+    if demo:
+        from .engine import parse_as_of
+        from .simulate import DemoSimulation
+
+        sim = DemoSimulation(tables, start=parse_as_of(as_of), seed=demo_seed)
+        steps = sim.steps(demo_steps)
     else:
-        book = load_book(book_dir)
-    progress("load")
-    result = compute(book, as_of=as_of, backend=backend, group_by=list(group_by), progress=progress)
-    summary = result.summary
-    summary["outputs"] = {"folder": str(out_dir), "files": ["positions.parquet", "exposures.parquet", "summary.json"]}
-    publish_run(out_dir, {
-        "positions.parquet": lambda p: write_parquet(result.positions, p),
-        "exposures.parquet": lambda p: write_parquet(result.exposures, p),
-        "summary.json": lambda p: write_json(summary, p),
-    }, overwrite=overwrite)
+        steps = iter([(as_of, None)])
+    for k, (step_as_of, step_tables) in enumerate(steps):
+        book = load_book(step_tables if demo else book_dir)
+        if demo:
+            book.sources = {n: f"demo(size={demo_size}, seed={demo_seed}, step={k})" for n in book.sources}
+        progress("load")
+        outcome = risk_run(book, as_of=step_as_of, backend=backend, group_by=group_by, limits=limits,
+                           limits_path=limits_path, history=history, progress=progress)
+        if history:
+            append_to_history(history, outcome)
+        if demo and outcome.adherence is not None and k + 1 < demo_steps:
+            sim.execute_hedges(outcome.adherence.hedges)
+            log(f"step {k + 1}/{demo_steps} {outcome.summary['as_of']}: "
+                f"{len(outcome.alerts)} alert(s), score {outcome.summary['adherence']['score']:.3f}")
+    summary = outcome.summary
+    summary["outputs"] = {"folder": str(out_dir)}
+    publish_run(out_dir, output_writers(outcome), overwrite=overwrite, stale=RUN_FILES)
     progress("write")
     for warning in summary["warnings"]:
         log(f"warning: {warning}")
     log(f"backend {summary['backend']['used']} ({summary['backend']['reason']}); "
         f"{summary['counts']['positions']:,} positions; outputs in {out_dir}")
-    _print_exposures(result.exposures, result.levels)
+    _print_exposures(outcome.result.exposures, outcome.result.levels)
+    if outcome.adherence is not None:
+        from .alerts import summarise_alerts
+
+        _print_adherence(outcome)
+        click.echo(summarise_alerts(outcome.alerts), err=True)
     if as_json:
         click.echo(json.dumps(_json_summary(summary), separators=(",", ":"), sort_keys=True))
+    worst = summary.get("adherence", {}).get("worst_status_by_underlying", {})
+    if fail_on and any(s in FAIL_ON[fail_on] for s in worst.values()):
+        log(f"limit breached ({', '.join(f'{u}: {s}' for u, s in worst.items() if s in FAIL_ON[fail_on])}); "
+            f"exit 3 (--fail-on {fail_on})")
+        sys.exit(EXIT_LIMIT_BREACHED)
 
 
 def _json_summary(summary: dict) -> dict:
     """The compact summary a scheduler reads (Airflow XCom takes the last stdout line)."""
-    return {"status": "ok", "as_of": summary["as_of"], "backend": summary["backend"]["used"],
-            "positions": summary["counts"]["positions"], "expired": summary["counts"]["expired"],
-            "warnings": len(summary["warnings"]), "out": summary["outputs"]["folder"],
-            "totals": {u: {"delta": t["delta"], "delta_pa": t["delta_pa"], "delta_usd": t["delta_usd"]}
-                       for u, t in summary["totals"].items()},
-            **{k: v for k, v in summary.items() if k in ("adherence",)}}
+    out = {"status": "ok", "as_of": summary["as_of"], "backend": summary["backend"]["used"],
+           "positions": summary["counts"]["positions"], "expired": summary["counts"]["expired"],
+           "warnings": len(summary["warnings"]), "out": summary["outputs"]["folder"],
+           "totals": {u: {"delta": t["delta"], "delta_pa": t["delta_pa"], "delta_usd": t["delta_usd"]}
+                      for u, t in summary["totals"].items()}}
+    if "adherence" in summary:
+        adh = summary["adherence"]
+        out.update(worst_status=adh["worst_status_by_underlying"], alerts=adh["alerts"],
+                   adherence_score=adh["score"], hedges_proposed=adh["hedges_proposed"])
+    return out
+
+
+ADHERENCE_DISPLAY = ("measure", "actual", "target", "lower", "upper", "skew", "effective_status")
+
+
+def _print_adherence(outcome) -> None:
+    from .display import render_table
+
+    table = outcome.effective
+    tags = [c for c in ("desk", "book") if c in table.column_names]
+    cols = ("level", "underlying", *tags, *ADHERENCE_DISPLAY)
+    click.echo("")
+    click.echo(render_table(table, cols, digits={"skew": 2},
+                            title=f"Skew adherence (coins; score {outcome.summary['adherence']['score']:.3f})"))
+    hedges = outcome.adherence.hedges
+    if hedges.num_rows:
+        click.echo("")
+        click.echo(render_table(hedges, ("level", "underlying", *tags, "hedge_instrument", "side", "contracts",
+                                         "coin_delta", "post_trade_deviation", "est_cost_usd"),
+                                title="Proposed hedges"))
 
 
 def _print_exposures(exposures, levels) -> None:
@@ -184,6 +256,40 @@ def _print_exposures(exposures, levels) -> None:
         click.echo("")
         click.echo(render_table(rows, cols, digits={"delta": 4, "delta_pa": 4, "gamma_1pct": 4},
                                 title=f"Net exposure per underlying and {name}"))
+
+
+@main.command()
+@click.option("--history", "history", required=True, type=click.Path(file_okay=False, path_type=Path),
+              envvar="GPUSKEW_HISTORY", help="History folder written by `gpuskew run --history`.")
+@click.option("--from", "start", default=None, help="First as_of to include (ISO 8601, UTC).")
+@click.option("--to", "end", default=None, help="Last as_of to include (ISO 8601, UTC).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: report.parquet, report.csv, PNG charts, report.html, summary.json.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs in an existing --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report summary as one JSON line, last on stdout.")
+@handle_errors
+def report(history: Path, start: str | None, end: str | None, out_dir: Path, overwrite: bool, as_json: bool) -> None:
+    """Adherence over a period: time in band, breaches, time to recover, hedge volume; charts and HTML."""
+    from .display import render_table
+    from .engine import parse_as_of
+    from .report import build_report
+
+    start_t = parse_as_of(start) if start else None
+    end_t = parse_as_of(end) if end else None
+    if start_t and end_t and end_t < start_t:
+        raise click.UsageError("--to is before --from")
+    summary = build_report(history, out_dir, start_t, end_t, overwrite=overwrite)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out_dir / "report.parquet")
+    tags = [c for c in ("desk", "book") if c in table.column_names]
+    click.echo(render_table(table, ("level", "underlying", *tags, "n_runs", "fraction_in_band", "breach_count",
+                                    "breach_minutes_total", "mean_time_to_recover_minutes", "max_abs_skew",
+                                    "worst_status"), digits={"fraction_in_band": 3},
+                            title=f"Adherence report ({summary.get('runs', '?')} runs)"))
+    log(f"report written to {out_dir} (open report.html)")
+    if as_json:
+        click.echo(json.dumps(summary, separators=(",", ":"), sort_keys=True, default=str))
 
 
 @main.command()

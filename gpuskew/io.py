@@ -27,7 +27,7 @@ import math
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -369,8 +369,20 @@ def _clashes(out_dir: Path, names: list[str]) -> list[str]:
     return [n for n in names if os.path.lexists(out_dir / n)]
 
 
+def check_output_free(out_dir: str | Path, overwrite: bool, names: Sequence[str]) -> None:
+    """Fail early (before any work) with :class:`OutputExists` if ``out_dir`` is a file, or holds one
+    of ``names`` and ``overwrite`` is not given. :func:`publish_run` checks again at the end."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExists(out_dir, reason="exists and is not a folder")
+    if out_dir.is_dir() and not overwrite:
+        clash = _clashes(out_dir, list(names))
+        if clash:
+            raise OutputExists(out_dir, clash)
+
+
 def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]],
-                overwrite: bool) -> list[Path]:
+                overwrite: bool, stale: Sequence[str] = ()) -> list[Path]:
     """Write every output file of a run, atomically, into ``out_dir``.
 
     ``files`` maps a file name (no folders) to ``writer(path)`` that writes that file at ``path``.
@@ -382,7 +394,9 @@ def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]]
     * ``out_dir`` exists and already holds one of the names: :class:`OutputExists` unless
       ``overwrite``;
     * otherwise the files are moved in one by one with ``os.replace``, ``summary.json`` last (the
-      commit marker: a reader that sees the new ``summary.json`` sees the whole run).
+      commit marker: a reader that sees the new ``summary.json`` sees the whole run); files named
+      in ``stale`` that this run does not write (outputs of an earlier, different run) are removed
+      first, so the folder never mixes two runs.
 
     Returns the final paths, in the order of ``files``.
     """
@@ -417,6 +431,9 @@ def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]]
         if clash and not overwrite:
             raise OutputExists(out_dir, clash)
         order = [n for n in names if n != COMMIT_MARKER] + [n for n in names if n == COMMIT_MARKER]
+        for n in stale:
+            if n not in files and os.path.lexists(out_dir / n):
+                os.remove(out_dir / n)
         for n in order:
             os.replace(tmp / n, out_dir / n)
         _fsync_dir(out_dir)

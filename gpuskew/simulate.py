@@ -105,10 +105,17 @@ class DemoSimulation:
 
     # -- the desk's reaction ---------------------------------------------------------------------
     def execute_hedges(self, hedges: pa.Table) -> int:
-        """Fill each proposed hedge with probability ``hedge_fill_probability``: a new position in the
-        hedge instrument, at its mark, tagged like the first position of its group. Returns fills."""
+        """Fill each proposed hedge of the coarsest tag level with probability
+        ``hedge_fill_probability``: a new position in the hedge instrument, at its mark, tagged like
+        the first position of its group. Returns the number of fills."""
         if hedges is None or hedges.num_rows == 0:
             return 0
+        # proposals at different levels are alternatives: the desk acts on its coarsest level
+        levels = [lv for lv in set(hedges["level"].to_pylist()) if lv != "underlying"]
+        if not levels:
+            return 0
+        coarsest = min(levels, key=lambda lv: (lv.count(","), lv))
+        hedges = hedges.filter(pc.equal(hedges["level"], coarsest))
         pos = self.tables["positions"]
         tags = [c for c in pos.column_names if c not in ("instrument", "quantity", "entry_price")
                 and pa.types.is_string(pos.schema.field(c).type)]
@@ -116,16 +123,17 @@ class DemoSimulation:
                          self.tables["quotes"]["forward"].to_pylist()))
         spots = dict(zip(self.tables["underlyings"]["underlying"].to_pylist(),
                          self.tables["underlyings"]["spot"].to_pylist()))
+        pos_underlying = pc.take(self.tables["instruments"]["underlying"],
+                                 pc.index_in(pos["instrument"], value_set=self.tables["instruments"]["instrument"]))
         rows = []
         for h in hedges.to_pylist():
             if self._rng.random() >= self.hedge_fill_probability or not h.get("contracts"):
                 continue
-            mask = None
+            mask = pc.equal(pos_underlying, h["underlying"])
             for tag in tags:
                 if h.get(tag) is not None:
-                    m = pc.equal(pos[tag], h[tag])
-                    mask = m if mask is None else pc.and_(mask, m)
-            first = pos.filter(mask).slice(0, 1).to_pylist() if mask is not None else []
+                    mask = pc.and_(mask, pc.equal(pos[tag], h[tag]))
+            first = pos.filter(mask).slice(0, 1).to_pylist()
             row = {tag: (first[0][tag] if first else h.get(tag)) for tag in tags}
             price = marks.get(h["hedge_instrument"]) or spots.get(h["underlying"])
             row.update(instrument=h["hedge_instrument"], quantity=float(h["contracts"]), entry_price=price)
