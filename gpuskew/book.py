@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class FlatPositions:
     underlying_code: np.ndarray  #: int32 index into ``underlying_names`` (sorted by name)
     underlying_names: list[str]
     underlying_spot: np.ndarray  #: float64 spot per underlying code
+    instrument_index: np.ndarray  #: row of each position's instrument in the instruments table
 
     def __len__(self) -> int:
         return int(self.qty.shape[0])
@@ -90,6 +91,30 @@ class Book:
             self._flat = flatten(self)
         return self._flat
 
+    def with_market(self, underlyings: Any, quotes: Any) -> Book:
+        """The same positions under new market data (``underlyings`` and ``quotes`` tables).
+
+        Validated like a new book; the flattened static columns, the group codes, the reduction
+        plans and the static columns already on a device are shared with this book, so an intraday
+        loop re-prices a resident book by moving only the market columns (S, forward, r, vol).
+        The new underlyings table must name the same underlyings.
+        """
+        from .validate import validate_book
+
+        sources = dict(self.sources, underlyings="<underlyings table>", quotes="<quotes table>")
+        valid = validate_book({"instruments": self.instruments, "positions": self.positions,
+                               "underlyings": underlyings, "quotes": quotes}, sources)
+        new = Book(self.instruments, self.positions, valid["underlyings"], valid["quotes"], sources,
+                   dict(self.input_hashes, underlyings="in-memory", quotes="in-memory"))
+        flat = self.flat()
+        if sorted(valid["underlyings"]["underlying"].to_pylist()) != flat.underlying_names:
+            return new  # another set of underlyings: group codes change, rebuild everything
+        market = _market_columns(new, flat.instrument_index, flat.underlying_code,
+                                 flat.kind == schema.KINDS.index("option"), flat.underlying_names)
+        new._flat = replace(flat, **market)
+        new._cache = {k: v for k, v in self._cache.items() if k[0] in ("static", "grouping", "plan")}
+        return new
+
 
 def _codes(values: pa.ChunkedArray, vocabulary: tuple[str, ...]) -> np.ndarray:
     """Index of each string in ``vocabulary`` (-1 for null), as int8."""
@@ -101,32 +126,40 @@ def _floats(values: pa.ChunkedArray, default: float = 0.0) -> np.ndarray:
     return values.fill_null(default).to_numpy().astype(np.float64, copy=False)
 
 
-def flatten(book: Book) -> FlatPositions:
-    """Join positions with instruments, underlyings and quotes into flat per-position arrays."""
-    from .kernels.instruments import CALL, PUT
-
-    inst, pos, und, quo = book.instruments, book.positions, book.underlyings, book.quotes
-    # per instrument
-    kind = _codes(inst["kind"], schema.KINDS)
-    settle = _codes(inst["settlement"], schema.SETTLEMENTS)
-    ot = _codes(inst["option_type"], schema.OPTION_TYPES)
-    cp = np.where(kind == schema.KINDS.index("option"), np.where(ot == 0, CALL, PUT), 0).astype(np.int8)
-    strike = _floats(inst["strike"])
-    csize = _floats(inst["contract_size"])
-    expiry = pc.cast(inst["expiry"], pa.int64()).fill_null(NO_EXPIRY).to_numpy()
-    names = sorted(und["underlying"].to_pylist())
+def _market_columns(book: Book, instrument_index: np.ndarray, underlying_code: np.ndarray,
+                    is_option: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """The per-position market columns (S, fwd, r, vol) and spot per underlying code."""
+    inst, und, quo = book.instruments, book.underlyings, book.quotes
     und_rank = pc.index_in(und["underlying"], value_set=pa.array(names, pa.string())).to_numpy()
     spot_by_code = np.empty(len(names))
     rate_by_code = np.empty(len(names))
     spot_by_code[und_rank] = _floats(und["spot"])
     rate_by_code[und_rank] = _floats(und["rate"])
+    q_idx = pc.index_in(inst["instrument"], value_set=quo["instrument"]).fill_null(-1).to_numpy()
+    iv_q = np.append(_floats(quo["iv"]), 0.0)  # index -1 (no quote) -> the appended 0.0
+    fwd_q = np.append(_floats(quo["forward"]), 0.0)
+    p = instrument_index
+    return {"S": spot_by_code[underlying_code], "fwd": fwd_q[q_idx][p], "r": rate_by_code[underlying_code],
+            "vol": np.where(is_option, iv_q[q_idx][p], 0.0), "underlying_spot": spot_by_code}
+
+
+def flatten(book: Book) -> FlatPositions:
+    """Join positions with instruments, underlyings and quotes into flat per-position arrays."""
+    from .kernels.instruments import CALL, PUT
+
+    inst, pos, und = book.instruments, book.positions, book.underlyings
+    # per instrument
+    kind = _codes(inst["kind"], schema.KINDS)
+    settle = _codes(inst["settlement"], schema.SETTLEMENTS)
+    ot = _codes(inst["option_type"], schema.OPTION_TYPES)
+    is_opt = kind == schema.KINDS.index("option")
+    cp = np.where(is_opt, np.where(ot == 0, CALL, PUT), 0).astype(np.int8)
+    strike = _floats(inst["strike"])
+    csize = _floats(inst["contract_size"])
+    expiry = pc.cast(inst["expiry"], pa.int64()).fill_null(NO_EXPIRY).to_numpy()
+    names = sorted(und["underlying"].to_pylist())
     inst_und = pc.index_in(inst["underlying"], value_set=pa.array(names, pa.string()))
     inst_und = inst_und.fill_null(-1).to_numpy().astype(np.int32)
-    q_idx = pc.index_in(inst["instrument"], value_set=quo["instrument"]).fill_null(-1).to_numpy()
-    iv_q = np.append(_floats(quo["iv"]), 0.0)
-    fwd_q = np.append(_floats(quo["forward"]), 0.0)
-    inst_vol = iv_q[q_idx]  # -1 -> the appended 0.0
-    inst_fwd = fwd_q[q_idx]
     # per position
     p = pc.index_in(pos["instrument"], value_set=inst["instrument"]).to_numpy()
     ucode = inst_und[p]
@@ -134,13 +167,13 @@ def flatten(book: Book) -> FlatPositions:
         raise InvalidInput(book.sources.get("positions", "positions"), "instrument",
                            "underlying of a held instrument has no market data",
                            rows=np.flatnonzero(ucode < 0).tolist())
+    market = _market_columns(book, p, ucode, is_opt[p], names)
     return FlatPositions(
         kind=kind[p], settle=settle[p], cp=cp[p],
-        qty=_floats(pos["quantity"]), csize=csize[p], strike=np.where(kind[p] == 3, strike[p], 0.0),
-        expiry_us=expiry[p], S=spot_by_code[ucode], fwd=inst_fwd[p], r=rate_by_code[ucode],
-        vol=np.where(kind[p] == 3, inst_vol[p], 0.0),
-        entry=_floats(pos["entry_price"]) if "entry_price" in pos.column_names else np.zeros(len(p)),
-        underlying_code=ucode.astype(np.int32), underlying_names=names, underlying_spot=spot_by_code,
+        qty=_floats(pos["quantity"]), csize=csize[p], strike=np.where(is_opt[p], strike[p], 0.0),
+        expiry_us=expiry[p], entry=_floats(pos["entry_price"]) if "entry_price" in pos.column_names
+        else np.zeros(len(p)),
+        underlying_code=ucode.astype(np.int32), underlying_names=names, instrument_index=p, **market,
     )
 
 

@@ -73,13 +73,18 @@ class _Timer:
             self.progress(stage)
 
 
+#: per-position columns that depend only on positions and instruments: kept on the device
+STATIC_COLUMNS = ("kind", "settle", "cp", "qty", "csize", "strike", "entry")
+#: per-position market columns: moved to the device on every run
+MARKET_COLUMNS = ("S", "fwd", "r", "vol")
+
+
 def _device_state(book: Book, backend: Backend, flat: FlatPositions) -> dict:
-    """Static per-position columns on the backend's device, cached with the book."""
+    """Static per-position columns on the backend's device, cached with the book (and shared with
+    the books :meth:`Book.with_market` derives from it)."""
     key = ("static", backend.name)
     if key not in book._cache:
-        book._cache[key] = {name: backend.to_device(getattr(flat, name)) for name in
-                            ("kind", "settle", "cp", "qty", "csize", "strike", "S", "fwd", "r",
-                             "vol", "entry")}
+        book._cache[key] = {name: backend.to_device(getattr(flat, name)) for name in STATIC_COLUMNS}
     return book._cache[key]
 
 
@@ -166,6 +171,8 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str = "aut
     timer.lap("prepare")
 
     cols = dict(_device_state(book, chosen, flat))
+    for name in MARKET_COLUMNS:
+        cols[name] = chosen.to_device(getattr(flat, name))
     cols["T"] = chosen.to_device(T)
     chosen.synchronize()
     timer.lap("to_device")

@@ -134,3 +134,24 @@ def test_auto_backend_records_why():
 def test_unknown_group_by_column():
     with pytest.raises(InvalidInput, match="tag"):
         _run(make_demo_book(n_positions=50), group_by=("nope",))
+
+
+def test_with_market_reprices_a_resident_book_like_a_fresh_load():
+    tables = make_demo_book(n_positions=3000, seed=5)
+    book = gpuskew.load_book(tables)
+    first = gpuskew.compute(book, as_of=DEMO_AS_OF, backend="cpu", group_by=["desk"])
+    und = tables["underlyings"]
+    moved = und.set_column(und.column_names.index("spot"), "spot", pc.multiply(und["spot"], 1.03))
+    quotes = tables["quotes"]
+    quotes = quotes.set_column(quotes.column_names.index("forward"), "forward",
+                               pc.multiply(quotes["forward"], 1.03))
+    updated = book.with_market(moved, quotes)
+    assert updated._cache.get(("static", "cpu")) is book._cache[("static", "cpu")]  # not rebuilt
+    fresh = gpuskew.load_book(dict(tables, underlyings=moved, quotes=quotes))
+    a = gpuskew.compute(updated, as_of=DEMO_AS_OF, backend="cpu", group_by=["desk"])
+    b = gpuskew.compute(fresh, as_of=DEMO_AS_OF, backend="cpu", group_by=["desk"])
+    np.testing.assert_array_equal(_matrix(a.exposures), _matrix(b.exposures))
+    assert not np.array_equal(_matrix(a.exposures), _matrix(first.exposures))
+    bad = moved.set_column(moved.column_names.index("spot"), "spot", pc.multiply(moved["spot"], -1.0))
+    with pytest.raises(InvalidInput, match="spot"):
+        book.with_market(bad, quotes)
