@@ -119,12 +119,12 @@ def test_cuda_requested_without_device_exit_75(runner, tmp_path, monkeypatch):
 
 
 def test_runtime_error_exit_1(runner, tmp_path, monkeypatch):
-    from gpuskew import runner
+    import gpuskew.runner as risk_runner
 
     def boom(*a, **k):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(runner, "compute", boom)
+    monkeypatch.setattr(risk_runner, "compute", boom)
     res = runner.invoke(main, ["run", "--demo", "--demo-size", "50", "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and "kaboom" in res.stderr
 
