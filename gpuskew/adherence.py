@@ -44,6 +44,7 @@ from .errors import InvalidConfig
 from .hedging import HedgeInstrument, allowed, propose_hedges, resolve_hedge_instruments
 from .limits import Limits, Policy
 from .schema import ADHERENCE_COLUMNS, ADHERENCE_STATUSES, EXPOSURE_COLUMNS, TIMESTAMP
+from .timeutil import to_utc
 
 _NON_TAG = {"level", "underlying"} | {c[0] for c in EXPOSURE_COLUMNS}
 _SEVERITY = {s: i for i, s in enumerate(ADHERENCE_STATUSES)}
@@ -150,8 +151,7 @@ def compute_adherence(exposures: pa.Table, underlyings: pa.Table | None,
     quotes: to resolve hedge instruments; as_of: UTC timestamp of the run. Groups whose policy has
     ``enabled = false`` are left out. ``score_level`` overrides the level the score is computed on.
     """
-    as_of = as_of.replace(tzinfo=_dt.timezone.utc) if as_of.tzinfo is None \
-        else as_of.astimezone(_dt.timezone.utc)
+    as_of = to_utc(as_of)
     tags = [c for c in exposures.column_names if c not in _NON_TAG]
     schema = adherence_schema(tags)
     hedge_instruments = resolve_hedge_instruments(limits, instruments, quotes, as_of)

@@ -37,7 +37,8 @@ from typing import Any, Union
 import pyarrow as pa
 
 from . import io as _io
-from .history import group_key_columns, to_utc
+from .history import group_key_columns
+from .timeutil import iso_z, to_utc
 from .schema import ADHERENCE_STATUSES, TIMESTAMP
 
 __all__ = [
@@ -195,12 +196,7 @@ def _threshold_crossed(kind: str, previous: str, current: str, values: tuple[flo
             "hysteresis": hysteresis}
 
 
-def _iso(t: _dt.datetime) -> str:
-    t = to_utc(t)
-    text = t.strftime("%Y-%m-%dT%H:%M:%S")
-    if t.microsecond:
-        text += f".{t.microsecond:06d}"
-    return text + "Z"
+_iso = iso_z
 
 
 def _alert(row: dict, keys: Sequence[str], as_of: _dt.datetime, previous: str, current: str,

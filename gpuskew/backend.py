@@ -45,14 +45,12 @@ def probe_cuda() -> tuple[bool, str]:
     except Exception as exc:  # pragma: no cover - depends on the install
         return False, f"numba.cuda does not import ({exc}); {INSTALL_ADVICE}"
     try:
-        import cupy  # noqa: F401
+        import cupy
     except Exception as exc:
         return False, f"CuPy is not installed ({type(exc).__name__}); {INSTALL_ADVICE}"
     try:
         if not cuda.is_available():
             return False, f"no usable CUDA driver or device; {INSTALL_ADVICE}"
-        import cupy
-
         count = cupy.cuda.runtime.getDeviceCount()
         if count < 1:
             return False, "CUDA driver present but no device"

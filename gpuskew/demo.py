@@ -42,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from .schema import INPUT_TABLES, SECONDS_PER_YEAR, TIMESTAMP
+from .timeutil import to_utc
 
 __all__ = [
     "DEMO_AS_OF",
@@ -161,9 +162,7 @@ def _book_probs(desk: str, und: str, cls: int) -> tuple[float, float, float]:
 def _as_utc(as_of: datetime) -> datetime:
     if not isinstance(as_of, datetime):
         raise TypeError(f"as_of must be a datetime, got {type(as_of).__name__}")
-    if as_of.tzinfo is None:
-        return as_of.replace(tzinfo=timezone.utc)
-    return as_of.astimezone(timezone.utc)
+    return to_utc(as_of)
 
 
 def _at8(year: int, month: int, day: int) -> datetime:
@@ -472,7 +471,6 @@ def _sample_rows(rng: np.random.Generator, group: np.ndarray, probs: np.ndarray)
 
 def _position_arrays(u: _Universe, n: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    n_desks = len(_DESKS)
     cell_p = (_DESK_SHARE[:, None] * _DESK_MIX).ravel()
     counts = rng.multinomial(n, cell_p / cell_p.sum())
 

@@ -23,6 +23,7 @@ from .book import Book, FlatPositions
 from .errors import InvalidInput
 from .grouping import Grouping, group_positions, parse_levels
 from .reduction import plan_segmented_sum
+from .timeutil import iso_z, to_utc
 
 #: columns of positions.parquet taken from the instrument / market join
 POSITION_CONTEXT = ("underlying", "kind", "settlement", "option_type", "strike", "expiry",
@@ -43,15 +44,7 @@ def parse_as_of(as_of: str | datetime | None) -> datetime:
     """UTC valuation time: ISO 8601 string or datetime (naive = UTC); None = now."""
     if as_of is None:
         return datetime.now(timezone.utc)
-    if isinstance(as_of, str):
-        text = as_of.strip().replace("Z", "+00:00")
-        try:
-            as_of = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise InvalidInput("--as-of", None, f"not an ISO 8601 timestamp: {as_of!r}") from exc
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=timezone.utc)
-    return as_of.astimezone(timezone.utc)
+    return to_utc(as_of, source="--as-of")
 
 
 def _as_of_us(as_of: datetime) -> int:
@@ -212,7 +205,7 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str = "aut
     level_names = [",".join(lv) or "underlying" for lv in [()] + levels]
     summary = {
         "version": __version__,
-        "as_of": when.isoformat().replace("+00:00", "Z"),
+        "as_of": iso_z(when),
         "backend": {"requested": backend, "used": chosen.name, "device": chosen.device,
                     "reason": chosen.reason},
         "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name]}

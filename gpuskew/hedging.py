@@ -41,6 +41,7 @@ from .bands import HOURS_PER_YEAR
 from .errors import InvalidConfig
 from .limits import HedgeInstrumentSpec, Limits, Policy
 from .schema import TIMESTAMP
+from .timeutil import to_utc
 
 #: hedges.parquet columns after as_of, level, underlying and the tag columns: (name, unit, doc).
 HEDGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -111,11 +112,7 @@ class HedgeInstrument:
 
 
 def _utc(as_of: _dt.datetime | None) -> _dt.datetime | None:
-    if as_of is None:
-        return None
-    if as_of.tzinfo is None:
-        return as_of.replace(tzinfo=_dt.timezone.utc)
-    return as_of.astimezone(_dt.timezone.utc)
+    return None if as_of is None else to_utc(as_of)
 
 
 def _rows_by_name(table: pa.Table | None, key: str, names: Sequence[str]) -> dict[str, dict]:

@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from . import io as _io
 from .errors import InvalidInput
 from .schema import ADHERENCE_COLUMNS, EXPOSURE_COLUMNS, TIMESTAMP
+from .timeutil import to_utc
 
 __all__ = [
     "DATASETS",
@@ -91,22 +92,6 @@ def group_key_columns(table: pa.Table | pa.Schema) -> list[str]:
     schema = table.schema if isinstance(table, pa.Table) else table
     tags = [f.name for f in schema if f.name not in KNOWN_COLUMNS and _is_string_type(f.type)]
     return ["level", "underlying"] + tags
-
-
-def to_utc(t: _dt.datetime | str) -> _dt.datetime:
-    """A timezone-aware UTC datetime from a datetime (naive = UTC) or an ISO 8601 string."""
-    if isinstance(t, str):
-        text = t.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            t = _dt.datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise InvalidInput(source="<time>", column=None,
-                               rule=f"not an ISO 8601 time: {t!r}") from exc
-    if not isinstance(t, _dt.datetime):
-        raise TypeError(f"expected a datetime or an ISO 8601 string, got {type(t).__name__}")
-    return t.replace(tzinfo=_dt.timezone.utc) if t.tzinfo is None else t.astimezone(_dt.timezone.utc)
 
 
 def compact_as_of(as_of: _dt.datetime) -> str:

@@ -50,7 +50,8 @@ import pyarrow.compute as pc
 from . import io as _io
 from .alerts import DEFAULT_THRESHOLDS
 from .errors import GpuskewError, InvalidInput
-from .history import group_key_columns, read_history, to_utc
+from .history import group_key_columns, read_history
+from .timeutil import iso_z, to_utc
 from .schema import ADHERENCE_STATUSES, TIMESTAMP
 
 __all__ = ["REPORT_COLUMNS", "build_report", "report_table", "run_weights", "group_metrics"]
@@ -312,7 +313,8 @@ def _matplotlib() -> Any:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-        raise GpuskewError("the report's charts need matplotlib: pip install 'gpuskew[report]'") from exc
+        raise GpuskewError("the report's charts need matplotlib (a dependency of gpuskew): "
+                           "pip install matplotlib") from exc
     return Figure, FigureCanvasAgg
 
 
@@ -532,8 +534,7 @@ def _render_html(summary: Mapping[str, Any], table: pa.Table, charts: list[tuple
 # build
 
 
-def _iso(t: _dt.datetime) -> str:
-    return to_utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+_iso = iso_z
 
 
 def _csv_writer(table: pa.Table) -> Any:

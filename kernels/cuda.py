@@ -14,7 +14,7 @@ from __future__ import annotations
 from numba import cuda, float64
 
 from .instruments import position_measures
-from .segsum import HALF_TILE, TILE
+from .segsum import HALF_TILE
 
 #: threads per block of the per-position kernel
 GREEKS_BLOCK = 128
