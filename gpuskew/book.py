@@ -46,6 +46,14 @@ class FlatPositions:
     underlying_spot: np.ndarray  #: float64 spot per underlying code
     instrument_index: np.ndarray  #: row of each position's instrument in the instruments table
 
+    def __post_init__(self) -> None:
+        # every kernel argument C-contiguous and writable: numba compiles (and caches) one
+        # specialisation per array layout and read-only flag, so the arrays must not depend on
+        # where the data came from (Arrow buffers are read-only)
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray) and not (value.flags.c_contiguous and value.flags.writeable):
+                setattr(self, name, np.require(value, requirements=("C", "W")))
+
     def __len__(self) -> int:
         return int(self.qty.shape[0])
 

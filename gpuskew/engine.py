@@ -129,21 +129,47 @@ def _exposures_table(level: tuple[str, ...], all_tags: list[str], grouping: Grou
     return pa.table(cols)
 
 
+def _dictionary(indices: np.ndarray, values: pa.Array) -> pa.DictionaryArray:
+    """A dictionary-encoded string column from int indices into ``values`` (no string copies)."""
+    return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32, copy=False)), values)
+
+
+def _per_position(inst_column: pa.ChunkedArray, instrument_index: np.ndarray) -> pa.Array:
+    """An instruments column repeated per position: strings as a dictionary column (encoded once
+    over the few thousand instruments, then indexed per position), numbers by take."""
+    if pa.types.is_string(inst_column.type):
+        enc = pc.dictionary_encode(inst_column.combine_chunks())
+        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)[instrument_index]
+        indices = pa.array(np.maximum(codes, 0).astype(np.int32), mask=codes < 0)  # null stays null
+        return pa.DictionaryArray.from_arrays(indices, enc.dictionary)
+    return pc.take(inst_column, pa.array(instrument_index))
+
+
 def _positions_table(book: Book, flat: FlatPositions, T: np.ndarray, out: np.ndarray,
                      status: np.ndarray) -> pa.Table:
+    """positions.parquet: the input position columns, the instrument and market context, every
+    measure and the status. String columns are dictionary-encoded (categorical): the instrument
+    and context columns come from the per-position instrument index without copying strings, which
+    makes the table cheap to build and the Parquet file fast to write."""
     inst = book.instruments
-    take = pc.index_in(book.positions["instrument"], value_set=inst["instrument"])
-    table = book.positions
+    p = flat.instrument_index
+    cols: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for name in book.positions.column_names:
+        col = book.positions[name]
+        if name == "instrument":
+            col = _dictionary(p, inst["instrument"].combine_chunks())
+        elif pa.types.is_string(col.type):
+            col = pc.dictionary_encode(col)
+        cols[name] = col
     for name in ("underlying", "kind", "settlement", "option_type", "strike", "expiry", "contract_size"):
-        if name not in table.column_names:
-            table = table.append_column(name, pc.take(inst[name], take))
-    table = table.append_column("spot", pa.array(flat.S, pa.float64()))
-    table = table.append_column("time_to_expiry", pa.array(T, pa.float64()))
+        if name not in cols:
+            cols[name] = _per_position(inst[name], p)
+    cols["spot"] = pa.array(flat.S, pa.float64())
+    cols["time_to_expiry"] = pa.array(T, pa.float64())
     for m, name in enumerate(schema.MEASURE_NAMES):
-        table = table.append_column(name, pa.array(out[m], pa.float64()))
-    status_names = pa.array(schema.STATUS_NAMES, pa.string())
-    table = table.append_column("status", pc.take(status_names, pa.array(status.astype(np.int32))))
-    return schema.with_units(table)
+        cols[name] = pa.array(out[m], pa.float64())
+    cols["status"] = _dictionary(status, pa.array(schema.STATUS_NAMES, pa.string()))
+    return schema.with_units(pa.table(cols))
 
 
 def compute(book: Book, as_of: str | datetime | None = None, backend: str = "auto",

@@ -52,12 +52,22 @@ def _tiles(counts: np.ndarray, index: np.ndarray) -> tuple[TileLevel, np.ndarray
     return TileLevel(index.astype(np.int64, copy=False), tile_start, tile_len), tiles_per_group
 
 
+def _stable_order(codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Indices that sort ``codes`` stably (ties keep position order). NumPy radix-sorts 8- and
+    16-bit keys in O(n): ~5x faster than its merge sort of int32 at 10^6 rows."""
+    if n_groups <= 1 << 8:
+        return np.argsort(codes.astype(np.uint8), kind="stable")
+    if n_groups <= 1 << 16:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    return np.argsort(codes, kind="stable")
+
+
 def plan_segmented_sum(codes: np.ndarray, n_groups: int) -> SegmentedSumPlan:
     """Plan the sums of every group ``g`` in ``range(n_groups)`` of the elements with ``codes == g``."""
     codes = np.asarray(codes)
     if n_groups == 0:
         return SegmentedSumPlan(0, ())
-    order = np.argsort(codes, kind="stable")
+    order = _stable_order(codes, n_groups)
     counts = np.bincount(codes, minlength=n_groups).astype(np.int64)
     levels = []
     level, counts = _tiles(counts, order)

@@ -57,3 +57,13 @@ def test_sum_is_the_documented_tree():
         s //= 2
     got = _sums(np.zeros(x.size, np.int32), x[None, :], 1)
     assert got[0, 0] == buf[0]
+
+
+def test_many_groups_use_wider_sort_keys_and_stay_exact():
+    # 8-bit, 16-bit and 32-bit sort keys in the plan: the sums must not depend on which
+    rng = np.random.default_rng(3)
+    for n_groups in (200, 300, 70_000):
+        codes = rng.integers(0, n_groups, 50_000).astype(np.int32)
+        values = np.ones((1, codes.size))
+        got = _sums(codes, values, n_groups)
+        np.testing.assert_array_equal(got[0], np.bincount(codes, minlength=n_groups).astype(float))
