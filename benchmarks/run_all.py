@@ -28,6 +28,7 @@ FULL = {
     "end_to_end": ["bench_end_to_end.py", "--size", "1e6", "--repeat", "3", "--profile"],
     "warm_start": ["bench_warm_start.py", "--repeat", "5"],
     "memory": ["bench_memory.py", "--sizes", "1e6,1e7"],
+    "adherence": ["bench_adherence.py", "--size", "1e6"],
 }
 QUICK = {
     "reference": ["reference_numpy.py", "--size", "20000"],
@@ -36,6 +37,7 @@ QUICK = {
     "end_to_end": ["bench_end_to_end.py", "--size", "1e5", "--repeat", "1"],
     "warm_start": ["bench_warm_start.py", "--repeat", "2"],
     "memory": ["bench_memory.py", "--sizes", "1e5", "--no-stages"],
+    "adherence": ["bench_adherence.py", "--size", "1e5", "--repeat", "3"],
 }
 
 
