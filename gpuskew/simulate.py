@@ -98,7 +98,8 @@ class DemoSimulation:
             qty[picked] += np.round(self._rng.normal(0, 2.0, picked.size), 1)
             if self._rng.random() < self.block_probability:
                 desk = pos["desk"][int(self._rng.choice(options))].as_py() if "desk" in pos.column_names else None
-                same = options if desk is None else options[pc.equal(pos["desk"], desk).to_numpy(zero_copy_only=False)[options]]
+                on_desk = None if desk is None else pc.equal(pos["desk"], desk).to_numpy(zero_copy_only=False)
+                same = options if on_desk is None else options[on_desk[options]]
                 block = self._rng.choice(same, size=max(1, same.size // 20), replace=False)
                 qty[block] += self._rng.choice([-1.0, 1.0]) * np.round(self._rng.uniform(5, 40, block.size), 1)
         self.tables["positions"] = pos.set_column(pos.column_names.index("quantity"), "quantity", pa.array(qty))
@@ -107,7 +108,7 @@ class DemoSimulation:
     def execute_hedges(self, hedges: pa.Table) -> int:
         """Fill each proposed hedge of the coarsest tag level with probability
         ``hedge_fill_probability``: a new position in the hedge instrument, at its mark, tagged like
-        the first position of its group. Returns the number of fills."""
+        the group's first position on the same underlying. Returns the number of fills."""
         if hedges is None or hedges.num_rows == 0:
             return 0
         # proposals at different levels are alternatives: the desk acts on its coarsest level
