@@ -172,6 +172,35 @@ def _positions_table(book: Book, flat: FlatPositions, T: np.ndarray, out: np.nda
     return schema.with_units(pa.table(cols))
 
 
+def _summary(book: Book, chosen: Backend, requested: str, when: datetime, levels: list[tuple[str, ...]],
+             tables: list[pa.Table], exposures: pa.Table, n_expired: int, timings: dict) -> dict:
+    """summary.json of a run: version, backend and why, as_of, inputs and their hashes, counts,
+    warnings, stage timings and the totals per underlying."""
+    warnings = []
+    if n_expired:
+        warnings.append(f"{n_expired} position(s) on expired options/futures were not priced "
+                        "(status 'expired', zero greeks)")
+    under = exposures.filter(pc.equal(exposures["level"], "underlying")).to_pylist()
+    level_names = [",".join(lv) or "underlying" for lv in [()] + levels]
+    totals = ("spot", "delta", "delta_pa", "delta_usd", "gamma_1pct", "vega_usd", "theta_usd", "value_usd",
+              "n_positions")
+    return {
+        "version": __version__,
+        "as_of": iso_z(when),
+        "backend": {"requested": requested, "used": chosen.name, "device": chosen.device,
+                    "reason": chosen.reason},
+        "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name]}
+                   for name in schema.INPUT_TABLES},
+        "counts": {"positions": len(book), "instruments": book.instruments.num_rows,
+                   "underlyings": book.underlyings.num_rows, "expired": n_expired,
+                   "groups": {name: t.num_rows for name, t in zip(level_names, tables)}},
+        "group_by": [list(lv) for lv in levels],
+        "warnings": warnings,
+        "timings_s": timings,
+        "totals": {row["underlying"]: {k: row[k] for k in totals} for row in under},
+    }
+
+
 def compute(book: Book, as_of: str | datetime | None = None, backend: str = "auto",
             group_by: str | Sequence[str] | Sequence[Sequence[str]] | None = (),
             progress: Callable[[str], None] | None = None, positions_table: bool = True) -> RunResult:
@@ -212,7 +241,7 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str = "aut
         counts = np.bincount(grouping.codes, minlength=grouping.n_groups)
         expired = np.bincount(grouping.codes[expired_mask], minlength=grouping.n_groups)
         tables.append(_exposures_table(level, all_tags, grouping, sums, counts, expired, spot_by_name))
-    exposures = schema.with_units(pa.concat_tables(tables)) if tables else None
+    exposures = schema.with_units(pa.concat_tables(tables))
     chosen.synchronize()
     timer.lap("group_sums")
 
@@ -222,29 +251,6 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str = "aut
         positions = _positions_table(book, flat, T, out, status)
     timer.lap("tables")
 
-    n_expired = int(expired_mask.sum())
-    warnings = []
-    if n_expired:
-        warnings.append(f"{n_expired} position(s) on expired options/futures were not priced "
-                        "(status 'expired', zero greeks)")
-    under = exposures.filter(pc.equal(exposures["level"], "underlying")).to_pylist()
-    level_names = [",".join(lv) or "underlying" for lv in [()] + levels]
-    summary = {
-        "version": __version__,
-        "as_of": iso_z(when),
-        "backend": {"requested": backend, "used": chosen.name, "device": chosen.device,
-                    "reason": chosen.reason},
-        "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name]}
-                   for name in schema.INPUT_TABLES},
-        "counts": {"positions": len(book), "instruments": book.instruments.num_rows,
-                   "underlyings": book.underlyings.num_rows, "expired": n_expired,
-                   "groups": {name: t.num_rows for name, t in zip(level_names, tables)}},
-        "group_by": [list(lv) for lv in levels],
-        "warnings": warnings,
-        "timings_s": timer.timings,
-        "totals": {row["underlying"]: {k: row[k] for k in ("spot", "delta", "delta_pa", "delta_usd",
-                                                              "gamma_1pct", "vega_usd", "theta_usd",
-                                                              "value_usd", "n_positions")}
-                   for row in under},
-    }
+    summary = _summary(book, chosen, backend, when, levels, tables, exposures, int(expired_mask.sum()),
+                       timer.timings)
     return RunResult(positions, exposures, summary, levels)
