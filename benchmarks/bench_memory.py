@@ -128,7 +128,8 @@ def child_stages(n: int, interval: float) -> None:
     from gpuskew.book import load_book
     from gpuskew.demo import DEMO_AS_OF, make_demo_book
     from gpuskew.engine import compute
-    from gpuskew.io import publish_run, write_json, write_parquet
+    from gpuskew.io import publish_run
+    from gpuskew.runner import RiskRun, output_writers
     from gpuskew.kernels import cpu  # noqa: F401
     step("imports")
     tables = make_demo_book(n_positions=n, seed=7, as_of=DEMO_AS_OF)
@@ -147,11 +148,7 @@ def child_stages(n: int, interval: float) -> None:
     sizes["12 x n measures (float64)"] = 12 * n * 8
     out = Path(tempfile.mkdtemp(prefix="gpuskew-mem-child-"))
     try:
-        publish_run(out / "o", {
-            "positions.parquet": lambda p: write_parquet(result.positions, p),
-            "exposures.parquet": lambda p: write_parquet(result.exposures, p),
-            "summary.json": lambda p: write_json(result.summary, p),
-        }, overwrite=True)
+        publish_run(out / "o", output_writers(RiskRun(result)), overwrite=True)
         step("write outputs")
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -67,7 +67,8 @@ def child_timeline(demo_size: int) -> None:
     from gpuskew.book import load_book
     from gpuskew.demo import DEMO_AS_OF, make_demo_book
     from gpuskew.engine import compute
-    from gpuskew.io import publish_run, write_json, write_parquet
+    from gpuskew.io import publish_run
+    from gpuskew.runner import RiskRun, output_writers
     from gpuskew.kernels import cpu  # noqa: F401
     mark("import gpuskew (cli, engine, kernels.cpu, ...)")
     tables = make_demo_book(n_positions=demo_size, seed=7, as_of=DEMO_AS_OF)
@@ -86,11 +87,7 @@ def child_timeline(demo_size: int) -> None:
     mark("compute")
     out = Path(tempfile.mkdtemp(prefix="gpuskew-warm-child-"))
     try:
-        publish_run(out / "o", {
-            "positions.parquet": lambda p: write_parquet(result.positions, p),
-            "exposures.parquet": lambda p: write_parquet(result.exposures, p),
-            "summary.json": lambda p: write_json(result.summary, p),
-        }, overwrite=True)
+        publish_run(out / "o", output_writers(RiskRun(result)), overwrite=True)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     mark("write outputs")
