@@ -81,9 +81,9 @@ class Book:
     @property
     def tags(self) -> tuple[str, ...]:
         """String columns of positions beyond the contract's own: usable with ``group_by``."""
-        known = {c.name for c in schema.POSITION_COLUMNS}
-        return tuple(f.name for f in self.positions.schema
-                     if f.name not in known and pa.types.is_string(f.type))
+        from .validate import tag_columns
+
+        return tuple(tag_columns(self.positions))
 
     @property
     def tables(self) -> dict[str, pa.Table]:

@@ -27,7 +27,7 @@ import math
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -147,11 +147,14 @@ def _read_ipc(path: Path, kind: str) -> pa.Table:
             raise file_error from None
 
 
-def read_table(path: str | Path) -> pa.Table:
+def read_table(path: str | Path, dictionary_strings_except: Collection[str] | None = None) -> pa.Table:
     """Read one input table from ``.parquet``, ``.csv``, ``.arrow``, ``.feather`` or ``.ipc``.
 
     Arrow files may be in IPC file or stream format. Raises :class:`InvalidInput` (source = the
     path) when the file is missing, unreadable, corrupt, of an unknown type, or has no columns.
+    ``dictionary_strings_except``: read the Parquet string columns not named there as dictionary
+    arrays (no string copies: 2-3x faster for the positions table, whose tag columns repeat a few
+    values); ``None`` reads every column as stored.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -167,7 +170,11 @@ def read_table(path: str | Path) -> pa.Table:
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            table = pq.read_table(path)
+            dictionary = None
+            if dictionary_strings_except is not None:
+                dictionary = [f.name for f in pq.read_schema(path) if f.name not in dictionary_strings_except
+                              and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+            table = pq.read_table(path, read_dictionary=dictionary)
         elif kind == "csv":
             table = _read_csv(path)
         else:
@@ -217,7 +224,9 @@ def read_book_dir(book_dir: str | Path) -> tuple[dict[str, pa.Table], dict[str, 
     sources: dict[str, str] = {}
     for name in schema.INPUT_TABLES:
         path = find_table_file(book_dir, name)
-        tables[name] = read_table(path)
+        # tag columns of positions (any string column not in the contract) as dictionaries
+        tags_as_dictionary = [c.name for c in schema.POSITION_COLUMNS] if name == "positions" else None
+        tables[name] = read_table(path, dictionary_strings_except=tags_as_dictionary)
         sources[name] = str(path)
     return tables, sources
 

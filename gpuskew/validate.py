@@ -23,9 +23,10 @@ Normalisation of a valid table:
   ISO-8601 strings);
 * missing optional columns added as nulls, except ``underlyings.rate`` which defaults to 0.0
   (nulls in ``rate`` become 0.0 too);
-* extra columns are kept, after the schema columns, in input order; string-like extra columns are
-  decoded to plain ``string``, others are left untouched. In ``positions`` every extra column of
-  string type is a *tag* (see :func:`tag_columns`);
+* extra columns are kept, after the schema columns, in input order; dictionary-encoded string
+  extra columns become ``dictionary<int32, string>`` with one dictionary (cheap to group by and to
+  write), other string-like ones plain ``string``, the rest are left untouched. In ``positions``
+  every extra column of string type is a *tag* (see :func:`tag_columns`);
 * table-level schema metadata (e.g. pandas' index metadata) is dropped.
 """
 
@@ -112,6 +113,23 @@ def _type_name(t: pa.DataType) -> str:
     if pa.types.is_boolean(t):
         return "bool"
     return str(t)
+
+
+#: the type of a dictionary-encoded tag column after validation
+TAG_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+
+
+def _unified_dictionary(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary-encoded string column as one chunk of ``dictionary<int32, string>`` (one
+    dictionary for the whole column: chunks read from Parquet row groups each carry their own)."""
+    col = pa.chunked_array([c.cast(TAG_DICTIONARY) for c in col.chunks], type=TAG_DICTIONARY)
+    col = pa.table({"c": col}).unify_dictionaries().column("c")
+    return pa.chunked_array([col.combine_chunks()], type=TAG_DICTIONARY) if col.num_chunks > 1 else col
+
+
+def is_tag_type(t: pa.DataType) -> bool:
+    """True for the types a tag column has after validation: string, or dictionary of string."""
+    return pa.types.is_string(t) or (pa.types.is_dictionary(t) and pa.types.is_string(t.value_type))
 
 
 def _decode_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -237,7 +255,10 @@ def _normalise(name: str, table: pa.Table, source: str) -> pa.Table:
         if field.name in known:
             continue
         col = table.column(field.name)
-        if _is_string_like(field.type) and not pa.types.is_string(field.type):
+        if pa.types.is_dictionary(field.type) and _is_string_like(field.type.value_type):
+            col = _unified_dictionary(col)
+            field = pa.field(field.name, TAG_DICTIONARY, nullable=field.nullable)
+        elif _is_string_like(field.type) and not pa.types.is_string(field.type):
             col = _decode_strings(col)
             field = pa.field(field.name, pa.string(), nullable=field.nullable)
         fields.append(field)
@@ -458,8 +479,9 @@ def _check_held_instruments(instruments: pa.Table, underlyings: pa.Table, quotes
 def tag_columns(positions: pa.Table) -> list[str]:
     """Tag columns of a validated positions table: every extra (non-schema) column of string type.
 
-    After :func:`validate_book`, string-like extra columns (dictionary, large_string, string_view)
-    are plain ``string``; CSV files read every extra column as a string.
+    After :func:`validate_book`, string-like extra columns are plain ``string``, or
+    ``dictionary<int32, string>`` when they came dictionary-encoded (Parquet books are read that
+    way; pandas/polars categoricals); CSV files read every extra column as a string.
     """
     known = {c.name for c in schema.POSITION_COLUMNS}
-    return [f.name for f in positions.schema if f.name not in known and pa.types.is_string(f.type)]
+    return [f.name for f in positions.schema if f.name not in known and is_tag_type(f.type)]

@@ -117,7 +117,8 @@ def test_book_round_trip(tmp_path, ext):
     got = validate_book(tables, sources)
     want = validate_book(_book(), {})
     for name in schema.INPUT_TABLES:
-        assert got[name].equals(want[name]), (name, got[name].schema, want[name].schema)
+        # Parquet positions keep their tag columns dictionary-encoded: the same values
+        assert got[name].cast(want[name].schema).equals(want[name]), (name, got[name].schema, want[name].schema)
 
 
 def test_mixed_formats_in_one_book(tmp_path):

@@ -173,7 +173,7 @@ def test_null_rate_becomes_zero(book):
     assert out["underlyings"].column("rate").to_pylist() == [0.0, 0.03]
 
 
-def test_extra_columns_kept_in_input_order_and_string_like_decoded(book):
+def test_extra_columns_kept_in_input_order_and_string_like_normalised(book):
     t = _tables(book)
     pos = t["positions"]
     pos = pos.append_column("book", pa.array(["a", "b", "a", "b", "a", "b"]).dictionary_encode())
@@ -184,8 +184,8 @@ def test_extra_columns_kept_in_input_order_and_string_like_decoded(book):
     t["positions"] = pos
     out = validate_book(t, SOURCES)["positions"]
     assert out.column_names == ["instrument", "quantity", "entry_price", "desk", "book", "weight", "account"]
-    assert out.schema.field("book").type == pa.string()
-    assert out.schema.field("account").type == pa.string()
+    assert out.schema.field("book").type == pa.dictionary(pa.int32(), pa.string())  # stays encoded
+    assert out.schema.field("account").type == pa.string()  # large_string decoded
     assert out.schema.field("weight").type == pa.int32()  # non-string extras untouched
     assert out.column("book").to_pylist() == ["a", "b", "a", "b", "a", "b"]
     assert tag_columns(out) == ["desk", "book", "account"]
@@ -276,7 +276,9 @@ def test_pandas_and_polars_inputs(book):
     out = validate_book(frames, SOURCES)
     assert "__index_level_0__" not in out["instruments"].column_names
     assert out["instruments"].column("expiry").to_pylist()[3] == EXPIRY
-    assert out["positions"].schema.field("desk").type == pa.string()
+    # a categorical tag stays dictionary-encoded (one dictionary); known columns become string
+    assert out["positions"].schema.field("desk").type == pa.dictionary(pa.int32(), pa.string())
+    assert out["positions"].column("desk").to_pylist() == list(t["positions"].column("desk").to_pylist())
     assert out["positions"].schema.field("instrument").type == pa.string()
     assert tag_columns(out["positions"]) == ["desk"]
     assert out["instruments"].schema.metadata is None
@@ -587,3 +589,15 @@ def test_every_rule_names_an_existing_column():
     for name, rules in RULES.items():
         known = {c.name for c in schema.INPUT_TABLES[name]}
         assert all(r.column in known for r in rules)
+
+
+def test_dictionary_tags_from_several_chunks_get_one_dictionary(book):
+    t = _tables(book)
+    pos = t["positions"]
+    first = pa.array(["x", "y", "x"]).dictionary_encode()
+    second = pa.array(["z", "x", "z"]).dictionary_encode()  # another dictionary, as Parquet row groups have
+    pos = pos.append_column("book", pa.chunked_array([first, second]))
+    out = validate_book(dict(t, positions=pos), SOURCES)["positions"]
+    col = out.column("book")
+    assert col.num_chunks == 1 and col.type == pa.dictionary(pa.int32(), pa.string())
+    assert col.to_pylist() == ["x", "y", "x", "z", "x", "z"]
