@@ -8,6 +8,7 @@
 
 import os
 
+import pytest
 from hypothesis import settings
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"):
@@ -15,3 +16,19 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"):
 
 settings.register_profile("gpuskew", derandomize=True, database=None, deadline=None)
 settings.load_profile("gpuskew")
+
+
+@pytest.fixture(scope="session")
+def demo_adherence():
+    """The engine's exposures of a 2,000-position demo book, checked against the shipped example
+    limits: ``(result, adherence)``."""
+    import gpuskew
+    from gpuskew.adherence import compute_adherence
+    from gpuskew.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.limits import load_example_limits
+
+    book = gpuskew.load_book(make_demo_book(2_000))
+    result = gpuskew.compute(book, as_of=DEMO_AS_OF, backend="cpu", group_by=["desk", "desk,book"],
+                             positions_table=False)
+    return result, compute_adherence(result.exposures, book.underlyings, book.instruments, book.quotes,
+                                     load_example_limits(), DEMO_AS_OF)

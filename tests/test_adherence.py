@@ -268,20 +268,9 @@ def test_adherence_properties(groups):
     assert (res.score == 1.0) == inside_all or all(d == 0 for d in t["deviation"])
 
 
-def test_example_limits_on_the_demo_book():
+def test_example_limits_on_the_demo_book(demo_adherence):
     """End to end: the engine's exposures of the demo book against the shipped example limits."""
-    demo = pytest.importorskip("gpuskew.demo")
-    try:
-        import gpuskew
-        from gpuskew.limits import load_example_limits
-
-        book = demo.make_demo_book(2_000)
-        run_ = gpuskew.compute(gpuskew.load_book(book), as_of=demo.DEMO_AS_OF, backend="cpu",
-                               group_by=["desk", "desk,book"], positions_table=False)
-    except (ImportError, AttributeError, TypeError) as e:  # engine not there yet
-        pytest.skip(f"engine unavailable: {e}")
-    res = compute_adherence(run_.exposures, book["underlyings"], book["instruments"],
-                            book["quotes"], load_example_limits(), demo.DEMO_AS_OF)
+    _, res = demo_adherence
     t = res.table
     assert t.num_rows > 0 and 0.0 <= res.score <= 1.0 and res.score_level == "desk,book"
     assert "USDC" not in set(t.column("underlying").to_pylist())

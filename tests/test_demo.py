@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from datetime import datetime, timedelta, timezone
@@ -416,11 +415,9 @@ def test_write_rejects_unknown_format(tmp_path):
         write_demo_book(tmp_path, n_positions=10, fmt="xlsx")
 
 
-# -- validation (when the validator is available) ------------------------------------------------
+# -- validation ------------------------------------------------------------------------------------
 
 def test_demo_book_passes_validation(book, big_book):
-    if importlib.util.find_spec("gpuskew.validate") is None:
-        pytest.skip("gpuskew.validate is not available yet")
     from gpuskew.validate import validate_book
 
     for tables in (book, big_book):

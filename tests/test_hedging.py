@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from gpuskew.adherence import compute_adherence
 from gpuskew.errors import InvalidConfig
 from gpuskew.hedging import HEDGE_COLUMNS, propose_hedges, resolve_hedge_instruments
-from gpuskew.limits import parse_limits
+from gpuskew.limits import load_example_limits, parse_limits
 from gpuskew.schema import EXPOSURE_COLUMNS, MEASURE_NAMES, TIMESTAMP
 
 AS_OF = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
@@ -351,19 +351,8 @@ def test_hedge_properties(sc):
         assert h["post_trade_deviation"] == pytest.approx(post - target, abs=1e-9)
 
 
-def test_example_limits_hedges_on_the_demo_book():
-    demo = pytest.importorskip("gpuskew.demo")
-    try:
-        import gpuskew
-        from gpuskew.limits import load_example_limits
-
-        book = demo.make_demo_book(2_000)
-        r = gpuskew.compute(gpuskew.load_book(book), as_of=demo.DEMO_AS_OF, backend="cpu",
-                            group_by=["desk", "desk,book"], positions_table=False)
-    except (ImportError, AttributeError, TypeError) as e:  # engine not there yet
-        pytest.skip(f"engine unavailable: {e}")
-    res = compute_adherence(r.exposures, book["underlyings"], book["instruments"], book["quotes"],
-                            load_example_limits(), demo.DEMO_AS_OF)
+def test_example_limits_hedges_on_the_demo_book(demo_adherence):
+    _, res = demo_adherence
     h, t = res.hedges, res.table
     cols = ("level", "underlying", "desk", "book")
     keys = list(zip(*(t.column(c).to_pylist() for c in cols)))
@@ -372,7 +361,7 @@ def test_example_limits_hedges_on_the_demo_book():
     got = set(zip(*(h.column(c).to_pylist() for c in cols)))
     assert out and out <= got
     assert not any(k[0] == "underlying" for k in got)
-    limits = load_example_limits()
+    limits = load_example_limits()  # the file the fixture used
     for row in h.to_pylist():
         lots = row["contracts"] / limits.hedge_instrument(row["hedge_instrument"]).lot_size
         assert lots == pytest.approx(round(lots), abs=1e-6) and lots != 0

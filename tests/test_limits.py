@@ -61,7 +61,7 @@ def test_example_file_parses_and_uses_every_model():
 
 
 def test_example_hedge_instruments_resolve_against_the_demo_book():
-    demo = pytest.importorskip("gpuskew.demo")
+    from gpuskew import demo
     from gpuskew.hedging import resolve_hedge_instruments
 
     book = demo.make_demo_book(200)
