@@ -42,11 +42,11 @@ from . import quoting as _quoting
 from . import targets as _targets
 from .errors import InvalidConfig
 from .hedging import HedgeInstrument, allowed, propose_hedges, resolve_hedge_instruments
+from .history import group_key_columns
 from .limits import Limits, Policy
-from .schema import ADHERENCE_COLUMNS, ADHERENCE_STATUSES, EXPOSURE_COLUMNS, TIMESTAMP
+from .schema import ADHERENCE_COLUMNS, ADHERENCE_STATUSES, TIMESTAMP
 from .timeutil import to_utc
 
-_NON_TAG = {"level", "underlying"} | {c[0] for c in EXPOSURE_COLUMNS}
 _SEVERITY = {s: i for i, s in enumerate(ADHERENCE_STATUSES)}
 
 
@@ -152,7 +152,7 @@ def compute_adherence(exposures: pa.Table, underlyings: pa.Table | None,
     ``enabled = false`` are left out. ``score_level`` overrides the level the score is computed on.
     """
     as_of = to_utc(as_of)
-    tags = [c for c in exposures.column_names if c not in _NON_TAG]
+    tags = group_key_columns(exposures)[2:]
     schema = adherence_schema(tags)
     hedge_instruments = resolve_hedge_instruments(limits, instruments, quotes, as_of)
 

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 
 from .bands import HOURS_PER_YEAR
 from .errors import InvalidConfig
+from .history import group_key_columns
 from .limits import HedgeInstrumentSpec, Limits, Policy
 from .schema import TIMESTAMP
 from .timeutil import to_utc
@@ -198,12 +199,6 @@ def _round_half_away(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
-def tag_columns_of(table: pa.Table, first_measure_column: str) -> list[str]:
-    """The tag columns: those between ``underlying`` and ``first_measure_column``."""
-    names = table.column_names
-    return names[names.index("underlying") + 1:names.index(first_measure_column)]
-
-
 def hedge_schema(tags: Sequence[str]) -> pa.Schema:
     fields = [pa.field("as_of", TIMESTAMP), pa.field("level", pa.string()),
               pa.field("underlying", pa.string())]
@@ -226,7 +221,7 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
     when every instrument's trade rounds to zero lots. Columns: as_of, level, underlying, the tag
     columns, then :data:`HEDGE_COLUMNS`.
     """
-    tags = tag_columns_of(adherence, "measure")
+    tags = group_key_columns(adherence)[2:]
     schema = hedge_schema(tags)
     as_of = _utc(as_of)
     n = adherence.num_rows
@@ -364,4 +359,4 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
 
 
 __all__ = ["HEDGE_COLUMNS", "HedgeInstrument", "resolve_hedge_instruments", "propose_hedges",
-           "hedge_schema", "allowed", "tag_columns_of"]
+           "hedge_schema", "allowed"]
