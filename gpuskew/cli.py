@@ -334,10 +334,15 @@ def entry_point() -> None:
     Once the command has finished (outputs published, stdout and stderr flushed) the process ends
     with ``os._exit``: interpreter teardown with numba, llvmlite and pyarrow loaded takes ~0.2 s
     and does nothing a run needs (every file is closed and renamed into place before this point).
-    Set GPUSKEW_FAST_EXIT=0 for a normal interpreter exit.
+    Set GPUSKEW_FAST_EXIT=0 for a normal interpreter exit. The command runs without the two
+    start-up probe imports of pyarrow (pandas) and numba (``scipy.linalg``) that it never uses:
+    see :mod:`gpuskew.startup`.
     """
+    from .startup import skip_probe_imports
+
     try:
-        main(standalone_mode=True)
+        with skip_probe_imports():
+            main(standalone_mode=True)
         code = 0
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
