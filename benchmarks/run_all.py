@@ -25,7 +25,7 @@ from common import machine_info, machine_markdown  # noqa: E402
 FULL = {
     "reference": ["reference_numpy.py", "--size", "1000000"],
     "greeks": ["bench_greeks.py", "--sizes", "1e4,1e5,1e6,1e7", "--repeat", "5"],
-    "end_to_end": ["bench_end_to_end.py", "--size", "1e6", "--repeat", "3", "--profile"],
+    "end_to_end": ["bench_end_to_end.py", "--size", "1e6", "--repeat", "7", "--profile"],
     "warm_start": ["bench_warm_start.py", "--repeat", "5"],
     "memory": ["bench_memory.py", "--sizes", "1e6,1e7"],
     "adherence": ["bench_adherence.py", "--size", "1e6"],
