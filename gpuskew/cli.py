@@ -308,8 +308,13 @@ def report(history: Path, start: str | None, end: str | None, out_dir: Path, ove
 def demo(book_dir: Path, demo_size: int, seed: int, fmt: str) -> None:
     """Write the seeded demo book to BOOK_DIR as files (shows the input format)."""
     from .demo import write_demo_book
+    from .progress import ProgressBar
 
-    paths = write_demo_book(book_dir, n_positions=demo_size, seed=seed, fmt=fmt)
+    progress = ProgressBar(["demo", "write"], enabled=_stderr_is_tty())
+    try:
+        paths = write_demo_book(book_dir, n_positions=demo_size, seed=seed, fmt=fmt, progress=progress)
+    finally:
+        progress.clear()
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
 

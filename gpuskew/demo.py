@@ -33,7 +33,7 @@ import calendar
 import math
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -618,23 +618,29 @@ def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
 
 
 def write_demo_book(book_dir: Path, n_positions: int = 20_000, seed: int = 7,
-                    as_of: datetime = DEMO_AS_OF, fmt: str = "parquet") -> dict[str, Path]:
+                    as_of: datetime = DEMO_AS_OF, fmt: str = "parquet",
+                    progress: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Write :func:`make_demo_book` into ``book_dir`` (created) as ``<table>.<fmt>`` files.
 
     ``fmt`` is ``parquet`` (zstd), ``csv`` or ``arrow`` (Arrow IPC file). Each file is written to a
     temporary name and renamed into place; the same arguments give byte-identical files.
-    Returns the path of each table by name.
+    Returns the path of each table by name. ``progress("demo")`` is called once the book is built,
+    ``progress("write")`` once it is written.
     """
     if fmt not in DEMO_FORMATS:
         raise ValueError(f"fmt must be one of {', '.join(DEMO_FORMATS)}, got {fmt!r}")
     book_dir = Path(book_dir)
     book_dir.mkdir(parents=True, exist_ok=True)
     tables = make_demo_book(n_positions=n_positions, seed=seed, as_of=as_of)
+    if progress:
+        progress("demo")
     paths: dict[str, Path] = {}
     for name in INPUT_TABLES:
         path = book_dir / f"{name}{DEMO_FORMATS[fmt]}"
         _write_table(tables[name], path, fmt)
         paths[name] = path
+    if progress:
+        progress("write")
     return paths
 
 

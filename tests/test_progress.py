@@ -77,3 +77,13 @@ def test_cli_on_a_terminal_draws_the_bar_and_clears_it_before_an_error(tmp_path,
     bad = CliRunner().invoke(main, ["run", str(book), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 2
     assert "\r\033[Kgpuskew: error:" in bad.output  # the bar's line erased first
+
+
+def test_demo_command_on_a_terminal_shows_the_bar(tmp_path, monkeypatch):
+    import gpuskew.cli as cli
+
+    monkeypatch.setattr(cli, "_stderr_is_tty", lambda: True)
+    result = CliRunner().invoke(main, ["demo", str(tmp_path / "book"), "--demo-size", "100"])
+    assert result.exit_code == 0, result.output
+    assert "0/2  0.0 s  building the demo book..." in result.output
+    assert "1/2" in result.output and "writing outputs..." in result.output and "2/2" in result.output
