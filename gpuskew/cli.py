@@ -125,9 +125,10 @@ def run(book_dir: Path | None, out_dir: Path, demo: bool, demo_size: int, demo_s
         as_of: str | None, backend: str, group_by: tuple[str, ...], limits_path: Path | None,
         history: Path | None, fail_on: str | None, as_json: bool, overwrite: bool) -> None:
     """Price a book, check it against its limits, and write the results to --out."""
+    from .book import load_book
     from .io import check_output_free, publish_run
     from .progress import ProgressBar, run_stages
-    from .runner import RUN_FILES, output_writers
+    from .runner import RUN_FILES, append_to_history, output_writers, risk_run
 
     if demo == (book_dir is not None):
         raise click.UsageError("give either BOOK_DIR or --demo (not both)")
@@ -148,17 +149,37 @@ def run(book_dir: Path | None, out_dir: Path, demo: bool, demo_size: int, demo_s
         from .limits import load_limits
 
         limits = load_limits(limits_path)
-    progress = ProgressBar(run_stages(demo, limits is not None, demo_steps if demo else 1),
-                           enabled=_stderr_is_tty())
-    try:
-        outcome = _run_steps(progress, book_dir, demo, demo_size, demo_seed, demo_steps, as_of, backend,
-                             group_by, limits, limits_path, history)
+    stages = run_stages(demo, limits is not None, demo_steps if demo else 1)
+    with ProgressBar(stages, enabled=_stderr_is_tty()) as progress:
+        if demo:
+            from .demo import make_demo_book
+            from .engine import parse_as_of
+            from .simulate import DemoSimulation
+
+            tables = make_demo_book(n_positions=demo_size, seed=demo_seed)
+            progress("demo")
+            sim = DemoSimulation(tables, start=parse_as_of(as_of), seed=demo_seed)
+            steps = sim.steps(demo_steps)
+        else:
+            steps = iter([(as_of, None)])
+        for k, (step_as_of, step_tables) in enumerate(steps):
+            book = load_book(step_tables if demo else book_dir)
+            if demo:
+                book.sources = {n: f"demo(size={demo_size}, seed={demo_seed}, step={k})" for n in book.sources}
+            progress("load")
+            outcome = risk_run(book, as_of=step_as_of, backend=backend, group_by=group_by, limits=limits,
+                               limits_path=limits_path, history=history, progress=progress)
+            if history:
+                append_to_history(history, outcome)
+            if demo and outcome.adherence is not None and k + 1 < demo_steps:
+                sim.execute_hedges(outcome.adherence.hedges)
+                progress.clear()
+                log(f"step {k + 1}/{demo_steps} {outcome.summary['as_of']}: "
+                    f"{len(outcome.alerts)} alert(s), score {outcome.summary['adherence']['score']:.3f}")
         summary = outcome.summary
         summary["outputs"] = {"folder": str(out_dir)}
         publish_run(out_dir, output_writers(outcome), overwrite=overwrite, stale=RUN_FILES)
         progress("write")
-    finally:
-        progress.clear()
     for warning in summary["warnings"]:
         log(f"warning: {warning}")
     log(f"backend {summary['backend']['used']} ({summary['backend']['reason']}); "
@@ -176,41 +197,6 @@ def run(book_dir: Path | None, out_dir: Path, demo: bool, demo_size: int, demo_s
         log(f"limit breached ({', '.join(f'{u}: {s}' for u, s in worst.items() if s in FAIL_ON[fail_on])}); "
             f"exit 3 (--fail-on {fail_on})")
         sys.exit(EXIT_LIMIT_BREACHED)
-
-
-def _run_steps(progress: Any, book_dir: Path | None, demo: bool, demo_size: int, demo_seed: int,
-               demo_steps: int, as_of: str | None, backend: str, group_by: tuple[str, ...], limits: Any,
-               limits_path: Any, history: Path | None) -> Any:
-    """Value the book (or each step of the demo simulation); the last step's RiskRun."""
-    from .book import load_book
-    from .runner import append_to_history, risk_run
-
-    if demo:
-        from .demo import make_demo_book
-        from .engine import parse_as_of
-        from .simulate import DemoSimulation
-
-        tables = make_demo_book(n_positions=demo_size, seed=demo_seed)
-        progress("demo")
-        sim = DemoSimulation(tables, start=parse_as_of(as_of), seed=demo_seed)
-        steps = sim.steps(demo_steps)
-    else:
-        steps = iter([(as_of, None)])
-    for k, (step_as_of, step_tables) in enumerate(steps):
-        book = load_book(step_tables if demo else book_dir)
-        if demo:
-            book.sources = {n: f"demo(size={demo_size}, seed={demo_seed}, step={k})" for n in book.sources}
-        progress("load")
-        outcome = risk_run(book, as_of=step_as_of, backend=backend, group_by=group_by, limits=limits,
-                           limits_path=limits_path, history=history, progress=progress)
-        if history:
-            append_to_history(history, outcome)
-        if demo and outcome.adherence is not None and k + 1 < demo_steps:
-            sim.execute_hedges(outcome.adherence.hedges)
-            progress.clear()
-            log(f"step {k + 1}/{demo_steps} {outcome.summary['as_of']}: "
-                f"{len(outcome.alerts)} alert(s), score {outcome.summary['adherence']['score']:.3f}")
-    return outcome
 
 
 def _json_summary(summary: dict) -> dict:
@@ -310,11 +296,8 @@ def demo(book_dir: Path, demo_size: int, seed: int, fmt: str) -> None:
     from .demo import write_demo_book
     from .progress import ProgressBar
 
-    progress = ProgressBar(["demo", "write"], enabled=_stderr_is_tty())
-    try:
+    with ProgressBar(["demo", "write"], enabled=_stderr_is_tty()) as progress:
         paths = write_demo_book(book_dir, n_positions=demo_size, seed=seed, fmt=fmt, progress=progress)
-    finally:
-        progress.clear()
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
 

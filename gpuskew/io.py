@@ -320,9 +320,9 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
     (:data:`PARQUET_ROW_GROUP_SIZE` rows), no timestamps in the file metadata. Float columns (the
     measures) are written with Snappy, without dictionary or min/max statistics: they rarely repeat
     and are not filtered on. Every other column is zstd-compressed and dictionary-encoded; only
-    integer and time columns (e.g. ``expiry``, ``as_of``) carry statistics, string columns (tags,
-    kinds, status) do not: a row group of 10^6 rows holds every desk and book, so their min/max prune nothing, and
-    computing them costs a quarter of the write. On a 10^6-row positions table that writes in
+    integer and time columns (e.g. ``expiry``, ``as_of``) carry statistics. String columns (tags,
+    kinds, status) do not: a row group of 10^6 rows holds every desk and book, so their min/max
+    prune nothing, and computing them costs a quarter of the write. On a 10^6-row positions table that writes in
     0.28 s instead of 1.05 s (all zstd, dictionary and statistics everywhere), for a file 30%
     larger (62 MB instead of 48 MB).
     """

@@ -45,6 +45,8 @@ class ProgressBar:
 
     Disabled (``enabled=False``): every call does nothing. A stage that is not pending is
     ignored, so a run that skips a stage only leaves the bar short of its end until ``write``.
+    As a context manager, the bar's line is erased on leaving the block unless the bar finished
+    (so that an error message starts on a clean line).
     """
 
     def __init__(self, stages: Sequence[str], enabled: bool, stream: TextIO | None = None):
@@ -69,6 +71,12 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.clear()
 
     def clear(self) -> None:
         """Erase the bar's line (before a log line); the next stage draws it again."""
