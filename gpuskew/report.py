@@ -309,7 +309,6 @@ _STATUS_COLOURS = {"ok": "#2e7d32", "warn": "#ef8f00", "breach": "#d32f2f", "cri
 
 def _matplotlib() -> Any:
     try:
-        import matplotlib  # noqa: F401
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
