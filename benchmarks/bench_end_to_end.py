@@ -13,8 +13,11 @@
    (``summary['timings_s']``) and the output writes, on a fresh book each time (best per stage of
    ``--repeat`` runs); and the by-hand script's own stage timings.
 4. With ``--profile``: the top functions of a cProfile'd in-process ``gpuskew run`` (by own time).
+5. With ``--sweep 1e4,1e5,1e7``: the comparison of 2. on books of those sizes too
+   (``--sweep-repeat`` pairs each), in one table with the main size.
 
-    python benchmarks/bench_end_to_end.py [--size 1000000] [--repeat 3] [--profile] [--json-out]
+    python benchmarks/bench_end_to_end.py [--size 1000000] [--repeat 3] [--profile] [--sweep 1e4,1e7]
+        [--json-out]
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (HERE, add_common_args, best_of_cmd, gpuskew_cmd, machine_info,  # noqa: E402
-                    machine_markdown, md_table, run_cmd, save_json)
+                    machine_markdown, md_table, parse_sizes, run_cmd, save_json)
 import reference_numpy as ref  # noqa: E402
 
 GROUP_BY = "desk,book"
@@ -136,49 +139,74 @@ def profile_run(book_dir: Path, out_dir: Path, as_of: str, top: int) -> str:
     return text.getvalue()
 
 
+def time_pairs(book: Path, work: Path, as_of: str, repeat: int) -> dict:
+    """Warm-up run of each side, then ``repeat`` interleaved pairs (gpuskew, by hand) on ``book``.
+
+    Returns the runs, the best of each side, their ratio, the median per-pair ratio, and the
+    exposures comparison (groups, max relative difference).
+    """
+    gs_out, hand_out = work / "out-gpuskew", work / "out-by-hand"
+    cmd_gs = [*gpuskew_cmd(), "run", str(book), "--out", str(gs_out), "--backend", "cpu",
+              "--group-by", GROUP_BY, "--as-of", as_of, "--overwrite"]
+    cmd_hand = [sys.executable, str(HERE / "by_hand.py"), str(book), "--out", str(hand_out),
+                "--as-of", as_of, "--group-by", GROUP_BY]
+    run_cmd(cmd_gs)  # warm-up: numba cache, page cache
+    run_cmd(cmd_hand)
+    # interleaved, so that both sides see the same moments of a shared machine's noise
+    all_gs, all_hand = [], []
+    for i in range(repeat):
+        all_gs.append(run_cmd(cmd_gs)[0])
+        all_hand.append(run_cmd(cmd_hand)[0])
+        print(f"... {book.name}: pair {i + 1}/{repeat}: gpuskew {all_gs[-1]:.2f} s, by hand "
+              f"{all_hand[-1]:.2f} s", file=sys.stderr, flush=True)
+    n_groups, rel = compare_exposures(gs_out / "exposures.parquet", hand_out / "exposures.parquet")
+    pair_ratios = sorted(h / g for g, h in zip(all_gs, all_hand))
+    return {"gpuskew_s": min(all_gs), "gpuskew_runs_s": all_gs, "by_hand_s": min(all_hand),
+            "by_hand_runs_s": all_hand, "ratio": min(all_hand) / min(all_gs),
+            "median_pair_ratio": statistics.median(pair_ratios), "pair_ratios": pair_ratios,
+            "groups": n_groups, "exposures_max_rel_diff": rel, "cmd_hand": cmd_hand}
+
+
+def write_book(book: Path, n: int) -> tuple[float, float]:
+    """Write the demo book of ``n`` positions as Parquet; (seconds, MB)."""
+    from gpuskew.demo import write_demo_book
+
+    t0 = time.perf_counter()
+    paths = write_demo_book(book, n_positions=n)
+    seconds = time.perf_counter() - t0
+    mb = sum(p.stat().st_size for p in paths.values()) / 1e6
+    print(f"... book of {n:,} positions written in {seconds:.1f} s ({mb:.1f} MB Parquet)",
+          file=sys.stderr, flush=True)
+    return seconds, mb
+
+
 def main(argv: list[str] | None = None) -> int:
-    from gpuskew.demo import DEMO_AS_OF, write_demo_book
+    from gpuskew.demo import DEMO_AS_OF
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=float, default=1e6, help="positions in the book (default 10^6)")
     p.add_argument("--workdir", type=Path, default=None, help="where to write the book (default: a temp folder)")
     p.add_argument("--profile", action="store_true", help="also cProfile an in-process gpuskew run")
     p.add_argument("--profile-top", type=int, default=25)
+    p.add_argument("--sweep", default="", help="other book sizes, comma-separated (e.g. 1e4,1e5,1e7): "
+                                               "the same comparison, --sweep-repeat pairs each")
+    p.add_argument("--sweep-repeat", type=int, default=2)
     add_common_args(p, default_repeat=3)
     args = p.parse_args(argv)
     n = int(args.size)
+    sweep_sizes = parse_sizes(args.sweep) if args.sweep else []
     as_of = DEMO_AS_OF.isoformat().replace("+00:00", "Z")
     info = machine_info()
 
     work = Path(tempfile.mkdtemp(prefix="gpuskew-e2e-", dir=args.workdir))
     try:
         book = work / "book"
-        t0 = time.perf_counter()
-        paths = write_demo_book(book, n_positions=n)
-        t_write_book = time.perf_counter() - t0
-        book_mb = sum(p.stat().st_size for p in paths.values()) / 1e6
-        print(f"... book of {n:,} positions written in {t_write_book:.1f} s ({book_mb:.1f} MB Parquet)",
-              file=sys.stderr, flush=True)
-
-        gs_out, hand_out = work / "out-gpuskew", work / "out-by-hand"
-        cmd_gs = [*gpuskew_cmd(), "run", str(book), "--out", str(gs_out), "--backend", "cpu",
-                  "--group-by", GROUP_BY, "--as-of", as_of, "--overwrite"]
-        cmd_hand = [sys.executable, str(HERE / "by_hand.py"), str(book), "--out", str(hand_out),
-                    "--as-of", as_of, "--group-by", GROUP_BY]
-        run_cmd(cmd_gs)  # warm-up: numba cache, page cache
-        run_cmd(cmd_hand)
-        # interleaved, so that both sides see the same moments of a shared machine's noise
-        all_gs, all_hand = [], []
-        for i in range(args.repeat):
-            all_gs.append(run_cmd(cmd_gs)[0])
-            all_hand.append(run_cmd(cmd_hand)[0])
-            print(f"... pair {i + 1}/{args.repeat}: gpuskew {all_gs[-1]:.2f} s, by hand {all_hand[-1]:.2f} s",
-                  file=sys.stderr, flush=True)
-        t_gs, t_hand = min(all_gs), min(all_hand)
-        pair_ratios = sorted(h / g for g, h in zip(all_gs, all_hand))
-        median_ratio = statistics.median(pair_ratios)
-        n_groups, rel = compare_exposures(gs_out / "exposures.parquet", hand_out / "exposures.parquet")
-
+        t_write_book, book_mb = write_book(book, n)
+        main_run = time_pairs(book, work, as_of, args.repeat)
+        all_gs, all_hand = main_run["gpuskew_runs_s"], main_run["by_hand_runs_s"]
+        t_gs, t_hand, median_ratio = main_run["gpuskew_s"], main_run["by_hand_s"], main_run["median_pair_ratio"]
+        pair_ratios, n_groups, rel = main_run["pair_ratios"], main_run["groups"], main_run["exposures_max_rel_diff"]
+        cmd_hand = main_run.pop("cmd_hand")
         _, proc = run_cmd([*cmd_hand, "--timings"])
         hand_stages = json.loads(proc.stdout.strip().splitlines()[-1])
         t_imp_gs = best_of_cmd([sys.executable, "-c", "import gpuskew.cli, gpuskew.engine, gpuskew.book, "
@@ -188,6 +216,14 @@ def main(argv: list[str] | None = None) -> int:
                                   "scipy.special"], args.repeat, warmup=1)[0]
         stages = in_process_stages(book, work / "out-inproc", as_of, args.repeat)
         prof = profile_run(book, work / "out-prof", as_of, args.profile_top) if args.profile else None
+        sweep = {}
+        for size in sweep_sizes:
+            sized = work / f"book-{size}"
+            _, mb = write_book(sized, size)
+            sweep[size] = time_pairs(sized, work, as_of, args.sweep_repeat)
+            sweep[size].pop("cmd_hand")
+            sweep[size]["book_mb"] = mb
+            shutil.rmtree(sized, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -217,6 +253,16 @@ def main(argv: list[str] | None = None) -> int:
              "",
              md_table(["by-hand stage", "seconds"], [[k, f"{v:.3f}"] for k, v in hand_stages.items()]
                       + [["total", f"{sum(hand_stages.values()):.3f}"]])]
+    if sweep:
+        sizes = sorted({n, *sweep})
+        runs = {**sweep, n: main_run}
+        lines += ["", f"Other sizes (best of {args.sweep_repeat} interleaved pairs after a warm-up run; "
+                      f"{n:,} from the table above):", "",
+                  md_table(["positions", "gpuskew run", "by hand", "ratio (best / best)", "median pair ratio",
+                            "exposures max rel diff"],
+                           [[f"{k:,}", f"{runs[k]['gpuskew_s']:.2f} s", f"{runs[k]['by_hand_s']:.2f} s",
+                             f"{runs[k]['ratio']:.2f}x", f"{runs[k]['median_pair_ratio']:.2f}x",
+                             f"{runs[k]['exposures_max_rel_diff']:.1e}"] for k in sizes])]
     if prof:
         lines += ["", "cProfile of an in-process `gpuskew run` (warm), top functions by own time:", "",
                   "```", prof.strip(), "```"]
@@ -225,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                                "gpuskew_runs_s": all_gs, "by_hand_s": t_hand, "by_hand_runs_s": all_hand,
                                "ratio": ratio, "median_pair_ratio": median_ratio, "exposures_max_rel_diff": rel, "book_mb": book_mb,
                                "import_gpuskew_s": t_imp_gs, "import_by_hand_s": t_imp_hand,
-                               "stages_gpuskew": stages, "stages_by_hand": hand_stages})
+                               "stages_gpuskew": stages, "stages_by_hand": hand_stages,
+                               "sweep": {str(k): v for k, v in sweep.items()}})
     return 0
 
 
