@@ -17,6 +17,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -140,6 +141,8 @@ def machine_markdown(info: dict[str, Any]) -> str:
         lines.append(f"- CUDA device: {'yes' if info['cuda_device'] else 'no'} ({info['cuda_reason']})")
     if "load_avg_1m" in info:
         lines.append(f"- load average (1 min) when the benchmark started: {info['load_avg_1m']}")
+    if BYTECODE_NOTE:
+        lines.append(f"- {BYTECODE_NOTE}")
     return "\n".join(lines)
 
 
@@ -176,12 +179,37 @@ def best_of(fn: Callable[[], Any], repeat: int = 3, warmup: int = 0,
     return min(times), times
 
 
+#: Where timed subprocesses keep Python's bytecode cache when this environment turns it off.
+PYCACHE_PREFIX = Path(tempfile.gettempdir()) / "gpuskew-bench-pycache"
+#: What machine_markdown says about the bytecode cache ("" when nothing was changed).
+BYTECODE_NOTE = (f"Python bytecode cache: this environment sets PYTHONDONTWRITEBYTECODE; timed "
+                 f"subprocesses (both sides of every comparison) keep .pyc files in {PYCACHE_PREFIX} "
+                 "instead, as an installed package has them"
+                 if os.environ.get("PYTHONDONTWRITEBYTECODE") else "")
+
+
+def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a timed subprocess: this one plus ``extra``, with bytecode caching on.
+
+    Some machines (this workplace's among them) set PYTHONDONTWRITEBYTECODE=1, so every process
+    compiles a project's own ``.py`` files again (gpuskew's ~25 modules: ~0.05 s, by_hand.py's
+    two: less), which no installed package does. The subprocesses here write and read ``.pyc``
+    files under :data:`PYCACHE_PREFIX` (outside the source tree) instead.
+    """
+    env = dict(os.environ)
+    if env.get("PYTHONDONTWRITEBYTECODE"):
+        del env["PYTHONDONTWRITEBYTECODE"]
+        env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE_PREFIX))
+    if extra:
+        env.update(extra)
+    return env
+
+
 def run_cmd(cmd: Sequence[str], env: dict[str, str] | None = None, check: bool = True,
             cwd: str | Path | None = None) -> tuple[float, subprocess.CompletedProcess]:
-    """Run ``cmd`` once; return (wall seconds, completed process with captured text output)."""
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
+    """Run ``cmd`` once (environment: :func:`subprocess_env`); return (wall seconds, completed
+    process with captured text output)."""
+    full_env = subprocess_env(env)
     t0 = time.perf_counter()
     proc = subprocess.run(list(cmd), env=full_env, capture_output=True, text=True, cwd=cwd)
     wall = time.perf_counter() - t0
