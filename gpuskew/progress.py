@@ -3,9 +3,10 @@
 The stages of ``gpuskew run`` are known before it starts (build the demo book, read and validate,
 flatten, copy to the device, price, sum, build tables, adherence, write); each reports when it is
 done (``progress(stage)``, the callback ``gpuskew.compute`` and ``risk_run`` take). The bar is
-redrawn in place after each one and names the stage now running, so that a long read or write of a
-10^7-position book shows where the run is. With ``--demo-steps N`` the per-step stages repeat N
-times. Not a terminal (a scheduler's log): nothing is drawn; stage timings are in summary.json.
+redrawn in place after each one (carriage return and spaces, no escape codes) and names the
+stage now running, so that a long read or write of a 10^7-position book shows where the run is.
+With ``--demo-steps N`` the per-step stages repeat N times. Not a terminal (a scheduler's log):
+nothing is drawn; stage timings are in summary.json.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class ProgressBar:
         self.stream = stream if stream is not None else sys.stderr
         self.done = 0
         self.t0 = time.perf_counter()
-        self._drawn = False
+        self._drawn = 0  # characters of the bar now on the line (0: nothing drawn)
         if self.enabled:
             self._draw()
 
@@ -70,7 +71,7 @@ class ProgressBar:
         if self.done == len(self.stages):
             self.stream.write("\n")
             self.stream.flush()
-            self._drawn = False
+            self._drawn = 0
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -81,9 +82,9 @@ class ProgressBar:
     def clear(self) -> None:
         """Erase the bar's line (before a log line); the next stage draws it again."""
         if self.enabled and self._drawn:
-            self.stream.write("\r\033[K")
+            self.stream.write("\r" + " " * self._drawn + "\r")
             self.stream.flush()
-            self._drawn = False
+            self._drawn = 0
 
     def line(self) -> str:
         """The bar's text: ``gpuskew [#####-----] 3/8  1.2 s  pricing positions...``."""
@@ -95,6 +96,9 @@ class ProgressBar:
                 f"{time.perf_counter() - self.t0:.1f} s  {now}")
 
     def _draw(self) -> None:
-        self.stream.write("\r\033[K" + self.line())
+        """Overwrite the line with carriage return and spaces (no terminal escape codes, so a
+        dumb terminal or a captured stderr shows plain text)."""
+        text = self.line()
+        self.stream.write("\r" + text.ljust(self._drawn))
         self.stream.flush()
-        self._drawn = True
+        self._drawn = max(len(text), self._drawn)
