@@ -17,7 +17,8 @@ schedulers that pass pandas DataFrames keep pyarrow's pandas support.
 
 Once the block ends, both packages import normally again; pyarrow retries pandas whenever a
 conversion truly needs it (``to_pandas``), and numba keeps no BLAS for the rest of the process
-(which compiles nothing that uses it).
+(which compiles nothing that uses it). ``GPUSKEW_SKIP_PROBE_IMPORTS=0`` turns the block off (for
+an environment where some other package would need one of the two during a command).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import importlib.abc
 import sys
 from collections.abc import Iterator
+import os
 from contextlib import contextmanager
 
 PROBED_MODULES: tuple[str, ...] = ("pandas", "scipy.linalg")
@@ -43,8 +45,10 @@ class _RefuseProbes(importlib.abc.MetaPathFinder):
 
 @contextmanager
 def skip_probe_imports() -> Iterator[None]:
-    """Within the block, importing pandas or ``scipy.linalg`` fails unless already imported."""
-    if all(name in sys.modules for name in PROBED_MODULES):
+    """Within the block, importing pandas or ``scipy.linalg`` fails unless already imported (or
+    unless the environment sets ``GPUSKEW_SKIP_PROBE_IMPORTS=0``)."""
+    if (os.environ.get("GPUSKEW_SKIP_PROBE_IMPORTS", "1") == "0"
+            or all(name in sys.modules for name in PROBED_MODULES)):
         yield
         return
     finder = _RefuseProbes()

@@ -21,7 +21,9 @@ def _python(code: str, env_extra: dict[str, str] | None = None) -> subprocess.Co
                           text=True, env=env, timeout=300)
 
 
-def test_cli_run_imports_neither_pandas_nor_scipy_linalg(tmp_path):
+@pytest.mark.parametrize("skip, loaded", [("1", "LOADED []"), ("0", "LOADED ['pandas', 'scipy.linalg']")])
+def test_cli_run_imports_neither_pandas_nor_scipy_linalg(tmp_path, skip, loaded):
+    """... unless GPUSKEW_SKIP_PROBE_IMPORTS=0 turns the block off."""
     code = f"""
         import atexit, sys
         atexit.register(lambda: print("LOADED", sorted(m for m in ("pandas", "scipy.linalg")
@@ -31,9 +33,9 @@ def test_cli_run_imports_neither_pandas_nor_scipy_linalg(tmp_path):
         from gpuskew.cli import entry_point
         entry_point()
     """
-    done = _python(code, {"GPUSKEW_FAST_EXIT": "0"})
+    done = _python(code, {"GPUSKEW_FAST_EXIT": "0", "GPUSKEW_SKIP_PROBE_IMPORTS": skip})
     assert done.returncode == 0, done.stderr
-    assert "LOADED []" in done.stdout
+    assert loaded in done.stdout
     assert (tmp_path / "out" / "positions.parquet").is_file()
 
 
