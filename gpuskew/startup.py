@@ -24,13 +24,13 @@ an environment where some other package would need one of the two during a comma
 from __future__ import annotations
 
 import importlib.abc
+import os
 import sys
 from collections.abc import Iterator
-import os
 from contextlib import contextmanager
 
+#: packages imported only as probes during a command's start-up (see the module docstring)
 PROBED_MODULES: tuple[str, ...] = ("pandas", "scipy.linalg")
-"""Packages imported only as probes during a command's start-up (see the module docstring)."""
 
 
 class _RefuseProbes(importlib.abc.MetaPathFinder):
