@@ -26,10 +26,10 @@ def _share_static_arrays_atomically() -> None:
 
     Same behaviour otherwise: one array per (file, line) of the calling kernel, for the block.
     """
-    import numpy as np
     from numba.core import types
-    from numba.np import numpy_support
+    from numba.cuda.simulator import kernelapi
     from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    from numba.np import numpy_support
 
     if getattr(FakeCUDAShared.array, "_gpuskew_locked", False):
         return
@@ -46,7 +46,8 @@ def _share_static_arrays_atomically() -> None:
         with lock:
             found = self._allocations.get(site)
             if found is None:
-                found = self._allocations[site] = np.empty(shape, dtype)
+                # kernelapi's own numpy, as the simulator allocates (tests may slow it down)
+                found = self._allocations[site] = kernelapi.np.empty(shape, dtype)
         return found
 
     array._gpuskew_locked = True

@@ -2,7 +2,8 @@
 
 Forcing a thread switch inside the simulator's lookup (a slow ``np.empty``) reproduces its race
 deterministically: without the lock, the threads of the first block get different arrays and
-thread 0 sums memory the others never wrote. With the lock of conftest.py every block is right.
+thread 0 sums memory the others never wrote. With the lock of conftest.py (which allocates through
+the same slowed ``np.empty``) every block is right.
 """
 
 import time
