@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import gpuskew
     from gpuskew.adherence import compute_adherence
-    from gpuskew.alerts import evaluate_alerts
-    from gpuskew.demo import DEMO_AS_OF, make_demo_book
-    from gpuskew.limits import load_example_limits
+    from gpuskew.adherence.alerts import evaluate_alerts
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.policy.limits import load_example_limits
 
     info = machine_info()
     book = gpuskew.load_book(make_demo_book(n_positions=n))

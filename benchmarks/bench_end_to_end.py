@@ -79,8 +79,8 @@ def in_process_stages(book_dir: Path, out_dir: Path, as_of: str, repeat: int) ->
     for _ in range(repeat):
         t0 = time.perf_counter()
         try:  # the parts of load_book, when the internals are there
-            from gpuskew.book import Book, _file_sha256
-            from gpuskew.validate import validate_book
+            from gpuskew.core.book import Book, _file_sha256
+            from gpuskew.io.validate import validate_book
 
             tables, sources = read_book_dir(book_dir)
             t1 = time.perf_counter()
@@ -169,7 +169,7 @@ def time_pairs(book: Path, work: Path, as_of: str, repeat: int) -> dict:
 
 def write_book(book: Path, n: int) -> tuple[float, float]:
     """Write the demo book of ``n`` positions as Parquet; (seconds, MB)."""
-    from gpuskew.demo import write_demo_book
+    from gpuskew.synthetic.demo import write_demo_book
 
     t0 = time.perf_counter()
     paths = write_demo_book(book, n_positions=n)
@@ -181,7 +181,7 @@ def write_book(book: Path, n: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gpuskew.demo import DEMO_AS_OF
+    from gpuskew.synthetic.demo import DEMO_AS_OF
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=float, default=1e6, help="positions in the book (default 10^6)")
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd_hand = main_run.pop("cmd_hand")
         _, proc = run_cmd([*cmd_hand, "--timings"])
         hand_stages = json.loads(proc.stdout.strip().splitlines()[-1])
-        t_imp_gs = best_of_cmd([sys.executable, "-c", "import gpuskew.cli, gpuskew.engine, gpuskew.book, "
+        t_imp_gs = best_of_cmd([sys.executable, "-c", "import gpuskew.cli, gpuskew.core.engine, gpuskew.core.book, "
                                 "gpuskew.io, gpuskew.validate, pyarrow.parquet; "
                                 "from gpuskew.kernels import cpu"], args.repeat, warmup=1)[0]
         t_imp_hand = best_of_cmd([sys.executable, "-c", "import numpy, pyarrow.parquet, pyarrow.compute, "

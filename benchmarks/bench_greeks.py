@@ -46,9 +46,9 @@ RTOL = 1e-9
 
 
 def load_flat(n: int, seed: int):
-    from gpuskew.book import load_book
-    from gpuskew.demo import DEMO_AS_OF, make_demo_book
-    from gpuskew.engine import _as_of_us
+    from gpuskew.core.book import load_book
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.core.engine import _as_of_us
 
     book = load_book(make_demo_book(n, seed=seed))
     flat = book.flat()
@@ -139,7 +139,7 @@ def gpu_section(flat, T, repeat: int) -> dict:  # pragma: no cover - needs a CUD
     """Host->device, kernel (synchronised) and device->host times on a real device."""
     import cupy
 
-    from gpuskew.backend import CudaBackend
+    from gpuskew.core.backend import CudaBackend
 
     backend = CudaBackend("benchmark")
     host = ref.flat_inputs(flat, T)

@@ -125,11 +125,11 @@ def child_stages(n: int, interval: float) -> None:
     import numpy  # noqa: F401
     import pyarrow  # noqa: F401
 
-    from gpuskew.book import load_book
-    from gpuskew.demo import DEMO_AS_OF, make_demo_book
-    from gpuskew.engine import compute
+    from gpuskew.core.book import load_book
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.core.engine import compute
     from gpuskew.io import publish_run
-    from gpuskew.runner import RiskRun, output_writers
+    from gpuskew.session import RiskRun, output_writers
     from gpuskew.kernels import cpu  # noqa: F401
     step("imports")
     tables = make_demo_book(n_positions=n, seed=7, as_of=DEMO_AS_OF)

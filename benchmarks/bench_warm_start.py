@@ -57,7 +57,7 @@ def child_timeline(demo_size: int) -> None:
     Like the console script, without the probe imports of pandas and scipy.linalg.
     """
     t0 = time.perf_counter()
-    from gpuskew.startup import skip_probe_imports
+    from gpuskew.cli.startup import skip_probe_imports
 
     with skip_probe_imports():
         _timeline_steps(demo_size, t0)
@@ -75,11 +75,11 @@ def _timeline_steps(demo_size: int, t0: float) -> None:
     import numba  # noqa: F401
     mark("import numba")
     import gpuskew.cli  # noqa: F401
-    from gpuskew.book import load_book
-    from gpuskew.demo import DEMO_AS_OF, make_demo_book
-    from gpuskew.engine import compute
+    from gpuskew.core.book import load_book
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.core.engine import compute
     from gpuskew.io import publish_run
-    from gpuskew.runner import RiskRun, output_writers
+    from gpuskew.session import RiskRun, output_writers
     from gpuskew.kernels import cpu  # noqa: F401
     mark("import gpuskew (cli, engine, kernels.cpu, ...)")
     tables = make_demo_book(n_positions=demo_size, seed=7, as_of=DEMO_AS_OF)

@@ -122,7 +122,7 @@ def machine_info(probe_gpu: bool = True) -> dict[str, Any]:
 
 def gpu_available() -> tuple[bool, str]:
     """(True, description) only for a real CUDA device; the simulator does not count."""
-    from gpuskew.backend import cudasim_enabled, probe_cuda
+    from gpuskew.core.backend import cudasim_enabled, probe_cuda
 
     if cudasim_enabled():
         return False, "NUMBA_ENABLE_CUDASIM=1: the CUDA simulator is not a device"

@@ -210,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from common import md_table
 
-    from gpuskew.book import load_book
-    from gpuskew.demo import DEMO_AS_OF, make_demo_book
-    from gpuskew.engine import _as_of_us
+    from gpuskew.core.book import load_book
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.core.engine import _as_of_us
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=int, default=1_000_000, help="positions of the demo book")

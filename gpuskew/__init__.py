@@ -17,17 +17,17 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load_book", "compute"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .book import load_book
-    from .engine import compute
+    from gpuskew.core.book import load_book
+    from gpuskew.core.engine import compute
 
 
 def __getattr__(name: str) -> Any:
     if name == "load_book":
-        from .book import load_book
+        from gpuskew.core.book import load_book
 
         return load_book
     if name == "compute":
-        from .engine import compute
+        from gpuskew.core.engine import compute
 
         return compute
     raise AttributeError(f"module 'gpuskew' has no attribute {name!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from .errors import InvalidInput
+from gpuskew.errors import InvalidInput
 
 
 def to_utc(t: _dt.datetime | str, source: str = "<time>") -> _dt.datetime:

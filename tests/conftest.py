@@ -24,8 +24,8 @@ def demo_adherence():
     limits: ``(result, adherence)``."""
     import gpuskew
     from gpuskew.adherence import compute_adherence
-    from gpuskew.demo import DEMO_AS_OF, make_demo_book
-    from gpuskew.limits import load_example_limits
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.policy.limits import load_example_limits
 
     book = gpuskew.load_book(make_demo_book(2_000))
     result = gpuskew.compute(book, as_of=DEMO_AS_OF, backend="cpu", group_by=["desk", "desk,book"],

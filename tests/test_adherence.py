@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gpuskew.adherence import adherence_score, compute_adherence, finest_level, statuses
 from gpuskew.errors import InvalidConfig, InvalidInput
-from gpuskew.limits import parse_limits
+from gpuskew.policy.limits import parse_limits
 from gpuskew.schema import ADHERENCE_COLUMNS, EXPOSURE_COLUMNS, MEASURE_NAMES, TIMESTAMP
 
 AS_OF = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)

@@ -10,7 +10,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from gpuskew.alerts import (alerts_table, dumps_alerts_jsonl, effective_status, evaluate_alerts,
+from gpuskew.adherence.alerts import (alerts_table, dumps_alerts_jsonl, effective_status, evaluate_alerts,
                             summarise_alerts, write_alerts_jsonl)
 from gpuskew.history import group_key_columns
 from gpuskew.schema import ADHERENCE_COLUMNS, TIMESTAMP

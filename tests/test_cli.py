@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from gpuskew.cli import main
-from gpuskew.demo import write_demo_book
+from gpuskew.synthetic.demo import write_demo_book
 
 
 @pytest.fixture()
@@ -108,7 +108,7 @@ def test_usage_errors_exit_2(runner, tmp_path):
 
 def test_cuda_requested_without_device_exit_75(runner, tmp_path, monkeypatch):
     monkeypatch.delenv("NUMBA_ENABLE_CUDASIM", raising=False)
-    from gpuskew import backend
+    from gpuskew.core import backend
 
     monkeypatch.setattr(backend, "probe_cuda", lambda: (False, "no device here"))
     res = runner.invoke(main, ["run", "--demo", "--demo-size", "50", "--out", str(tmp_path / "o"),
@@ -119,7 +119,7 @@ def test_cuda_requested_without_device_exit_75(runner, tmp_path, monkeypatch):
 
 
 def test_runtime_error_exit_1(runner, tmp_path, monkeypatch):
-    import gpuskew.runner as risk_runner
+    import gpuskew.session as risk_runner
 
     def boom(*a, **k):
         raise RuntimeError("kaboom")

@@ -13,7 +13,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from gpuskew.demo import (
+from gpuskew.synthetic.demo import (
     DEMO_AS_OF,
     TAG_COLUMNS,
     demo_universe_summary,
@@ -418,7 +418,7 @@ def test_write_rejects_unknown_format(tmp_path):
 # -- validation ------------------------------------------------------------------------------------
 
 def test_demo_book_passes_validation(book, big_book):
-    from gpuskew.validate import validate_book
+    from gpuskew.io.validate import validate_book
 
     for tables in (book, big_book):
         out = validate_book(tables, {name: f"<demo {name}>" for name in INPUT_TABLES})

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import gpuskew
 from gpuskew import schema
-from gpuskew.demo import DEMO_AS_OF, make_demo_book
+from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
 from gpuskew.errors import InvalidInput
 
 MEASURES = list(schema.MEASURE_NAMES)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from gpuskew.adherence import compute_adherence
 from gpuskew.errors import InvalidConfig
-from gpuskew.hedging import HEDGE_COLUMNS, propose_hedges, resolve_hedge_instruments
-from gpuskew.limits import load_example_limits, parse_limits
+from gpuskew.adherence.hedging import HEDGE_COLUMNS, propose_hedges, resolve_hedge_instruments
+from gpuskew.policy.limits import load_example_limits, parse_limits
 from gpuskew.schema import EXPOSURE_COLUMNS, MEASURE_NAMES, TIMESTAMP
 
 AS_OF = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)

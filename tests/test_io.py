@@ -18,7 +18,7 @@ import pytest
 from gpuskew import io as gio
 from gpuskew import schema
 from gpuskew.errors import EXIT_INVALID, GpuskewError, InvalidInput
-from gpuskew.validate import tag_columns, validate_book
+from gpuskew.io.validate import tag_columns, validate_book
 
 EXPIRY = datetime(2026, 12, 27, 8, 0, tzinfo=timezone.utc)
 
@@ -326,7 +326,7 @@ def test_pandas_import_is_lazy():
     import subprocess
     import sys
 
-    code = "import sys, gpuskew.io, gpuskew.validate; print('pandas' in sys.modules, 'polars' in sys.modules)"
+    code = "import sys, gpuskew.io, gpuskew.io.validate; print('pandas' in sys.modules, 'polars' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from gpuskew.errors import EXIT_INVALID, InvalidConfig
-from gpuskew.limits import (
+from gpuskew.policy.limits import (
     BAND_MODELS,
     TARGET_MODELS,
     example_limits_path,
@@ -61,8 +61,8 @@ def test_example_file_parses_and_uses_every_model():
 
 
 def test_example_hedge_instruments_resolve_against_the_demo_book():
-    from gpuskew import demo
-    from gpuskew.hedging import resolve_hedge_instruments
+    from gpuskew.synthetic import demo
+    from gpuskew.adherence.hedging import resolve_hedge_instruments
 
     book = demo.make_demo_book(200)
     limits = load_example_limits()

@@ -8,7 +8,7 @@ import re
 from click.testing import CliRunner
 
 from gpuskew.cli import main
-from gpuskew.progress import STAGE_LABELS, STEP_STAGES, ProgressBar, run_stages
+from gpuskew.cli.progress import STAGE_LABELS, STEP_STAGES, ProgressBar, run_stages
 
 
 def test_run_stages():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuskew.quoting import multipliers_from_skew, reservation_offset, size_multipliers, tau_years
+from gpuskew.adherence.quoting import multipliers_from_skew, reservation_offset, size_multipliers, tau_years
 
 HYP = settings(max_examples=80, deadline=None)
 

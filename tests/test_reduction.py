@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuskew.backend import CpuBackend
+from gpuskew.core.backend import CpuBackend
 from gpuskew.kernels.segsum import TILE
-from gpuskew.reduction import plan_segmented_sum
+from gpuskew.core.reduction import plan_segmented_sum
 
 
 def _sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:

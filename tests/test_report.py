@@ -15,7 +15,7 @@ import pytest
 from gpuskew.errors import InvalidInput
 from gpuskew.history import append_run
 from gpuskew.io import OutputExists
-from gpuskew.report import build_report, group_metrics, report_table, run_weights
+from gpuskew.reporting.report import build_report, group_metrics, report_table, run_weights
 from gpuskew.schema import ADHERENCE_COLUMNS, TIMESTAMP
 
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from gpuskew.demo import DEMO_AS_OF, make_demo_book
-from gpuskew.simulate import DemoSimulation
+from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+from gpuskew.synthetic.simulate import DemoSimulation
 
 
 def _path(seed: int, steps: int = 4):

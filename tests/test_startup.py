@@ -43,7 +43,7 @@ def test_probe_imports_work_again_after_the_block():
     code = """
         import sys
         import pyarrow as pa
-        from gpuskew.startup import skip_probe_imports
+        from gpuskew.cli.startup import skip_probe_imports
         with skip_probe_imports():
             pa.array([1.0])                      # pyarrow's pandas probe fails here
             try:
@@ -66,7 +66,7 @@ def test_the_python_api_keeps_pandas_support():
     """Only the console script skips the probes: gpuskew.load_book takes pandas tables."""
     code = """
         import gpuskew
-        from gpuskew.demo import DEMO_AS_OF, make_demo_book
+        from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
         tables = {k: v.to_pandas() for k, v in make_demo_book(50).items()}
         result = gpuskew.compute(gpuskew.load_book(tables), as_of=DEMO_AS_OF, backend="cpu")
         print(result.positions.num_rows)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuskew.bands import (
+from gpuskew.adherence.bands import (
     SKEW_CAP,
     half_widths,
     skew,
@@ -18,8 +18,8 @@ from gpuskew.bands import (
     z_score,
 )
 from gpuskew.errors import InvalidInput
-from gpuskew.limits import BandSpec, TargetSpec
-from gpuskew.targets import group_keys, group_value_usd, target_coins
+from gpuskew.policy.limits import BandSpec, TargetSpec
+from gpuskew.adherence.targets import group_keys, group_value_usd, target_coins
 
 HYP = settings(max_examples=60, deadline=None)
 

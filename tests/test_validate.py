@@ -12,7 +12,7 @@ import pytest
 
 from gpuskew import schema
 from gpuskew.errors import EXIT_INVALID, InvalidInput
-from gpuskew.validate import RULES, tag_columns, validate_book, validate_table
+from gpuskew.io.validate import RULES, tag_columns, validate_book, validate_table
 
 NAN = float("nan")
 INF = float("inf")

@@ -12,7 +12,7 @@ import pytest
 
 import gpuskew
 from gpuskew import schema
-from gpuskew.demo import DEMO_AS_OF, make_demo_book
+from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
 from gpuskew.kernels.segsum import TILE
 
 

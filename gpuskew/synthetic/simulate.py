@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .schema import SECONDS_PER_YEAR
+from gpuskew.schema import SECONDS_PER_YEAR
 
 
 @dataclass

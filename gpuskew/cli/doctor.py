@@ -16,10 +16,10 @@ def _version(dist: str) -> str:
 
 def collect() -> dict:
     """Everything a support request needs, as a dict of strings."""
-    from . import __version__
-    from .backend import AUTO_CUDA_MIN_POSITIONS, cudasim_enabled, probe_cuda
-    from .kernels._cache import cache_root, kernel_source_hash
-    from .kernels.segsum import TILE
+    from gpuskew import __version__
+    from gpuskew.core.backend import AUTO_CUDA_MIN_POSITIONS, cudasim_enabled, probe_cuda
+    from gpuskew.kernels._cache import cache_root, kernel_source_hash
+    from gpuskew.kernels.segsum import TILE
 
     usable, why = probe_cuda()
     versions = {"gpuskew": __version__, "python": sys.version.split()[0]}

@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .errors import EXIT_LIMIT_BREACHED, EXIT_RUNTIME, GpuskewError
+from gpuskew import __version__
+from gpuskew.errors import EXIT_LIMIT_BREACHED, EXIT_RUNTIME, GpuskewError
 
 EXPOSURE_DISPLAY = ("underlying", "n_positions", "n_expired", "delta", "delta_pa", "delta_usd",
                     "gamma_1pct", "vega_usd", "theta_usd", "value_usd")
@@ -125,10 +125,10 @@ def run(book_dir: Path | None, out_dir: Path, demo: bool, demo_size: int, demo_s
         as_of: str | None, backend: str, group_by: tuple[str, ...], limits_path: Path | None,
         history: Path | None, fail_on: str | None, as_json: bool, overwrite: bool) -> None:
     """Price a book, check it against its limits, and write the results to --out."""
-    from .book import load_book
-    from .io import check_output_free, publish_run
-    from .progress import ProgressBar, run_stages
-    from .runner import RUN_FILES, append_to_history, output_writers, risk_run
+    from gpuskew.core.book import load_book
+    from gpuskew.io import check_output_free, publish_run
+    from gpuskew.cli.progress import ProgressBar, run_stages
+    from gpuskew.session import RUN_FILES, append_to_history, output_writers, risk_run
 
     if demo == (book_dir is not None):
         raise click.UsageError("give either BOOK_DIR or --demo (not both)")
@@ -136,25 +136,25 @@ def run(book_dir: Path | None, out_dir: Path, demo: bool, demo_size: int, demo_s
         raise click.UsageError("--demo-steps needs --demo and --history")
     check_output_free(out_dir, overwrite, RUN_FILES)
     if demo:
-        from .demo import DEMO_AS_OF
+        from gpuskew.synthetic.demo import DEMO_AS_OF
 
         as_of = as_of or DEMO_AS_OF.isoformat()
         group_by = group_by or ("desk", "desk,book")
         if limits_path is None:
-            from .limits import example_limits_path
+            from gpuskew.policy.limits import example_limits_path
 
             limits_path = example_limits_path()
     limits = None
     if limits_path is not None:
-        from .limits import load_limits
+        from gpuskew.policy.limits import load_limits
 
         limits = load_limits(limits_path)
     stages = run_stages(demo, limits is not None, demo_steps if demo else 1)
     with ProgressBar(stages, enabled=_stderr_is_tty()) as progress:
         if demo:
-            from .demo import make_demo_book
-            from .engine import parse_as_of
-            from .simulate import DemoSimulation
+            from gpuskew.synthetic.demo import make_demo_book
+            from gpuskew.core.engine import parse_as_of
+            from gpuskew.synthetic.simulate import DemoSimulation
 
             tables = make_demo_book(n_positions=demo_size, seed=demo_seed)
             progress("demo")
@@ -186,7 +186,7 @@ def run(book_dir: Path | None, out_dir: Path, demo: bool, demo_size: int, demo_s
         f"{summary['counts']['positions']:,} positions; outputs in {out_dir}")
     _print_exposures(outcome.result.exposures, outcome.result.levels)
     if outcome.adherence is not None:
-        from .alerts import summarise_alerts
+        from gpuskew.adherence.alerts import summarise_alerts
 
         _print_adherence(outcome)
         click.echo(summarise_alerts(outcome.alerts), err=True)
@@ -217,7 +217,7 @@ ADHERENCE_DISPLAY = ("measure", "actual", "target", "lower", "upper", "skew", "e
 
 
 def _print_adherence(outcome) -> None:
-    from .display import render_table
+    from gpuskew.cli.display import render_table
 
     table = outcome.effective
     tags = [c for c in ("desk", "book") if c in table.column_names]
@@ -236,7 +236,7 @@ def _print_adherence(outcome) -> None:
 def _print_exposures(exposures, levels) -> None:
     import pyarrow.compute as pc
 
-    from .display import render_table
+    from gpuskew.cli.display import render_table
 
     under = exposures.filter(pc.equal(exposures["level"], "underlying"))
     click.echo(render_table(under, EXPOSURE_DISPLAY, digits={"delta": 4, "delta_pa": 4, "gamma_1pct": 4},
@@ -262,9 +262,9 @@ def _print_exposures(exposures, levels) -> None:
 @handle_errors
 def report(history: Path, start: str | None, end: str | None, out_dir: Path, overwrite: bool, as_json: bool) -> None:
     """Adherence over a period: time in band, breaches, time to recover, hedge volume; charts and HTML."""
-    from .display import render_table
-    from .engine import parse_as_of
-    from .report import build_report
+    from gpuskew.cli.display import render_table
+    from gpuskew.core.engine import parse_as_of
+    from gpuskew.reporting.report import build_report
 
     start_t = parse_as_of(start) if start else None
     end_t = parse_as_of(end) if end else None
@@ -293,8 +293,8 @@ def report(history: Path, start: str | None, end: str | None, out_dir: Path, ove
 @handle_errors
 def demo(book_dir: Path, demo_size: int, seed: int, fmt: str) -> None:
     """Write the seeded demo book to BOOK_DIR as files (shows the input format)."""
-    from .demo import write_demo_book
-    from .progress import ProgressBar
+    from gpuskew.synthetic.demo import write_demo_book
+    from gpuskew.cli.progress import ProgressBar
 
     with ProgressBar(["demo", "write"], enabled=_stderr_is_tty()) as progress:
         paths = write_demo_book(book_dir, n_positions=demo_size, seed=seed, fmt=fmt, progress=progress)
@@ -307,7 +307,7 @@ def demo(book_dir: Path, demo_size: int, seed: int, fmt: str) -> None:
 @handle_errors
 def doctor(as_json: bool) -> None:
     """Versions, whether CUDA is usable (and why not), and the cache folders."""
-    from .doctor import collect
+    from gpuskew.cli.doctor import collect
 
     info = collect()
     if as_json:
@@ -332,7 +332,7 @@ def entry_point() -> None:
     start-up probe imports of pyarrow (pandas) and numba (``scipy.linalg``) that it never uses:
     see :mod:`gpuskew.startup`.
     """
-    from .startup import skip_probe_imports
+    from gpuskew.cli.startup import skip_probe_imports
 
     try:
         with skip_probe_imports():

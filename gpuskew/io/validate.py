@@ -41,8 +41,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import schema
-from .errors import InvalidInput
+from gpuskew import schema
+from gpuskew.errors import InvalidInput
 
 __all__ = ["validate_book", "validate_table", "tag_columns", "Rule", "TABLE_ORDER", "RULES"]
 
@@ -435,7 +435,7 @@ def validate_book(tables: Mapping[str, Any], sources: Mapping[str, str]) -> dict
             raise InvalidInput(source=src[name], column=None, rule=f"missing table '{name}'")
         obj = tables[name]
         if not isinstance(obj, pa.Table):
-            from .io import to_arrow_table
+            from gpuskew.io import to_arrow_table
 
             obj = to_arrow_table(obj, src[name])
         raw[name] = obj

@@ -17,13 +17,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import __version__, schema
-from .backend import Backend, resolve_backend
-from .book import Book, FlatPositions
-from .errors import InvalidInput
-from .grouping import Grouping, group_positions, parse_levels
-from .reduction import plan_segmented_sum
-from .timeutil import iso_z, to_utc
+from gpuskew import __version__
+from gpuskew import schema
+from gpuskew.core.backend import Backend, resolve_backend
+from gpuskew.core.book import Book, FlatPositions
+from gpuskew.errors import InvalidInput
+from gpuskew.core.groups import Grouping, group_positions, parse_levels
+from gpuskew.core.reduction import plan_segmented_sum
+from gpuskew.timeutil import iso_z, to_utc
 
 #: columns of positions.parquet taken from the instrument / market join
 POSITION_CONTEXT = ("underlying", "kind", "settlement", "option_type", "strike", "expiry",

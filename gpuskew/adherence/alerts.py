@@ -36,10 +36,10 @@ from typing import Any, Union
 
 import pyarrow as pa
 
-from . import io as _io
-from .history import group_key_columns
-from .timeutil import iso_z, to_utc
-from .schema import ADHERENCE_STATUSES, TIMESTAMP
+from gpuskew import io as _io
+from gpuskew.history import group_key_columns
+from gpuskew.timeutil import iso_z, to_utc
+from gpuskew.schema import ADHERENCE_STATUSES, TIMESTAMP
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -313,7 +313,7 @@ def dumps_alerts_jsonl(alerts: Sequence[Mapping[str, Any]]) -> str:
 def write_alerts_jsonl(alerts: Sequence[Mapping[str, Any]], path: str | Path) -> None:
     """Write ``alerts.jsonl`` atomically (temporary file + ``os.replace``); no alerts -> empty file."""
     data = dumps_alerts_jsonl(alerts).encode("utf-8")
-    _io._write_atomic(Path(path), lambda f: f.write(data))
+    _io.write_atomic(Path(path), lambda f: f.write(data))
 
 
 def _group_label(group: Mapping[str, Any]) -> str:

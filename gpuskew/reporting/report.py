@@ -47,12 +47,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import io as _io
-from .alerts import DEFAULT_THRESHOLDS
-from .errors import GpuskewError, InvalidInput
-from .history import group_key_columns, read_history
-from .timeutil import iso_z, to_utc
-from .schema import ADHERENCE_STATUSES, TIMESTAMP
+from gpuskew import io as _io
+from gpuskew.adherence.alerts import DEFAULT_THRESHOLDS
+from gpuskew.errors import GpuskewError, InvalidInput
+from gpuskew.history import group_key_columns, read_history
+from gpuskew.timeutil import iso_z, to_utc
+from gpuskew.schema import ADHERENCE_STATUSES, TIMESTAMP
 
 __all__ = ["REPORT_COLUMNS", "build_report", "report_table", "run_weights", "group_metrics"]
 
@@ -512,7 +512,7 @@ def _status_counts(table: pa.Table) -> str:
 
 def _render_html(summary: Mapping[str, Any], table: pa.Table, charts: list[tuple[Path, str]]) -> str:
     """The self-contained HTML page; ``charts``: the delta charts then the skew histogram."""
-    template = Template(resources.files("gpuskew").joinpath("templates/report.html").read_text("utf-8"))
+    template = Template(resources.files("gpuskew.reporting").joinpath("templates/report.html").read_text("utf-8"))
     first, last = summary["period_start"][:10], summary["period_end"][:10]
     return template.substitute(
         title=html.escape("Inventory skew adherence report, " + (first if first == last else f"{first} to {last}")),

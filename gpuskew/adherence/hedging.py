@@ -37,12 +37,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .bands import HOURS_PER_YEAR
-from .errors import InvalidConfig
-from .history import group_key_columns
-from .limits import HedgeInstrumentSpec, Limits, Policy
-from .schema import TIMESTAMP
-from .timeutil import to_utc
+from gpuskew.adherence.bands import HOURS_PER_YEAR
+from gpuskew.errors import InvalidConfig
+from gpuskew.history import group_key_columns
+from gpuskew.policy.limits import HedgeInstrumentSpec, Limits, Policy
+from gpuskew.schema import TIMESTAMP
+from gpuskew.timeutil import to_utc
 
 #: hedges.parquet columns after as_of, level, underlying and the tag columns: (name, unit, doc).
 HEDGE_COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .schema import INPUT_TABLES, SECONDS_PER_YEAR, TIMESTAMP
-from .timeutil import to_utc
+from gpuskew.schema import INPUT_TABLES, SECONDS_PER_YEAR, TIMESTAMP
+from gpuskew.timeutil import to_utc
 
 __all__ = [
     "DEMO_AS_OF",

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import InvalidInput
-from .limits import TargetSpec
+from gpuskew.errors import InvalidInput
+from gpuskew.policy.limits import TargetSpec
 
 
 def _missing(column: str, spec_key: str, model: str, underlying: Sequence[str] | None,

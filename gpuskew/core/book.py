@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import schema
-from .errors import InvalidInput
+from gpuskew import schema
+from gpuskew.errors import InvalidInput
 
 #: int64 microseconds standing for "no expiry"
 NO_EXPIRY = np.iinfo(np.int64).min
@@ -81,7 +81,7 @@ class Book:
     @property
     def tags(self) -> tuple[str, ...]:
         """String columns of positions beyond the contract's own: usable with ``group_by``."""
-        from .validate import tag_columns
+        from gpuskew.io.validate import tag_columns
 
         return tuple(tag_columns(self.positions))
 
@@ -107,7 +107,7 @@ class Book:
         loop re-prices a resident book by moving only the market columns (S, forward, r, vol).
         The new underlyings table must name the same underlyings.
         """
-        from .validate import validate_book
+        from gpuskew.io.validate import validate_book
 
         sources = dict(self.sources, underlyings="<underlyings table>", quotes="<quotes table>")
         valid = validate_book({"instruments": self.instruments, "positions": self.positions,
@@ -153,7 +153,7 @@ def _market_columns(book: Book, instrument_index: np.ndarray, underlying_code: n
 
 def flatten(book: Book) -> FlatPositions:
     """Join positions with instruments, underlyings and quotes into flat per-position arrays."""
-    from .kernels.instruments import CALL, PUT
+    from gpuskew.kernels.instruments import CALL, PUT
 
     inst, pos, und = book.instruments, book.positions, book.underlyings
     # per instrument
@@ -200,8 +200,8 @@ def load_book(source: str | Path | Mapping[str, Any]) -> Book:
     (each .parquet, .csv, .arrow or .feather), or a mapping of those names to pyarrow Tables,
     pandas or polars DataFrames. Raises :class:`gpuskew.errors.InvalidInput` on bad input.
     """
-    from .io import read_book_dir, to_arrow_table
-    from .validate import validate_book
+    from gpuskew.io import read_book_dir, to_arrow_table
+    from gpuskew.io.validate import validate_book
 
     if isinstance(source, (str, Path)):
         tables, sources = read_book_dir(Path(source))

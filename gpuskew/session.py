@@ -15,8 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from .book import Book
-from .engine import RunResult, compute, parse_as_of
+from gpuskew.core.book import Book
+from gpuskew.core.engine import RunResult, compute, parse_as_of
 
 #: output files of a run, in the order they are published (summary.json last: the commit marker)
 RUN_FILES = ("positions.parquet", "exposures.parquet", "adherence.parquet", "hedges.parquet",
@@ -54,7 +54,7 @@ def run_id(summary: dict, limits_hash: str | None) -> str:
 
 def worst_statuses(effective: pa.Table) -> dict[str, str]:
     """Worst effective status per underlying over all its monitored groups."""
-    from .alerts import severity
+    from gpuskew.adherence.alerts import severity
 
     worst: dict[str, str] = {}
     for und, status in zip(effective["underlying"].to_pylist(), effective["effective_status"].to_pylist()):
@@ -77,9 +77,9 @@ def risk_run(book: Book, *, as_of: str | datetime | None, backend: str = "auto",
     summary["limits"] = {"source": str(limits_path) if limits_path else None, "hash": _file_hash(limits_path)}
     if limits is None:
         return run
-    from .adherence import compute_adherence
-    from .alerts import evaluate_alerts
-    from .history import previous_adherence
+    from gpuskew.adherence import compute_adherence
+    from gpuskew.adherence.alerts import evaluate_alerts
+    from gpuskew.history import previous_adherence
 
     t0 = time.perf_counter()
     adh = compute_adherence(result.exposures, book.underlyings, book.instruments, book.quotes, limits, when)
@@ -108,7 +108,7 @@ def risk_run(book: Book, *, as_of: str | datetime | None, backend: str = "auto",
 
 def output_writers(run: RiskRun) -> dict[str, Callable[[Path], None]]:
     """The files of a run folder and how to write each (for gpuskew.io.publish_run)."""
-    from .io import write_json, write_parquet
+    from gpuskew.io import write_json, write_parquet
 
     res = run.result
     files: dict[str, Callable[[Path], None]] = {
@@ -116,7 +116,7 @@ def output_writers(run: RiskRun) -> dict[str, Callable[[Path], None]]:
         "exposures.parquet": lambda p: write_parquet(res.exposures, p),
     }
     if run.adherence is not None:
-        from .alerts import write_alerts_jsonl
+        from gpuskew.adherence.alerts import write_alerts_jsonl
 
         files["adherence.parquet"] = lambda p: write_parquet(run.effective, p)
         files["hedges.parquet"] = lambda p: write_parquet(run.adherence.hedges, p)
@@ -128,8 +128,8 @@ def output_writers(run: RiskRun) -> dict[str, Callable[[Path], None]]:
 
 def append_to_history(history: str | Path, run: RiskRun) -> list[Path]:
     """Append this run's exposures, hedges, alerts and adherence to the history datasets."""
-    from .alerts import alerts_table
-    from .history import append_run
+    from gpuskew.adherence.alerts import alerts_table
+    from gpuskew.history import append_run
 
     when = parse_as_of(run.summary["as_of"])
     tables: dict[str, pa.Table] = {"exposures": run.result.exposures}

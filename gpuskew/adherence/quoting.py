@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bands import HOURS_PER_YEAR, skew as _skew
+from gpuskew.adherence.bands import HOURS_PER_YEAR, skew as _skew
 
 
 def reservation_offset(q: np.ndarray | float, risk_aversion: np.ndarray | float,

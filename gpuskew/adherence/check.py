@@ -37,15 +37,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from . import bands as _bands
-from . import quoting as _quoting
-from . import targets as _targets
-from .errors import InvalidConfig
-from .hedging import HedgeInstrument, allowed, propose_hedges, resolve_hedge_instruments
-from .history import group_key_columns
-from .limits import Limits, Policy
-from .schema import ADHERENCE_COLUMNS, ADHERENCE_STATUSES, TIMESTAMP
-from .timeutil import to_utc
+from gpuskew.adherence import bands as _bands
+from gpuskew.adherence import quoting as _quoting
+from gpuskew.adherence import targets as _targets
+from gpuskew.errors import InvalidConfig
+from gpuskew.adherence.hedging import HedgeInstrument, allowed, propose_hedges, resolve_hedge_instruments
+from gpuskew.history import group_key_columns
+from gpuskew.policy.limits import Limits, Policy
+from gpuskew.schema import ADHERENCE_COLUMNS, ADHERENCE_STATUSES, TIMESTAMP
+from gpuskew.timeutil import to_utc
 
 _SEVERITY = {s: i for i, s in enumerate(ADHERENCE_STATUSES)}
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CudaUnavailable
-from .reduction import SegmentedSumPlan
+from gpuskew.errors import CudaUnavailable
+from gpuskew.core.reduction import SegmentedSumPlan
 
 #: Below this many positions 'auto' stays on the CPU. On the 2-core CPU path a 10^5-position book
 #: takes a few milliseconds of kernel time; a GPU run of the same book pays host->device copies of
@@ -93,7 +93,7 @@ class Backend:
 
     def position_greeks(self, cols: dict[str, Any]) -> tuple[Any, Any]:
         """Every measure of every position in one pass: returns (out (N_MEASURES x n), status (n))."""
-        from .kernels.instruments import N_MEASURES
+        from gpuskew.kernels.instruments import N_MEASURES
 
         xp = self.xp
         n = cols["qty"].shape[0]
@@ -128,7 +128,7 @@ class CpuBackend(Backend):
 
     def __init__(self, reason: str):
         super().__init__(reason)
-        from .kernels import cpu
+        from gpuskew.kernels import cpu
 
         self._k = cpu
 
@@ -144,7 +144,7 @@ class CudaBackend(Backend):
 
     def __init__(self, reason: str):
         super().__init__(reason)
-        from .kernels import cuda as kcuda
+        from gpuskew.kernels import cuda as kcuda
 
         self._k = kcuda
         self.simulated = cudasim_enabled()

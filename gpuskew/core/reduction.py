@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels.segsum import TILE
+from gpuskew.kernels.segsum import TILE
 
 
 @dataclass(frozen=True)

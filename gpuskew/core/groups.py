@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import InvalidInput
+from gpuskew.errors import InvalidInput
 
 #: dense keys up to this many combinations are counted with bincount (O(n)), else np.unique
 DENSE_KEY_LIMIT = 1 << 24

@@ -34,10 +34,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import io as _io
-from .errors import InvalidInput
-from .schema import ADHERENCE_COLUMNS, EXPOSURE_COLUMNS, TIMESTAMP
-from .timeutil import to_utc
+from gpuskew import io as _io
+from gpuskew.errors import InvalidInput
+from gpuskew.schema import ADHERENCE_COLUMNS, EXPOSURE_COLUMNS, TIMESTAMP
+from gpuskew.timeutil import to_utc
 
 __all__ = [
     "DATASETS",

@@ -24,8 +24,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .limits import BandSpec
-from .targets import require_positive
+from gpuskew.policy.limits import BandSpec
+from gpuskew.adherence.targets import require_positive
 
 #: Hours in the ACT/365 year.
 HOURS_PER_YEAR: float = 24.0 * 365.0

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import InvalidConfig
+from gpuskew.errors import InvalidConfig
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version dependent
     import tomllib as _toml
@@ -640,7 +640,7 @@ def load_limits(path: str | Path) -> Limits:
 
 def example_limits_path() -> Path:
     """Path of the commented example limits file shipped with the package (drives ``--demo``)."""
-    return Path(__file__).resolve().parent / "data" / "limits.example.toml"
+    return Path(__file__).resolve().parent.parent / "data" / "limits.example.toml"
 
 
 def load_example_limits() -> Limits:

@@ -1,0 +1,5 @@
+"""python -m gpuskew: the gpuskew command line."""
+
+from gpuskew.cli import entry_point
+
+entry_point()

@@ -1,0 +1,1 @@
+"""Limits and policy files: TOML -> typed specs (and, for sweeps, parameter grids as arrays)."""

@@ -1,0 +1,1 @@
+"""Reports: metrics over the history, charts and self-contained HTML pages."""

@@ -1,0 +1,1 @@
+"""Synthetic data: the seeded demo book and its intraday market and flow."""
