@@ -12,8 +12,7 @@ import pytest
 
 from gpuskew.adherence.alerts import (alerts_table, dumps_alerts_jsonl, effective_status, evaluate_alerts,
                             summarise_alerts, write_alerts_jsonl)
-from gpuskew.history import group_key_columns
-from gpuskew.schema import ADHERENCE_COLUMNS, TIMESTAMP
+from gpuskew.schema import ADHERENCE, ALERTS, ADHERENCE_COLUMNS, TIMESTAMP
 
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
 _STRINGS = {"measure", "status", "target_model", "band_model"}
@@ -307,7 +306,7 @@ def test_alerts_table_round_trip():
     alerts = _many_alerts()
     table = alerts_table(alerts)
     assert table.num_rows == 5
-    assert group_key_columns(table) == ["level", "underlying", "desk"]
+    assert ALERTS.group_columns(table) == ["level", "underlying", "desk"]
     assert table.column("threshold_name").to_pylist()[0] == "critical"
     assert table.schema.field("as_of").type == TIMESTAMP
     assert alerts_table([]).num_rows == 0

@@ -11,9 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from gpuskew.errors import InvalidInput
-from gpuskew.history import (append_run, compact_as_of, group_key_columns, list_runs,
-                             previous_adherence, read_history)
-from gpuskew.schema import ADHERENCE_COLUMNS, EXPOSURE_COLUMNS, TIMESTAMP
+from gpuskew.history import append_run, compact_as_of, list_runs, previous_adherence, read_history
+from gpuskew.schema import ADHERENCE, ADHERENCE_COLUMNS, EXPOSURE_COLUMNS, TIMESTAMP
 
 T0 = dt.datetime(2026, 11, 20, 23, 50, tzinfo=dt.timezone.utc)
 _STRINGS = {"measure", "status", "target_model", "band_model"}
@@ -55,8 +54,10 @@ def test_append_layout_columns_and_read_back(tmp_path):
     written = append_run(tmp_path, T0, {"adherence": make_adherence([0.1, 0.2], T0),
                                         "exposures": make_exposures(2)}, run_id="abc123")
     name = "run-20261120T235000000000Z-abc123.parquet"
-    assert written == [tmp_path / "exposures" / "date=2026-11-20" / name,
-                       tmp_path / "adherence" / "date=2026-11-20" / name]  # adherence last
+    assert written == [tmp_path / "adherence" / "date=2026-11-20" / name,
+                       tmp_path / "exposures" / "date=2026-11-20" / name]
+    # the commit marker, written last, makes the run visible
+    assert (tmp_path / "_commits" / "date=2026-11-20" / name.replace(".parquet", ".json")).is_file()
     exp = read_history(tmp_path, "exposures")
     assert exp.column_names[0] == "as_of" and "run_id" in exp.column_names
     assert exp.schema.field("as_of").type == TIMESTAMP
@@ -65,8 +66,8 @@ def test_append_layout_columns_and_read_back(tmp_path):
     assert "date" not in exp.column_names
     adh = read_history(tmp_path, "adherence")
     assert adh.num_rows == 2 and adh.column("skew").to_pylist() == [0.1, 0.2]
-    assert group_key_columns(adh) == ["level", "underlying", "desk"]
-    assert group_key_columns(exp) == ["level", "underlying", "desk"]
+    assert ADHERENCE.group_columns(adh) == ["level", "underlying", "desk"]
+    assert ADHERENCE.group_columns(exp) == ["level", "underlying", "desk"]
 
 
 def test_reappending_the_same_run_doubles_nothing(tmp_path):
@@ -86,13 +87,63 @@ def test_existing_file_is_never_overwritten(tmp_path):
     assert path.read_bytes() == before
 
 
-def test_interrupted_append_is_completed_by_appending_again(tmp_path):
-    append_run(tmp_path, T0, {"exposures": make_exposures(3)}, "r1")  # as if adherence never landed
+def _killed_append(root: Path, run_id: str) -> list[Path]:
+    """What an append killed after its data files and before its commit leaves: the files, a
+    _pending record naming a process that no longer exists, and a temporary file."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    name = f"run-{compact_as_of(T0)}-{run_id}.parquet"
+    files = []
+    for ds, table in (("exposures", make_exposures(3)), ("hedges", make_exposures(1))):
+        path = root / ds / "date=2026-11-20" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path)
+        files.append(path)
+    tmp = root / "adherence" / "date=2026-11-20" / f".{name}.tmp-{dead}-abcd1234"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_bytes(b"partial")
+    (root / "_pending").mkdir(parents=True, exist_ok=True)
+    (root / "_pending" / f"run-{compact_as_of(T0)}-{run_id}.{dead}.json").write_text(json.dumps(
+        {"pid": int(dead), "host": socket.gethostname(),
+         "commit": f"_commits/date=2026-11-20/run-{compact_as_of(T0)}-{run_id}.json",
+         "files": [str(f.relative_to(root)) for f in files]}))
+    return files + [tmp]
+
+
+def test_killed_append_is_invisible_then_rolled_back(tmp_path):
+    left = _killed_append(tmp_path, "r1")
+    # readers honour the commit marker: the half-written run is in no dataset
+    assert read_history(tmp_path, "exposures").num_rows == 0
+    assert read_history(tmp_path, "hedges").num_rows == 0
     assert previous_adherence(tmp_path, T0 + dt.timedelta(hours=1)) is None
-    written = append_run(tmp_path, T0, {"exposures": make_exposures(3),
-                                        "adherence": make_adherence([0.5], T0)}, "r1")
-    assert [p.parent.parent.name for p in written] == ["adherence"]
-    assert read_history(tmp_path, "exposures").num_rows == 3
+    # the next append rolls it back (data files and temporary file removed) and lands whole
+    later = T0 + dt.timedelta(minutes=5)
+    append_run(tmp_path, later, {"exposures": make_exposures(2), "adherence": make_adherence([0.5], later)}, "r2")
+    assert not any(p.exists() for p in left)
+    assert not list((tmp_path / "_pending").iterdir())
+    assert read_history(tmp_path, "exposures").num_rows == 2
+    # and the killed run, retried, lands whole
+    append_run(tmp_path, T0, {"exposures": make_exposures(3), "adherence": make_adherence([0.1], T0)}, "r1")
+    assert read_history(tmp_path, "exposures").num_rows == 5
+
+
+def test_repair_keeps_a_live_append(tmp_path):
+    from gpuskew.history import repair
+
+    left = _killed_append(tmp_path, "r1")
+    record = next((tmp_path / "_pending").iterdir())
+    import json
+    import os
+    info = json.loads(record.read_text())
+    info["pid"] = os.getpid()  # this process: alive
+    record.write_text(json.dumps(info))
+    repair(tmp_path)
+    assert all(p.exists() for p in left[:2])
 
 
 def test_append_rejects_bad_names_and_reserved_columns(tmp_path):
@@ -193,7 +244,7 @@ def test_read_history_unifies_differing_tag_columns(tmp_path):
     table = read_history(tmp_path, "adherence")
     assert table.num_rows == 2
     assert table.column("book").to_pylist() == [None, "x"]
-    assert group_key_columns(table) == ["level", "underlying", "desk", "book"]
+    assert ADHERENCE.group_columns(table) == ["level", "underlying", "desk", "book"]
 
 
 def test_read_history_ignores_temp_and_foreign_files(tmp_path):
@@ -206,7 +257,7 @@ def test_read_history_ignores_temp_and_foreign_files(tmp_path):
 
 def test_corrupt_history_file_is_named(tmp_path):
     _three_runs(tmp_path)
-    bad = tmp_path / "adherence" / "date=2026-11-20" / "run-20261120T235500000000Z-bad.parquet"
+    bad = next((tmp_path / "adherence").rglob("run-*-r1.parquet"))
     bad.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(InvalidInput) as info:
         read_history(tmp_path, "adherence")
@@ -239,11 +290,21 @@ def test_previous_adherence_is_latest_strictly_before(tmp_path):
     assert previous_adherence(tmp_path / "does-not-exist", times[2]) is None
 
 
-def test_previous_adherence_same_as_of_takes_largest_run_id(tmp_path):
+def test_previous_adherence_same_as_of_gives_every_run_there(tmp_path):
+    # two runs at one as_of (e.g. other grouping levels): the previous state is both, largest run_id last
     append_run(tmp_path, T0, {"adherence": make_adherence([0.1], T0)}, "aaa")
-    append_run(tmp_path, T0, {"adherence": make_adherence([0.9], T0)}, "bbb")
+    append_run(tmp_path, T0, {"adherence": make_adherence([0.9], T0, tags={"book": ["b0"]})}, "bbb")
     prev = previous_adherence(tmp_path, T0 + dt.timedelta(seconds=1))
-    assert prev.column("run_id").to_pylist() == ["bbb"]
+    assert prev.column("run_id").to_pylist() == ["aaa", "bbb"]
+
+
+def test_foreign_and_copied_files_are_ignored(tmp_path):
+    _three_runs(tmp_path)
+    part = tmp_path / "adherence" / "date=2026-11-20"
+    src = next(tmp_path.rglob("run-*-r1.parquet"))
+    (part / src.name.replace("-r1.", "-copy.")).write_bytes(src.read_bytes())   # a copied file
+    pq.write_table(pa.table({"x": [1]}), part / "run-20261120T235900000000Z-foreign.parquet")
+    assert read_history(tmp_path, "adherence").num_rows == 6
 
 
 def test_history_files_are_plain_parquet(tmp_path):

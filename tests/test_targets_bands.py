@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,9 @@ from gpuskew.adherence.bands import (
 )
 from gpuskew.errors import InvalidInput
 from gpuskew.policy.limits import BandSpec, TargetSpec
-from gpuskew.adherence.targets import group_keys, group_value_usd, target_coins
+from gpuskew.adherence.targets import group_value_usd, target_coins
+from gpuskew.core.groups import GroupIndex
+from gpuskew.schema import EXPOSURES
 
 HYP = settings(max_examples=60, deadline=None)
 
@@ -47,7 +50,8 @@ def test_base_pct_group_value_includes_cash():
     desk = ["d", "d", "d", "e", None]
     und = ["BTC", "ETH", "USDC", "BTC", "BTC"]
     value = a(1e6, 0.5e6, 2.5e6, 7e6, 8e6)
-    keys = group_keys(level, [desk])
+    table = pa.table({"level": level, "underlying": und, "desk": desk})
+    keys = GroupIndex(table, EXPOSURES).portfolio_codes()
     assert keys.tolist() == [0, 0, 0, 1, 2]
     v = group_value_usd(keys, und, value, "group")
     np.testing.assert_allclose(v, [4e6, 4e6, 4e6, 7e6, 8e6], rtol=1e-15)

@@ -37,9 +37,9 @@ from typing import Any, Union
 import pyarrow as pa
 
 from gpuskew import io as _io
-from gpuskew.history import group_key_columns
+from gpuskew.core.groups import group_id
 from gpuskew.timeutil import iso_z, to_utc
-from gpuskew.schema import ADHERENCE_STATUSES, TIMESTAMP
+from gpuskew.schema import ADHERENCE, ADHERENCE_STATUSES, ALERTS, HEDGES, TIMESTAMP
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -130,22 +130,17 @@ def _previous_statuses(previous: pa.Table | None) -> dict[tuple, str] | None:
     if previous is None:
         return None
     col = "effective_status" if "effective_status" in previous.column_names else "status"
-    keys = group_key_columns(previous)
-    return {_group_id(r, keys): r[col] for r in previous.select(keys + [col]).to_pylist()
+    keys = ADHERENCE.key_columns(previous)
+    tags = ADHERENCE.tag_columns(previous)
+    return {group_id(r, tags): r[col] for r in previous.select(keys + [col]).to_pylist()
             if r[col] is not None}
-
-
-def _group_id(row: Mapping[str, Any], keys: Sequence[str]) -> tuple:
-    """Group identity independent of which tag columns a table has: level, underlying, tags set."""
-    tags = tuple(sorted((k, str(row[k])) for k in keys[2:] if row.get(k) is not None))
-    return (row.get("level"), row.get("underlying"), tags)
 
 
 def _hedge_index(hedges: pa.Table | None) -> dict[tuple, dict]:
     if hedges is None or hedges.num_rows == 0:
         return {}
-    keys = group_key_columns(hedges)
-    return {_group_id(r, keys): r for r in hedges.to_pylist()}
+    tags = HEDGES.tag_columns(hedges)
+    return {group_id(r, tags): r for r in hedges.to_pylist()}
 
 
 def _finite(x: Any) -> float | None:
@@ -245,7 +240,7 @@ def evaluate_alerts(current: pa.Table, previous: pa.Table | None, thresholds: Th
     Returns ``(alerts, effective)``: the alert dicts (JSON-able, sorted worst first then by group)
     and ``current`` with an ``effective_status`` column appended.
     """
-    keys = group_key_columns(current)
+    keys = ["level", "underlying", *ADHERENCE.tag_columns(current)]
     rows = current.to_pylist()
     if as_of is None:
         as_of = rows[0]["as_of"] if rows and rows[0].get("as_of") is not None \
@@ -259,7 +254,7 @@ def evaluate_alerts(current: pa.Table, previous: pa.Table | None, thresholds: Th
         group_row = _group_row(row, keys)
         values = _threshold_values(thresholds(group_row) if callable(thresholds) else thresholds)
         hyst = float(hysteresis(group_row) if callable(hysteresis) else hysteresis)
-        gid = _group_id(row, keys)
+        gid = group_id(row, keys[2:])
         before = None if prev is None else prev.get(gid, "ok")
         skew = row.get("skew")
         abs_skew = abs(float(skew)) if skew is not None else math.nan

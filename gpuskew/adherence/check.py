@@ -42,9 +42,9 @@ from gpuskew.adherence import quoting as _quoting
 from gpuskew.adherence import targets as _targets
 from gpuskew.errors import InvalidConfig
 from gpuskew.adherence.hedging import HedgeInstrument, allowed, propose_hedges, resolve_hedge_instruments
-from gpuskew.history import group_key_columns
+from gpuskew.core.groups import GroupIndex
 from gpuskew.policy.limits import Limits, Policy
-from gpuskew.schema import ADHERENCE_COLUMNS, ADHERENCE_STATUSES, TIMESTAMP
+from gpuskew.schema import ADHERENCE, ADHERENCE_STATUSES, EXPOSURES, TIMESTAMP
 from gpuskew.timeutil import to_utc
 
 _SEVERITY = {s: i for i, s in enumerate(ADHERENCE_STATUSES)}
@@ -65,15 +65,9 @@ class AdherenceResult:
 
 
 def adherence_schema(tags: list[str]) -> pa.Schema:
-    """Schema of the adherence table: as_of, level, underlying, tags, then ADHERENCE_COLUMNS."""
-    fields = [pa.field("as_of", TIMESTAMP), pa.field("level", pa.string()),
-              pa.field("underlying", pa.string())]
-    fields += [pa.field(t, pa.string()) for t in tags]
-    strings = {"measure", "status", "target_model", "band_model"}
-    for name, unit, doc in ADHERENCE_COLUMNS:
-        fields.append(pa.field(name, pa.string() if name in strings else pa.float64(),
-                               metadata={"unit": unit, "doc": doc}))
-    return pa.schema(fields)
+    """Schema of the adherence table: as_of, level, underlying, tags, then the adherence columns
+    (without ``effective_status``, which the alerts add)."""
+    return ADHERENCE.arrow_schema(tags, columns=[n for n in ADHERENCE.names if n != "effective_status"])
 
 
 def level_depth(level: str) -> int:
@@ -152,7 +146,8 @@ def compute_adherence(exposures: pa.Table, underlyings: pa.Table | None,
     ``enabled = false`` are left out. ``score_level`` overrides the level the score is computed on.
     """
     as_of = to_utc(as_of)
-    tags = group_key_columns(exposures)[2:]
+    groups = GroupIndex(exposures, EXPOSURES)
+    tags = groups.tags
     schema = adherence_schema(tags)
     hedge_instruments = resolve_hedge_instruments(limits, instruments, quotes, as_of)
 
@@ -162,14 +157,12 @@ def compute_adherence(exposures: pa.Table, underlyings: pa.Table | None,
     n_all = exposures.num_rows
 
     # group value for base_pct targets: keys over ALL rows (disabled ones too: cash counts)
-    keys = _targets.group_keys(level_all, tag_all)
+    keys = groups.portfolio_codes()
     value_all = _col(exposures, "value_usd") if n_all else np.zeros(0)
 
     pol_all: list[Policy] = []
     for i in range(n_all):
-        row = {"level": level_all[i], "underlying": und_all[i]}
-        row.update({t: tag_all[k][i] for k, t in enumerate(tags)})
-        pol_all.append(limits.policy_for(row))
+        pol_all.append(limits.policy_for(groups.row(i)))
     keep = np.array([p.enabled for p in pol_all], dtype=bool)
     idx = np.flatnonzero(keep)
     n = idx.size

@@ -39,33 +39,9 @@ import pyarrow.compute as pc
 
 from gpuskew.adherence.bands import HOURS_PER_YEAR
 from gpuskew.errors import InvalidConfig
-from gpuskew.history import group_key_columns
 from gpuskew.policy.limits import HedgeInstrumentSpec, Limits, Policy
-from gpuskew.schema import TIMESTAMP
+from gpuskew.schema import ADHERENCE, HEDGE_COLUMNS, HEDGES, TIMESTAMP
 from gpuskew.timeutil import to_utc
-
-#: hedges.parquet columns after as_of, level, underlying and the tag columns: (name, unit, doc).
-HEDGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("hedge_instrument", "", "instrument to trade"),
-    ("kind", "", "spot | perpetual | future"),
-    ("settlement", "", "linear | inverse"),
-    ("mode", "", "to_target | to_band"),
-    ("side", "", "buy | sell"),
-    ("contracts", "contracts", "signed quantity to trade, a multiple of the lot size"),
-    ("notional_usd", "USD",
-     "|contracts| * contract_size * price (linear, spot) or * contract_size (inverse)"),
-    ("price_usd", "USD", "price used: quoted mark/forward, else the index S"),
-    ("coin_delta", "coins", "change of the managed delta (coins) the trade makes"),
-    ("pre_trade_delta", "coins", "group's managed delta before the trade"),
-    ("post_trade_delta", "coins", "group's managed delta after the trade"),
-    ("post_trade_deviation", "coins", "post_trade_delta - target"),
-    ("est_cost_usd", "USD", "fee + spread + impact + funding over the horizon"),
-    ("fee_usd", "USD", "notional * fee"),
-    ("spread_usd", "USD", "notional * half_spread"),
-    ("impact_usd", "USD", "notional * impact"),
-    ("funding_usd", "USD", "perpetuals: sign * notional * funding_rate * horizon (cost if > 0)"),
-    ("lot_limited", "", "lot or minimum size kept the trade from reaching its goal exactly"),
-)
 
 _TOL = 1e-9  # in lots: float slack for rounding and band checks
 
@@ -200,14 +176,8 @@ def _round_half_away(x: np.ndarray) -> np.ndarray:
 
 
 def hedge_schema(tags: Sequence[str]) -> pa.Schema:
-    fields = [pa.field("as_of", TIMESTAMP), pa.field("level", pa.string()),
-              pa.field("underlying", pa.string())]
-    fields += [pa.field(t, pa.string()) for t in tags]
-    types = {"contracts": pa.float64(), "lot_limited": pa.bool_()}
-    for name, unit, doc in HEDGE_COLUMNS:
-        typ = types.get(name, pa.string() if unit == "" else pa.float64())
-        fields.append(pa.field(name, typ, metadata={"unit": unit, "doc": doc}))
-    return pa.schema(fields)
+    """Schema of hedges.parquet: as_of, level, underlying, the tags, then :data:`HEDGE_COLUMNS`."""
+    return HEDGES.arrow_schema(tags)
 
 
 def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instruments: pa.Table | None,
@@ -221,7 +191,7 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
     when every instrument's trade rounds to zero lots. Columns: as_of, level, underlying, the tag
     columns, then :data:`HEDGE_COLUMNS`.
     """
-    tags = group_key_columns(adherence)[2:]
+    tags = ADHERENCE.tag_columns(adherence)
     schema = hedge_schema(tags)
     as_of = _utc(as_of)
     n = adherence.num_rows

@@ -45,25 +45,12 @@ def require_positive(values: np.ndarray | None, n: int, column: str, spec_key: s
     return v
 
 
-def group_keys(level: Sequence[object], tags: Sequence[Sequence[object]]) -> np.ndarray:
-    """Integer code per row identifying its group key (level + tag values), first-seen order."""
-    codes: dict[tuple, int] = {}
-    n = len(level)
-    out = np.empty(n, dtype=np.int64)
-    cols = [list(t) for t in tags]
-    lv = list(level)
-    for i in range(n):
-        k = (lv[i],) + tuple(c[i] for c in cols)
-        out[i] = codes.setdefault(k, len(codes))
-    return out
-
-
 def group_value_usd(keys: np.ndarray, underlying: Sequence[str], value_usd: np.ndarray,
                     scope: str = "group",
                     cash_underlyings: Sequence[str] = ("USD", "USDC", "USDT")) -> np.ndarray:
     """V per row for the ``base_pct`` target, USD.
 
-    ``keys``: group codes from :func:`group_keys` over ALL rows of the exposures table;
+    ``keys``: group codes (``GroupIndex.portfolio_codes``) over ALL rows of the exposures table;
     ``value_usd``: each row's value. ``scope="group"``: V = sum of value_usd over the rows with the
     same key (all underlyings, cash included). ``scope="pair"``: V = the row's own value_usd + the
     value of the cash underlyings' rows with the same key (a cash row: the cash total only).
@@ -115,4 +102,4 @@ def target_coins(spec: TargetSpec, *, spot: np.ndarray, vol: np.ndarray | None =
     raise ValueError(f"unknown target model {m!r}")
 
 
-__all__ = ["target_coins", "group_keys", "group_value_usd", "require_positive"]
+__all__ = ["target_coins", "group_value_usd", "require_positive"]

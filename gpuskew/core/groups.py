@@ -1,4 +1,5 @@
-"""Group codes: positions -> dense int32 group ids per grouping level.
+"""Group identity: positions -> dense int32 group codes per level, and :class:`GroupIndex`, the one
+identity of a group row in every group table.
 
 A *level* is a tuple of tag columns, e.g. ``()`` (per underlying) or ``("desk", "book")`` (per
 underlying, desk and book). Every level includes the underlying: a net delta in coins only adds
@@ -8,8 +9,9 @@ null last), so outputs do not depend on the row order of the input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -94,3 +96,61 @@ def group_positions(underlying_code: np.ndarray, underlying_names: list[str],
     for col, vals in reversed(decoded):
         keys[col] = vals
     return Grouping(level, codes.astype(np.int32), int(uniq.size), keys)
+
+
+# ---------------------------------------------------------------------------------------------
+# The identity of a group row in any group table (exposures, adherence, hedges, alerts, report).
+
+#: (level, underlying, ((tag, value), ...) sorted by tag, null tags left out): the same group has
+#: the same id whichever tag columns a table happens to carry (a table read from the history may
+#: hold more tag columns than the run that wrote a row).
+GroupId = tuple
+
+
+def group_id(row: Mapping[str, Any], tags: Sequence[str]) -> GroupId:
+    """The :data:`GroupId` of a row (a mapping with ``level``, ``underlying`` and tag values)."""
+    pairs = tuple(sorted((t, str(row[t])) for t in tags if row.get(t) is not None))
+    return (row.get("level"), row.get("underlying"), pairs)
+
+
+def group_sort_key(gid: GroupId) -> tuple:
+    """Order of groups in reports and alerts: underlying, then the per-underlying total first,
+    then level and tag values."""
+    level, underlying, pairs = gid
+    return (str(underlying), level != "underlying", str(level), pairs)
+
+
+class GroupIndex:
+    """The groups of a group table, in row order: ``ids[i]`` is row i's :data:`GroupId`.
+
+    ``spec`` (a :class:`gpuskew.schema.TableSpec`) tells which columns are tags. Lookups by id
+    (``position``), the key values of a row (``row``), and codes for the group *across
+    underlyings* (``portfolio_codes``: same level and tag values; used to add up a group's value
+    over all its underlyings).
+    """
+
+    def __init__(self, table: pa.Table, spec: Any):
+        self.tags: list[str] = spec.tag_columns(table)
+        cols = ["level", "underlying", *self.tags]
+        present = [c for c in cols if c in table.column_names]
+        data = {c: table.column(c).to_pylist() for c in present}
+        n = table.num_rows
+        self._rows = [{c: data[c][i] if c in data else None for c in cols} for i in range(n)]
+        self.ids: list[GroupId] = [group_id(r, self.tags) for r in self._rows]
+        self._pos = {gid: i for i, gid in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, i: int) -> dict:
+        """``{"level": ..., "underlying": ..., tag: value, ...}`` of row i (what limits match on)."""
+        return dict(self._rows[i])
+
+    def position(self, gid: GroupId) -> int | None:
+        return self._pos.get(gid)
+
+    def portfolio_codes(self) -> np.ndarray:
+        """int64 code per row for (level, tag values), first-seen order: the group across its
+        underlyings."""
+        codes: dict[tuple, int] = {}
+        return np.array([codes.setdefault((gid[0], gid[2]), len(codes)) for gid in self.ids], dtype=np.int64)

@@ -4,30 +4,41 @@ Layout (one dataset per table name; Hive partitions by the UTC date of the run's
 
     HISTORY/
       exposures/date=2026-11-20/run-20261120T080000000000Z-<run_id>.parquet
-      hedges/   date=2026-11-20/run-20261120T080000000000Z-<run_id>.parquet
+      hedges/   date=2026-11-20/run-...
       alerts/   date=2026-11-20/run-...
-      adherence/date=2026-11-20/run-...      <- written last: the commit marker of a run
+      adherence/date=2026-11-20/run-...
+      _commits/ date=2026-11-20/run-20261120T080000000000Z-<run_id>.json   <- the commit marker
+      _pending/ run-...json                                                 <- an append in flight
 
-Append-only and atomic: a run writes one file per dataset, first to a temporary name starting with
-``.`` in the partition folder (with :func:`gpuskew.io.write_parquet`), then publishes it with
-``os.link(temp, final)``, which fails rather than replace an existing file; the temporary name is
-then removed. So a file, once in the history, is never overwritten; a reader never sees a partial
-file (names starting with ``.`` are ignored); two processes appending different runs at the same
-time both land (different names); and appending the same run twice (same ``as_of`` and ``run_id``,
-a deterministic hash the caller derives from as_of, the inputs and the limits) doubles nothing:
-the second append finds the file there and skips it.
+**All or nothing.** A run's data files are written first (each to a temporary name beside its
+target, then linked into place: a file in the history is never overwritten); the run becomes part
+of the history only when its commit marker is written (atomically, last). Every reader here
+(:func:`list_runs`, :func:`read_history`, :func:`previous_statuses`, the report) reads committed
+runs only, so a run appears in every dataset at once or in none. An append killed before its
+commit leaves a ``_pending`` record naming its process; the next append (or :func:`repair`) rolls
+back the data files of appends whose process is gone, and removes stale temporary files.
 
-Every appended table gets an ``as_of`` column (timestamp[us, UTC], the run's as_of) when it lacks
-one (a table that has one must hold the run's as_of only), and a ``run_id`` column. ``date`` is reserved for the partition.
+**Append-only and idempotent.** The run id is a deterministic hash of the run's content (as_of,
+input and limits content, grouping levels: see :func:`gpuskew.session.run_id`): appending the
+same run twice stores it once; two processes appending different runs at once both land.
+
+Query engines (DuckDB, polars, pyarrow.dataset) read each dataset folder as a Hive-partitioned
+Parquet dataset; folders starting with ``_`` and files starting with ``.`` are skipped by them.
+To honour the commit markers from outside, join on ``run_id`` with the ``_commits`` records
+(README "History"). Units are in each file's Arrow field metadata and in the Parquet column
+descriptions; ``HISTORY/_schema.json`` lists every dataset's columns with their units.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import errno
+import json
 import os
 import re
 import secrets
+import socket
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -36,67 +47,46 @@ import pyarrow.compute as pc
 
 from gpuskew import io as _io
 from gpuskew.errors import InvalidInput
-from gpuskew.schema import ADHERENCE_COLUMNS, EXPOSURE_COLUMNS, TIMESTAMP
+from gpuskew.schema import ADHERENCE, ALERTS, EXPOSURES, HEDGES, TIMESTAMP, TableSpec
 from gpuskew.timeutil import to_utc
 
 __all__ = [
     "DATASETS",
-    "KNOWN_COLUMNS",
-    "group_key_columns",
-    "to_utc",
+    "DATASET_SPECS",
     "compact_as_of",
     "append_run",
     "list_runs",
     "read_history",
     "previous_adherence",
+    "committed_runs",
+    "has_run",
+    "repair",
 ]
 
-#: Datasets a run usually appends, in publication order (``adherence`` last: the commit marker).
+#: Datasets a run appends.
 DATASETS: tuple[str, ...] = ("exposures", "hedges", "alerts", "adherence")
-#: The dataset whose file marks a run as complete (written after every other dataset of the run).
-COMMIT_DATASET: str = "adherence"
-
-#: Column names that are never tags (group keys are level, underlying and the other string columns).
-KNOWN_COLUMNS: frozenset[str] = frozenset(
-    {"as_of", "level", "underlying", "run_id", "date", "effective_status"}
-    | {c[0] for c in EXPOSURE_COLUMNS}
-    | {c[0] for c in ADHERENCE_COLUMNS}
-    # hedges (gpuskew.hedging.HEDGE_COLUMNS)
-    | {"hedge_instrument", "kind", "settlement", "mode", "side", "contracts", "notional_usd",
-       "price_usd", "coin_delta", "pre_trade_delta", "post_trade_delta", "post_trade_deviation",
-       "est_cost_usd", "fee_usd", "spread_usd", "impact_usd", "funding_usd", "lot_limited"}
-    # alerts (gpuskew.alerts.alerts_table)
-    | {"previous_status", "threshold_name", "threshold_value", "threshold_direction",
-       "suggested_action", "group", "raw_status"}
-    # report (gpuskew.report.REPORT_COLUMNS)
-    | {"worst_status", "last_status", "first_as_of", "last_as_of"}
-)
+#: The declared table of each dataset (which columns are keys, tags, units).
+DATASET_SPECS: dict[str, TableSpec] = {"exposures": EXPOSURES, "hedges": HEDGES, "alerts": ALERTS,
+                                       "adherence": ADHERENCE}
+#: Folder of the commit markers, and of the records of appends in flight.
+COMMITS: str = "_commits"
+PENDING: str = "_pending"
+#: A temporary file older than this (seconds) whose process cannot be checked is stale.
+STALE_TEMP_SECONDS: float = 3600.0
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_RUN_FILE_RE = re.compile(r"^run-(\d{8}T\d{12}Z)-(.+)\.parquet$")
+_RUN_RE = re.compile(r"^run-(\d{8}T\d{12}Z)-([A-Za-z0-9_][A-Za-z0-9_.\-]*)\.(parquet|json)$")
 _DATE_DIR_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-
-
-def _is_string_type(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
-
-
-def group_key_columns(table: pa.Table | pa.Schema) -> list[str]:
-    """The group key of a row: ``["level", "underlying"]`` + the tag columns.
-
-    Tag columns are the string (or all-null) columns that are not in :data:`KNOWN_COLUMNS`, in
-    table order (e.g. ``desk``, ``book``).
-    """
-    schema = table.schema if isinstance(table, pa.Table) else table
-    tags = [f.name for f in schema if f.name not in KNOWN_COLUMNS and _is_string_type(f.type)]
-    return ["level", "underlying"] + tags
+_TMP_RE = re.compile(r"^\..*\.tmp-(\d+)-[0-9a-f]+$")
 
 
 def compact_as_of(as_of: _dt.datetime) -> str:
     """``YYYYMMDDTHHMMSSffffffZ`` (UTC, microseconds): sorts like time, no ``-`` or ``:``."""
     return to_utc(as_of).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _parse_compact(text: str) -> _dt.datetime:
+    return _dt.datetime.strptime(text, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=_dt.timezone.utc)
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -118,22 +108,22 @@ def _prepare(table: pa.Table, as_of: _dt.datetime, run_id: str, dataset: str) ->
             raise InvalidInput(source=f"<{dataset} table>", column="as_of",
                                rule=f"holds times other than the run's as_of {as_of.isoformat()} "
                                     "(each run appends its own rows only)")
-        table = table.set_column(i, pa.field("as_of", TIMESTAMP), col)
+        table = table.set_column(i, table.schema.field(i).with_type(TIMESTAMP), col)
     else:
         table = table.add_column(0, pa.field("as_of", TIMESTAMP), pa.array([as_of] * n, type=TIMESTAMP))
     if "run_id" not in table.column_names:
-        table = table.append_column(pa.field("run_id", pa.string()),
-                                    pa.array([run_id] * n, type=pa.string()))
+        table = table.append_column(pa.field("run_id", pa.string(), metadata={
+            "unit": "", "doc": "id of the run (a hash of its inputs, limits and levels)"}),
+            pa.array([run_id] * n, type=pa.string()))
     return table
 
 
-def _publish_exclusive(table: pa.Table, final: Path) -> bool:
+def _link_into_place(table: pa.Table, final: Path) -> bool:
     """Write ``table`` to ``final`` unless it exists; never overwrite. True if written.
 
-    Writes a temporary ``.name.tmp-*`` next to ``final`` with :func:`gpuskew.io.write_parquet`,
-    then ``os.link`` (atomic, fails if ``final`` exists). Filesystems without hard links fall back
-    to an existence check + ``os.replace`` (a narrow race there: documented, not expected on local
-    disks).
+    A temporary ``.name.tmp-<pid>-<random>`` beside ``final`` (gpuskew.io.write_parquet), then
+    ``os.link`` (atomic, fails if ``final`` exists). Filesystems without hard links fall back to an
+    existence check + ``os.replace``.
     """
     if final.exists():
         return False
@@ -145,8 +135,7 @@ def _publish_exclusive(table: pa.Table, final: Path) -> bool:
         except FileExistsError:
             return False
         except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
-                                 errno.EMLINK):
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
                 raise
             if final.exists():  # pragma: no cover - filesystems without hard links
                 return False
@@ -159,36 +148,134 @@ def _publish_exclusive(table: pa.Table, final: Path) -> bool:
             pass
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    return True
+
+
+def _commit_path(root: Path, as_of: _dt.datetime, run_id: str) -> Path:
+    return root / COMMITS / f"date={as_of.date().isoformat()}" / f"run-{compact_as_of(as_of)}-{run_id}.json"
+
+
+def repair(history_dir: str | Path) -> dict[str, int]:
+    """Roll back what killed appends left: data files of uncommitted runs whose appending process
+    is gone, and stale temporary files. Returns counts ``{"rolled_back": n, "temp_removed": m}``.
+
+    Called by every append; safe while other processes append (a live process's files are kept).
+    """
+    root = Path(history_dir)
+    counts = {"rolled_back": 0, "temp_removed": 0}
+    if not root.is_dir():
+        return counts
+    host = socket.gethostname()
+    pending = root / PENDING
+    if pending.is_dir():
+        for record in sorted(pending.glob("run-*.json")):
+            try:
+                info = json.loads(record.read_text("utf-8"))
+                age = time.time() - record.stat().st_mtime
+            except (OSError, ValueError):  # gone meanwhile (its append finished), or being written
+                continue
+            if info.get("host") == host and _pid_alive(int(info.get("pid", -1))):
+                continue
+            if info.get("host") != host and age < STALE_TEMP_SECONDS:
+                continue
+            committed = (root / info.get("commit", "")).is_file()
+            if not committed:
+                for rel in info.get("files", []):
+                    try:
+                        (root / rel).unlink()
+                        counts["rolled_back"] += 1
+                    except FileNotFoundError:
+                        pass
+            record.unlink(missing_ok=True)
+    now = time.time()
+    for path in root.rglob(".*.tmp-*"):
+        m = _TMP_RE.match(path.name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        try:
+            old = now - path.stat().st_mtime > STALE_TEMP_SECONDS
+        except FileNotFoundError:  # its writer renamed or removed it meanwhile
+            continue
+        if (pid != os.getpid() and not _pid_alive(pid)) or old:
+            path.unlink(missing_ok=True)
+            counts["temp_removed"] += 1
+    return counts
+
+
+def _write_schema_note(root: Path) -> None:
+    """``_schema.json``: every dataset's declared columns with unit, doc and role (for readers that
+    do not see Arrow metadata). Written once."""
+    path = root / "_schema.json"
+    if path.exists():
+        return
+    note = {name: {"partitioned_by": "date (YYYY-MM-DD, the UTC date of as_of)",
+                   "tag_columns": "any other string column (desk, book, ...): a tag of the positions",
+                   "columns": {c.name: {"type": str(c.type), "unit": c.unit, "role": c.role, "doc": c.doc}
+                               for c in spec.columns}}
+            for name, spec in DATASET_SPECS.items()}
+    _io.write_json(note, path)
+
+
 def append_run(history_dir: str | Path, as_of: _dt.datetime | str, tables: Mapping[str, pa.Table],
                run_id: str) -> list[Path]:
-    """Append one run's tables to the history; returns the paths of the files newly written.
+    """Append one run's tables to the history, all or nothing; returns the files newly written
+    (empty when the history already holds this run).
 
     ``tables`` maps a dataset name (``exposures``, ``adherence``, ``hedges``, ``alerts``, or any
     other plain name) to that run's table. Each lands in
-    ``history_dir/<dataset>/date=<UTC date of as_of>/run-<compact as_of>-<run_id>.parquet``;
-    ``adherence`` is published last (a run whose adherence file is present is complete). A file
-    that already exists is left alone (the same run appended twice doubles nothing; an interrupted
-    append is completed by appending again). Zero-row tables are written too (they record that the
+    ``history_dir/<dataset>/date=<UTC date of as_of>/run-<compact as_of>-<run_id>.parquet``, then
+    the commit marker makes the run visible. Zero-row tables are written too (they record that the
     run happened, with its schema).
     """
     _check_name("run_id", run_id)
     as_of = to_utc(as_of)
-    history_dir = Path(history_dir)
-    if history_dir.exists() and not history_dir.is_dir():
-        raise InvalidInput(source=str(history_dir), column=None, rule="history path is not a folder")
-    names = sorted(tables, key=lambda n: (n == COMMIT_DATASET, DATASETS.index(n) if n in DATASETS else -1, n))
+    root = Path(history_dir)
+    if root.exists() and not root.is_dir():
+        raise InvalidInput(source=str(root), column=None, rule="history path is not a folder")
+    names = sorted(tables)
     for name in names:
         _check_name("dataset name", name)
+        if name.startswith("_"):
+            raise ValueError(f"dataset names starting with '_' are reserved, got {name!r}")
+    prepared = {n: _prepare(tables[n], as_of, run_id, n) for n in names}  # fail before writing
+    root.mkdir(parents=True, exist_ok=True)
+    repair(root)
+    commit = _commit_path(root, as_of, run_id)
+    if commit.exists():
+        return []
+    _write_schema_note(root)
     file_name = f"run-{compact_as_of(as_of)}-{run_id}.parquet"
     partition = f"date={as_of.date().isoformat()}"
-    prepared = {n: _prepare(tables[n], as_of, run_id, n) for n in names}  # fail before writing
+    finals = {n: root / n / partition / file_name for n in names}
+    record = root / PENDING / f"run-{compact_as_of(as_of)}-{run_id}.{os.getpid()}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    _io.write_json({"pid": os.getpid(), "host": socket.gethostname(), "commit": str(commit.relative_to(root)),
+                    "files": [str(p.relative_to(root)) for p in finals.values()]}, record)
     written: list[Path] = []
-    for name in names:
-        folder = history_dir / name / partition
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / file_name
-        if _publish_exclusive(prepared[name], final):
-            written.append(final)
+    try:
+        for name in names:
+            finals[name].parent.mkdir(parents=True, exist_ok=True)
+            if _link_into_place(prepared[name], finals[name]):
+                written.append(finals[name])
+        commit.parent.mkdir(parents=True, exist_ok=True)
+        _io.write_json({"as_of": as_of.isoformat().replace("+00:00", "Z"), "run_id": run_id,
+                        "datasets": {n: {"file": str(finals[n].relative_to(root)), "rows": prepared[n].num_rows}
+                                     for n in names}}, commit)
+    except BaseException:
+        if not commit.exists():
+            for path in written:
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        record.unlink(missing_ok=True)
     return written
 
 
@@ -204,45 +291,77 @@ def _history_root(history_dir: str | Path) -> Path:
     return root
 
 
-def list_runs(history_dir: str | Path, dataset: str = COMMIT_DATASET,
-              start: _dt.datetime | str | None = None,
-              end: _dt.datetime | str | None = None) -> list[tuple[_dt.datetime, str, Path]]:
-    """The run files of one dataset, from their names: ``(as_of, run_id, path)`` sorted by time.
-
-    ``start``/``end`` bound as_of (inclusive). Temporary files (names starting with ``.``) and
-    anything not named ``run-<compact as_of>-<run_id>.parquet`` in a ``date=YYYY-MM-DD`` folder
-    are ignored. A missing dataset folder gives an empty list.
-    """
-    root = _history_root(history_dir) / dataset
-    lo = to_utc(start) if start is not None else None
-    hi = to_utc(end) if end is not None else None
-    out: list[tuple[_dt.datetime, str, Path]] = []
-    if not root.is_dir():
-        return out
-    for part in sorted(root.iterdir()):
+def _partitions(folder: Path, lo: _dt.datetime | None, hi: _dt.datetime | None):
+    if not folder.is_dir():
+        return
+    for part in sorted(folder.iterdir()):
         m = _DATE_DIR_RE.match(part.name)
         if not m or not part.is_dir():
             continue
         day = m.group(1)
         if (lo is not None and day < lo.date().isoformat()) or (hi is not None and day > hi.date().isoformat()):
             continue  # partition pruning
+        yield part
+
+
+def committed_runs(history_dir: str | Path, start: _dt.datetime | str | None = None,
+                   end: _dt.datetime | str | None = None) -> list[tuple[_dt.datetime, str, dict]]:
+    """The committed runs ``(as_of, run_id, commit record)`` with start <= as_of <= end, by time.
+
+    A history written before commit markers existed (no ``_commits`` folder) counts a run as
+    committed when its ``adherence`` file is there (the dataset such a history wrote last).
+    """
+    root = _history_root(history_dir)
+    lo = to_utc(start) if start is not None else None
+    hi = to_utc(end) if end is not None else None
+    out: list[tuple[_dt.datetime, str, dict]] = []
+    legacy = not (root / COMMITS).is_dir()
+    folder = root / ("adherence" if legacy else COMMITS)
+    for part in _partitions(folder, lo, hi):
         for f in sorted(part.iterdir()):
-            fm = _RUN_FILE_RE.match(f.name)
-            if not fm:
+            m = _RUN_RE.match(f.name)
+            if not m or m.group(3) != ("parquet" if legacy else "json"):
                 continue
-            t = _dt.datetime.strptime(fm.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=_dt.timezone.utc)
+            t = _parse_compact(m.group(1))
             if (lo is not None and t < lo) or (hi is not None and t > hi):
                 continue
-            out.append((t, fm.group(2), f))
+            if legacy:
+                record = {"datasets": None}
+            else:
+                try:
+                    record = json.loads(f.read_text("utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise InvalidInput(source=str(f), column=None,
+                                       rule=f"unreadable commit marker ({exc}); move it out of the history") from exc
+            out.append((t, m.group(2), record))
     out.sort(key=lambda r: (r[0], r[1]))
     return out
 
 
-def _corrupt(path: Path, exc: BaseException) -> InvalidInput:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def list_runs(history_dir: str | Path, dataset: str = "adherence",
+              start: _dt.datetime | str | None = None,
+              end: _dt.datetime | str | None = None) -> list[tuple[_dt.datetime, str, Path]]:
+    """The files of one dataset that belong to committed runs: ``(as_of, run_id, path)`` by time.
+
+    ``start``/``end`` bound as_of (inclusive). Files of uncommitted runs, temporary files and any
+    foreign or copied file are ignored. A missing dataset gives an empty list.
+    """
+    root = _history_root(history_dir)
+    out = []
+    for t, rid, record in committed_runs(root, start, end):
+        if record.get("datasets") is None:  # legacy history: the file named after the run
+            path = root / dataset / f"date={t.date().isoformat()}" / f"run-{compact_as_of(t)}-{rid}.parquet"
+            if path.is_file():
+                out.append((t, rid, path))
+        elif dataset in record["datasets"]:
+            out.append((t, rid, root / record["datasets"][dataset]["file"]))
+    return out
+
+
+def _corrupt(path: Path, reason: str) -> InvalidInput:
     return InvalidInput(source=str(path), column=None,
-                        rule=f"corrupt history file (unreadable Parquet): {reason[:200]}; "
-                             "move it out of the history folder")
+                        rule=f"not a history file of this dataset ({reason[:200]}); move it out of the "
+                             "history folder")
 
 
 def _unify(schemas: Sequence[pa.Schema]) -> pa.Schema:
@@ -250,69 +369,88 @@ def _unify(schemas: Sequence[pa.Schema]) -> pa.Schema:
     return pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in merged])
 
 
-def _sort(table: pa.Table) -> pa.Table:
-    keys = [k for k in ["as_of", "run_id"] + group_key_columns(table) if k in table.column_names]
+def _sort(table: pa.Table, spec: TableSpec | None) -> pa.Table:
+    keys = ["as_of", "run_id"] + (spec.key_columns(table) if spec is not None else [])
+    keys = list(dict.fromkeys(k for k in keys if k in table.column_names))
     return table.sort_by([(k, "ascending") for k in keys]) if keys and table.num_rows else table
 
 
-def _read_files(paths: Sequence[Path], lo: _dt.datetime | None, hi: _dt.datetime | None) -> pa.Table:
-    """Read run files as one pyarrow dataset with a unified schema; corrupt files named."""
-    import pyarrow.dataset as ds
+def _read_files(paths: Sequence[Path], dataset: str, lo: _dt.datetime | None,
+                hi: _dt.datetime | None) -> pa.Table:
+    """Read run files as one table with a unified schema; a file that is not Parquet, or lacks the
+    dataset's key columns, is named in an :class:`InvalidInput`."""
+    import pyarrow.parquet as pq
 
-    schemas = []
+    spec = DATASET_SPECS.get(dataset)
+    required = {"as_of", "run_id"} | ({c.name for c in spec.columns if c.role == "key"} if spec else set())
+    tables = []
     for p in paths:
         try:
-            schemas.append(ds.dataset(str(p), format="parquet").schema)
+            t = pq.ParquetFile(p).read()
         except (pa.ArrowException, OSError) as exc:
-            raise _corrupt(p, exc) from exc
-    schema = _unify(schemas)
-    dataset = ds.dataset([str(p) for p in paths], schema=schema, format="parquet")
-    flt = None
-    if "as_of" in schema.names:
-        if lo is not None:
-            flt = pc.field("as_of") >= pa.scalar(lo, type=TIMESTAMP)
-        if hi is not None:
-            cond = pc.field("as_of") <= pa.scalar(hi, type=TIMESTAMP)
-            flt = cond if flt is None else flt & cond
+            raise _corrupt(p, f"unreadable Parquet: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from exc
+        missing = sorted(required - set(t.column_names))
+        if missing:
+            raise _corrupt(p, f"missing column(s) {', '.join(missing)}")
+        tables.append(t)
+    schema = _unify([t.schema for t in tables])
     try:
-        return dataset.to_table(filter=flt)
-    except (pa.ArrowException, OSError):
-        for p in paths:  # find the culprit to name it
-            try:
-                ds.dataset(str(p), schema=schema, format="parquet").to_table()
-            except (pa.ArrowException, OSError) as exc:
-                raise _corrupt(p, exc) from exc
-        raise
+        table = pa.concat_tables([t.select([n for n in t.column_names]).cast(
+            pa.schema([schema.field(n) for n in t.column_names])) for t in tables], promote_options="permissive")
+    except (pa.ArrowException, ValueError) as exc:
+        raise InvalidInput(source=str(paths[0].parent.parent), column=None,
+                           rule=f"history files of {dataset} have incompatible columns: {exc}") from exc
+    table = table.select([n for n in schema.names if n in table.column_names])
+    if lo is not None or hi is not None:
+        col = table.column("as_of").cast(TIMESTAMP)
+        mask = pa.array([True] * table.num_rows)
+        if lo is not None:
+            mask = pc.and_(mask, pc.greater_equal(col, pa.scalar(lo, type=TIMESTAMP)))
+        if hi is not None:
+            mask = pc.and_(mask, pc.less_equal(col, pa.scalar(hi, type=TIMESTAMP)))
+        table = table.filter(mask)
+    return _sort(table, spec)
 
 
 def read_history(history_dir: str | Path, dataset: str, start: _dt.datetime | str | None = None,
                  end: _dt.datetime | str | None = None) -> pa.Table:
-    """Every row of ``dataset`` with ``start <= as_of <= end`` (UTC; None = unbounded).
-
-    Files are pruned by their ``date=`` partition and name, then read as one pyarrow dataset whose
-    schema unifies every file's (tag columns that differ between runs: missing ones are null).
-    Sorted by as_of, run_id, then group keys. No run in range -> a table with no rows and no
-    columns. A corrupt file raises :class:`InvalidInput` naming it.
+    """Every row of ``dataset`` of the committed runs with ``start <= as_of <= end`` (UTC; None =
+    unbounded), with a schema unifying every file's (tag columns that differ between runs: missing
+    ones are null); sorted by as_of, run_id, then group keys. No run in range -> a table with no
+    rows and no columns.
     """
     lo = to_utc(start) if start is not None else None
     hi = to_utc(end) if end is not None else None
     runs = list_runs(history_dir, dataset, lo, hi)
     if not runs:
         return pa.table({})
-    return _sort(_read_files([p for _, _, p in runs], lo, hi))
+    return _read_files([p for _, _, p in runs], dataset, lo, hi)
 
 
-def previous_adherence(history_dir: str | Path, before: _dt.datetime | str) -> pa.Table | None:
-    """The adherence rows of the latest run with as_of strictly before ``before``; None if none.
+def previous_adherence(history_dir: str | Path, before: _dt.datetime | str,
+                       exclude_run: str | None = None) -> pa.Table | None:
+    """The adherence rows of the committed runs at the latest as_of strictly before ``before``
+    (several runs at that as_of, e.g. with other grouping levels: all of them); None if none.
 
-    The run is found from the file names (no data read but that run's file); several runs at the
-    same as_of (different run_id) -> the largest run_id, so the answer is deterministic. A history
-    folder that does not exist yet gives None (the first run of a scheduler).
+    A history folder that does not exist yet gives None (the first run of a scheduler).
     """
     before = to_utc(before)
     if not Path(history_dir).is_dir():
         return None
-    runs = [r for r in list_runs(history_dir, COMMIT_DATASET, end=before) if r[0] < before]
+    runs = [r for r in list_runs(history_dir, "adherence", end=before) if r[0] < before and r[1] != exclude_run]
     if not runs:
         return None
-    return _sort(_read_files([runs[-1][2]], None, None))
+    latest = runs[-1][0]
+    return _read_files([p for t, _, p in runs if t == latest], "adherence", None, None)
+
+
+def has_run(history_dir: str | Path, as_of: _dt.datetime | str, run_id: str) -> bool:
+    """Whether the history holds the committed run (as_of, run_id)."""
+    root = Path(history_dir)
+    if not root.is_dir():
+        return False
+    as_of = to_utc(as_of)
+    if (root / COMMITS).is_dir():
+        return _commit_path(root, as_of, run_id).is_file()
+    return (root / "adherence" / f"date={as_of.date().isoformat()}"
+            / f"run-{compact_as_of(as_of)}-{run_id}.parquet").is_file()

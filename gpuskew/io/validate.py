@@ -477,11 +477,6 @@ def _check_held_instruments(instruments: pa.Table, underlyings: pa.Table, quotes
 
 
 def tag_columns(positions: pa.Table) -> list[str]:
-    """Tag columns of a validated positions table: every extra (non-schema) column of string type.
-
-    After :func:`validate_book`, string-like extra columns are plain ``string``, or
-    ``dictionary<int32, string>`` when they came dictionary-encoded (Parquet books are read that
-    way; pandas/polars categoricals); CSV files read every extra column as a string.
-    """
-    known = {c.name for c in schema.POSITION_COLUMNS}
-    return [f.name for f in positions.schema if f.name not in known and is_tag_type(f.type)]
+    """Tag columns of a validated positions table: its string columns the positions table does not
+    declare (:meth:`gpuskew.schema.TableSpec.tag_columns`)."""
+    return schema.POSITIONS.tag_columns(positions)

@@ -50,9 +50,10 @@ import pyarrow.compute as pc
 from gpuskew import io as _io
 from gpuskew.adherence.alerts import DEFAULT_THRESHOLDS
 from gpuskew.errors import GpuskewError, InvalidInput
-from gpuskew.history import group_key_columns, read_history
+from gpuskew.core.groups import group_id, group_sort_key
+from gpuskew.history import read_history
 from gpuskew.timeutil import iso_z, to_utc
-from gpuskew.schema import ADHERENCE_STATUSES, TIMESTAMP
+from gpuskew.schema import ADHERENCE, ADHERENCE_STATUSES, HEDGES, REPORT, TIMESTAMP
 
 __all__ = ["REPORT_COLUMNS", "build_report", "report_table", "run_weights", "group_metrics"]
 
@@ -60,26 +61,8 @@ _RANK = {s: i for i, s in enumerate(ADHERENCE_STATUSES)}
 _BREACH = _RANK["breach"]
 
 #: Report table columns after level, underlying and the tag columns: (name, type, unit, doc).
-REPORT_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
-    ("n_runs", pa.int64(), "count", "runs in the period where the group was monitored"),
-    ("first_as_of", TIMESTAMP, "UTC", "first run of the group in the period"),
-    ("last_as_of", TIMESTAMP, "UTC", "last run of the group in the period"),
-    ("observed_minutes", pa.float64(), "minutes", "time covered by the group's runs"),
-    ("fraction_in_band", pa.float64(), "", "time with |skew| <= 1 / time observed"),
-    ("breach_count", pa.int64(), "count", "breach episodes (entries into breach or critical)"),
-    ("breach_minutes_total", pa.float64(), "minutes", "time in breach or critical"),
-    ("breach_minutes_longest", pa.float64(), "minutes", "longest breach episode"),
-    ("mean_time_to_recover_minutes", pa.float64(), "minutes",
-     "mean time from entering breach to the first run back in band (null if none recovered)"),
-    ("mean_abs_skew", pa.float64(), "", "time-weighted mean |skew|"),
-    ("max_abs_skew", pa.float64(), "", "largest |skew|"),
-    ("worst_status", pa.string(), "", "worst status in the period"),
-    ("last_status", pa.string(), "", "status at the group's last run"),
-    ("hedge_proposals", pa.int64(), "count", "hedge proposals in the period"),
-    ("hedge_contracts_abs", pa.float64(), "contracts", "sum of |contracts| proposed"),
-    ("hedge_coins_abs", pa.float64(), "coins", "sum of |coin_delta| proposed"),
-    ("hedge_est_cost_usd", pa.float64(), "USD", "sum of the proposals' estimated cost"),
-)
+REPORT_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = tuple(
+    (c.name, c.type, c.unit, c.doc) for c in REPORT.columns[2:])
 
 #: Plain-words definitions shown in the HTML report, by column.
 DEFINITIONS: dict[str, str] = {
@@ -196,33 +179,27 @@ def group_metrics(t_minutes: np.ndarray, w_minutes: np.ndarray, skew: np.ndarray
 # reading the history into per-group series
 
 
-def _dedupe_runs(table: pa.Table, keep: set[tuple] | None = None) -> tuple[pa.Table, set[tuple]]:
-    """Keep, per as_of, only the rows of the largest run_id; returns the table and the kept
-    (as_of, run_id) pairs (or filter to ``keep`` when given)."""
+def _dedupe_runs(table: pa.Table) -> pa.Table:
+    """One row per (as_of, group): when several runs at one as_of hold the same group (a run and its
+    retry with other inputs), the row of the largest run_id wins; runs with other grouping levels
+    at the same as_of keep their own groups."""
     if table.num_rows == 0 or "run_id" not in table.column_names:
-        return table, keep or set()
-    as_of = table.column("as_of").to_pylist()
-    run_id = table.column("run_id").to_pylist()
-    if keep is None:
-        best: dict = {}
-        for t, r in zip(as_of, run_id):
-            if t not in best or (r or "") > (best[t] or ""):
-                best[t] = r
-        keep = set(best.items())
-    mask = pa.array([(t, r) in keep for t, r in zip(as_of, run_id)], type=pa.bool_())
-    return table.filter(mask), keep
-
-
-def _group_id(row: Mapping[str, Any], tags: Sequence[str]) -> tuple:
-    """Group identity across tables whose tag columns differ: underlying, level, sorted tag pairs."""
-    return (row["underlying"], row["level"],
-            tuple(sorted((t, str(row[t])) for t in tags if row.get(t) is not None)))
+        return table
+    tags = ADHERENCE.tag_columns(table) if "level" in table.column_names else []
+    rows = table.select(["as_of", "run_id", "level", "underlying", *tags]).to_pylist()
+    best: dict[tuple, tuple[str, int]] = {}
+    for i, r in enumerate(rows):
+        k = (r["as_of"], group_id(r, tags))
+        if k not in best or (r["run_id"] or "") > best[k][0]:
+            best[k] = (r["run_id"] or "", i)
+    keep = sorted(i for _, i in best.values())
+    return table.take(pa.array(keep, pa.int64())) if len(keep) != table.num_rows else table
 
 
 def _series(adherence: pa.Table, grid: np.ndarray) -> list[_Group]:
     """Split the adherence rows into per-group series aligned on the run grid."""
-    keys = group_key_columns(adherence)
-    tags = keys[2:]
+    tags = ADHERENCE.tag_columns(adherence)
+    keys = ["level", "underlying", *tags]
     times = adherence.column("as_of").cast(TIMESTAMP).to_numpy(zero_copy_only=False) \
         .astype("datetime64[us]")
     run_index = np.searchsorted(grid, times)
@@ -232,11 +209,11 @@ def _series(adherence: pa.Table, grid: np.ndarray) -> list[_Group]:
     members: dict[tuple, list[int]] = {}
     first: dict[tuple, dict] = {}
     for i, row in enumerate(adherence.select(keys).to_pylist()):
-        gid = _group_id(row, tags)
+        gid = group_id(row, tags)
         members.setdefault(gid, []).append(i)
         first.setdefault(gid, row)
     groups = []
-    for gid in sorted(members, key=lambda g: (g[0], g[1] != "underlying", g[1], g[2])):
+    for gid in sorted(members, key=group_sort_key):
         idx = np.asarray(members[gid])
         idx = idx[np.argsort(run_index[idx], kind="stable")]
         groups.append(_Group(key=first[gid], run_index=run_index[idx], status=status[idx],
@@ -244,43 +221,84 @@ def _series(adherence: pa.Table, grid: np.ndarray) -> list[_Group]:
     return groups
 
 
-def _hedge_totals(hedges: pa.Table) -> dict[tuple, dict[str, float]]:
+def _hedge_totals(hedges: pa.Table, grid: np.ndarray) -> dict[tuple, dict[str, float]]:
+    """Distinct hedge proposals per group: a proposal that stands unexecuted is proposed again at
+    every run, so consecutive runs (on the run grid) proposing the same instrument and side count
+    as one proposal, sized by its largest |contracts| (and that run's coins and cost)."""
     if hedges.num_rows == 0:
         return {}
-    tags = group_key_columns(hedges)[2:]
+    tags = HEDGES.tag_columns(hedges)
+    names = ["as_of", "level", "underlying", *tags, "hedge_instrument", "side", "contracts", "coin_delta",
+             "est_cost_usd"]
+    rows = hedges.select([c for c in names if c in hedges.column_names]).to_pylist()
+    times = hedges.column("as_of").cast(TIMESTAMP).to_numpy(zero_copy_only=False).astype("datetime64[us]")
+    run_index = np.searchsorted(grid, times)
+    by_group: dict[tuple, list[tuple[int, dict]]] = {}
+    for i, row in enumerate(rows):
+        by_group.setdefault(group_id(row, tags), []).append((int(run_index[i]), row))
     out: dict[tuple, dict[str, float]] = {}
-    names = [c for c in ("contracts", "coin_delta", "est_cost_usd") if c in hedges.column_names]
-    for row in hedges.select(["level", "underlying"] + tags + names).to_pylist():
-        acc = out.setdefault(_group_id(row, tags), {"n": 0, "contracts": 0.0, "coins": 0.0, "cost": 0.0})
-        acc["n"] += 1
-        acc["contracts"] += abs(row.get("contracts") or 0.0)
-        acc["coins"] += abs(row.get("coin_delta") or 0.0)
-        cost = row.get("est_cost_usd")
-        acc["cost"] += cost if cost is not None and math.isfinite(cost) else 0.0
+    for gid, items in by_group.items():
+        items.sort(key=lambda x: x[0])
+        acc = {"n": 0, "contracts": 0.0, "coins": 0.0, "cost": 0.0}
+        streak: dict | None = None
+        prev_run, prev_key = None, None
+
+        def close(s: dict | None) -> None:
+            if s is not None:
+                acc["n"] += 1
+                acc["contracts"] += s["contracts"]
+                acc["coins"] += s["coins"]
+                acc["cost"] += s["cost"]
+
+        for run, row in items:
+            key = (row.get("hedge_instrument"), row.get("side"))
+            contracts = abs(row.get("contracts") or 0.0)
+            cost = row.get("est_cost_usd")
+            size = {"contracts": contracts, "coins": abs(row.get("coin_delta") or 0.0),
+                    "cost": cost if cost is not None and math.isfinite(cost) else 0.0}
+            if streak is not None and key == prev_key and prev_run is not None and run == prev_run + 1:
+                if contracts > streak["contracts"]:
+                    streak.update(size)
+            else:
+                close(streak)
+                streak = size
+            prev_run, prev_key = run, key
+        close(streak)
+        out[gid] = acc
     return out
 
 
-def report_table(adherence: pa.Table, hedges: pa.Table | None = None) -> pa.Table:
+def report_table(adherence: pa.Table, hedges: pa.Table | None = None,
+                 executed: pa.Table | None = None) -> pa.Table:
     """The per-group metrics table (see the module docstring) from history rows.
 
     ``adherence``: rows of one or more runs (as from :func:`gpuskew.history.read_history`);
-    ``hedges``: the hedges proposed in the same runs, or None.
+    ``hedges``: the hedges proposed in the same runs, or None; ``executed``: hedge executions
+    (``level``, ``underlying``, tags, ``coin_delta``) where known, or None.
     """
-    adherence, keep = _dedupe_runs(adherence)
-    if hedges is None or hedges.num_rows == 0:
-        hedges = pa.table({})
-    elif keep:  # only the hedges of the runs kept
-        hedges = _dedupe_runs(hedges, keep)[0]
+    adherence = _dedupe_runs(adherence)
     grid = np.unique(adherence.column("as_of").cast(TIMESTAMP).to_numpy(zero_copy_only=False)
                      .astype("datetime64[us]"))
+    if hedges is None or hedges.num_rows == 0:
+        hedges = pa.table({})
+    else:
+        hedges = _dedupe_runs(hedges)
     weights = run_weights(grid)
     grid_min = grid.astype(np.int64) / 60e6
-    hedge = _hedge_totals(hedges)
-    keys = group_key_columns(adherence)
+    hedge = _hedge_totals(hedges, grid) if hedges.num_rows else {}
+    done: dict[tuple, float] = {}
+    if executed is not None and executed.num_rows:
+        etags = HEDGES.tag_columns(executed)
+        for row in executed.to_pylist():
+            gid = group_id(row, etags)
+            done[gid] = done.get(gid, 0.0) + abs(row.get("coin_delta") or 0.0)
+    tags = ADHERENCE.tag_columns(adherence)
+    keys = ["level", "underlying", *tags]
     rows = []
     for g in _series(adherence, grid):
         m = group_metrics(grid_min[g.run_index], weights[g.run_index], g.skew, g.status)
-        h = hedge.get(_group_id(g.key, keys[2:]), {"n": 0, "contracts": 0.0, "coins": 0.0, "cost": 0.0})
+        gid = group_id(g.key, tags)
+        h = hedge.get(gid, {"n": 0, "contracts": 0.0, "coins": 0.0, "cost": 0.0})
         rows.append({**{k: g.key.get(k) for k in keys}, **m,
                      "n_runs": int(g.run_index.size),
                      "first_as_of": grid[g.run_index[0]].astype(_dt.datetime).replace(tzinfo=_dt.timezone.utc),
@@ -288,11 +306,9 @@ def report_table(adherence: pa.Table, hedges: pa.Table | None = None) -> pa.Tabl
                      "worst_status": ADHERENCE_STATUSES[int(g.status.max())],
                      "last_status": ADHERENCE_STATUSES[int(g.status[-1])],
                      "hedge_proposals": h["n"], "hedge_contracts_abs": h["contracts"],
-                     "hedge_coins_abs": h["coins"], "hedge_est_cost_usd": h["cost"]})
-    fields = [pa.field(k, pa.string()) for k in keys]
-    fields += [pa.field(n, t, metadata={"unit": u, "doc": d}) for n, t, u, d in REPORT_COLUMNS]
-    schema = pa.schema(fields)
-    return pa.Table.from_pylist(rows, schema=schema)
+                     "hedge_coins_abs": h["coins"], "hedge_est_cost_usd": h["cost"],
+                     "hedge_executed_coins_abs": done.get(gid) if executed is not None else None})
+    return pa.Table.from_pylist(rows, schema=REPORT.arrow_schema(tags))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,7 +495,7 @@ def _fmt(name: str, v: Any) -> str:
 
 
 def _html_table(table: pa.Table) -> str:
-    keys = group_key_columns(table)
+    keys = REPORT.key_columns(table)
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     head += "".join(f'<th class="num">{html.escape(label)}</th>' for _, label in _HTML_COLUMNS)
     body = []
@@ -545,7 +561,11 @@ def _csv_writer(table: pa.Table) -> Any:
 
 
 def _safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    """A file-name part for ``text``: letters, digits, ``-_.`` kept, anything else written as
+    ``~XX`` (its UTF-8 bytes in hex), so two different names never give the same file
+    (``A/B`` -> ``A~2FB``, ``A_B`` -> ``A_B``)."""
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else
+                   "".join(f"~{b:02X}" for b in c.encode("utf-8")) for c in text)
 
 
 def build_report(history_dir: str | Path, out_dir: str | Path,
@@ -572,8 +592,9 @@ def build_report(history_dir: str | Path, out_dir: str | Path,
                                 "append runs with `gpuskew run ... --history DIR`")
     hedges = read_history(history_dir, "hedges", lo, hi)
     thr = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-    adherence, keep = _dedupe_runs(adherence)
-    table = report_table(adherence, hedges)
+    adherence = _dedupe_runs(adherence)
+    executed = read_history(history_dir, "executions", lo, hi)
+    table = report_table(adherence, hedges, executed if executed.num_rows else None)
     grid = np.unique(adherence.column("as_of").cast(TIMESTAMP).to_numpy(zero_copy_only=False)
                      .astype("datetime64[us]"))
     hold = run_weights(grid)

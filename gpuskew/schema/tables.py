@@ -1,11 +1,15 @@
-"""Arrow schemas of every input and output table, with units in field metadata.
+"""Every table gpuskew reads or writes, declared once (see :mod:`gpuskew.schema.columns`).
 
-The data contract (see README "Data contract"):
+Inputs (a book folder):
 
-* ``instruments``: one row per tradable instrument.
-* ``positions``: one row per position; extra string columns are *tags* (desk, book, ...).
-* ``underlyings``: market data per underlying (index price, rate, vol, funding).
+* ``instruments``: one row per tradable instrument;
+* ``positions``: one row per position; extra string columns are *tags* (desk, book, ...);
+* ``underlyings``: market data per underlying (index price, rate, vol, funding);
 * ``quotes``: per-instrument market data (option implied vol, optional forward / perp mark).
+
+Outputs of a run: ``positions`` (the inputs, the instrument and market context, every measure and
+a status), ``exposures`` (sums per group), ``adherence``, ``hedges``, ``alerts``; and the
+``report`` table of ``gpuskew report``.
 
 Units: prices in USD, quantities of the underlying in coins, time in years (ACT/365 in seconds),
 vols and rates as annualised decimals.
@@ -13,9 +17,9 @@ vols and rates as annualised decimals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pyarrow as pa
+
+from gpuskew.schema.columns import TIMESTAMP, Column, TableSpec, attr, key, measure
 
 #: Valid values of ``instruments.kind``.
 KINDS: tuple[str, ...] = ("spot", "perpetual", "future", "option")
@@ -26,44 +30,29 @@ OPTION_TYPES: tuple[str, ...] = ("call", "put")
 #: Seconds in the ACT/365 year used for every time to expiry.
 SECONDS_PER_YEAR: float = 31_536_000.0
 
-
-def _f(name: str, typ: pa.DataType, unit: str, doc: str, nullable: bool = True) -> pa.Field:
-    return pa.field(name, typ, nullable=nullable, metadata={"unit": unit, "doc": doc})
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of an input table: its name, the Arrow type it is cast to, and whether required."""
-
-    name: str
-    type: pa.DataType
-    required: bool
-    unit: str
-    doc: str
-
-
-TIMESTAMP = pa.timestamp("us", tz="UTC")
+# ---------------------------------------------------------------------------------------------
+# inputs
 
 INSTRUMENT_COLUMNS: tuple[Column, ...] = (
-    Column("instrument", pa.string(), True, "", "unique instrument name"),
+    Column("instrument", pa.string(), True, "", "unique instrument name", "key"),
     Column("underlying", pa.string(), True, "", "underlying name, a row of the underlyings table"),
     Column("kind", pa.string(), True, "", "spot | perpetual | future | option"),
     Column("settlement", pa.string(), True, "", "linear | inverse"),
     Column("option_type", pa.string(), False, "", "call | put; null unless option"),
     Column("strike", pa.float64(), False, "USD", "option strike; null unless option"),
-    Column("expiry", TIMESTAMP, False, "UTC", "expiry; null for spot and perpetual"),
+    Column("expiry", TIMESTAMP, False, "UTC", "expiry (a date alone means 08:00 UTC); null for spot and perpetual"),
     Column("contract_size", pa.float64(), True, "coins or USD",
            "coins per contract (linear, options, spot) or USD per contract (inverse perp/future)"),
 )
 
 POSITION_COLUMNS: tuple[Column, ...] = (
-    Column("instrument", pa.string(), True, "", "instrument held"),
-    Column("quantity", pa.float64(), True, "contracts", "signed number of contracts"),
+    Column("instrument", pa.string(), True, "", "instrument held", "key"),
+    Column("quantity", pa.float64(), True, "contracts", "signed number of contracts", "measure"),
     Column("entry_price", pa.float64(), False, "USD", "average entry price (perpetuals, futures)"),
 )
 
 UNDERLYING_COLUMNS: tuple[Column, ...] = (
-    Column("underlying", pa.string(), True, "", "unique underlying name"),
+    Column("underlying", pa.string(), True, "", "unique underlying name", "key"),
     Column("spot", pa.float64(), True, "USD", "index price S"),
     Column("rate", pa.float64(), False, "1/year", "continuously compounded USD rate r (default 0)"),
     Column("vol", pa.float64(), False, "1/sqrt(year)", "annualised vol of the underlying (targets)"),
@@ -72,11 +61,17 @@ UNDERLYING_COLUMNS: tuple[Column, ...] = (
 )
 
 QUOTE_COLUMNS: tuple[Column, ...] = (
-    Column("instrument", pa.string(), True, "", "instrument quoted"),
+    Column("instrument", pa.string(), True, "", "instrument quoted", "key"),
     Column("iv", pa.float64(), False, "1/sqrt(year)", "implied vol (required for every option held)"),
     Column("forward", pa.float64(), False, "USD",
            "forward for the option/future expiry, or the mark price of a perpetual"),
 )
+
+INSTRUMENTS = TableSpec("instruments", INSTRUMENT_COLUMNS, doc="one row per tradable instrument")
+POSITIONS = TableSpec("positions", POSITION_COLUMNS, has_tags=True,
+                      doc="one row per position; other string columns are tags")
+UNDERLYINGS = TableSpec("underlyings", UNDERLYING_COLUMNS, doc="market data per underlying")
+QUOTES = TableSpec("quotes", QUOTE_COLUMNS, doc="implied vols and forwards per instrument")
 
 #: Input tables by name, in the order they are read and validated.
 INPUT_TABLES: dict[str, tuple[Column, ...]] = {
@@ -85,9 +80,13 @@ INPUT_TABLES: dict[str, tuple[Column, ...]] = {
     "underlyings": UNDERLYING_COLUMNS,
     "quotes": QUOTE_COLUMNS,
 }
+INPUT_SPECS: dict[str, TableSpec] = {"instruments": INSTRUMENTS, "positions": POSITIONS,
+                                     "underlyings": UNDERLYINGS, "quotes": QUOTES}
 
-#: Per-position output measures, in the row order of the kernels' output array.
-#: (name, unit, doc). The order is the contract between kernels/ and gpuskew/.
+# ---------------------------------------------------------------------------------------------
+# per-position measures (the contract between kernels/ and gpuskew/)
+
+#: Per-position output measures, in the row order of the kernels' output array: (name, unit, doc).
 MEASURES: tuple[tuple[str, str, str], ...] = (
     ("value_usd", "USD", "position value (USD); unrealised P&L for perpetuals/futures with an entry"),
     ("value_coin", "coins", "value_usd / S"),
@@ -104,70 +103,183 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
 )
 MEASURE_NAMES: tuple[str, ...] = tuple(m[0] for m in MEASURES)
 N_MEASURES: int = len(MEASURES)
+MEASURE_COLUMNS: tuple[Column, ...] = tuple(measure(n, u, d) for n, u, d in MEASURES)
 
 #: Position status codes written by the kernels.
 STATUS_OK: int = 0
 STATUS_EXPIRED: int = 1
 STATUS_NAMES: tuple[str, ...] = ("ok", "expired")
 
-
-def measure_fields() -> list[pa.Field]:
-    """Arrow fields (float64, with unit metadata) of every per-position measure."""
-    return [_f(name, pa.float64(), unit, doc) for name, unit, doc in MEASURES]
-
-
-def with_units(table: pa.Table) -> pa.Table:
-    """Attach unit/doc metadata to every known measure or input column of ``table``."""
-    known: dict[str, tuple[str, str]] = {n: (u, d) for n, u, d in MEASURES}
-    for cols in INPUT_TABLES.values():
-        for c in cols:
-            known.setdefault(c.name, (c.unit, c.doc))
-    known.setdefault("spot", ("USD", "index price S"))
-    known.setdefault("forward", ("USD", "forward F used for pricing"))
-    known.setdefault("time_to_expiry", ("years", "ACT/365 years to expiry"))
-    fields = []
-    for field in table.schema:
-        if field.name in known and field.metadata is None:
-            unit, doc = known[field.name]
-            field = field.with_metadata({"unit": unit, "doc": doc})
-        fields.append(field)
-    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
-
-
 # ---------------------------------------------------------------------------------------------
-# Output tables of a run (beyond positions.parquet = inputs + MEASURES + status).
+# outputs
 
-#: exposures.parquet: one row per group. ``level`` is "underlying" for the per-underlying totals
-#: (tag columns null there) or the group_by columns joined by "," (e.g. "desk,book"); then
-#: ``underlying``, one string column per group_by tag, and these columns:
-EXPOSURE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("spot", "USD", "index price S of the underlying"),
-    ("n_positions", "count", "positions in the group"),
-    ("n_expired", "count", "expired positions in the group (not priced)"),
-) + MEASURES
+#: positions.parquet: the input position columns (tags included), the instrument and market
+#: context, every measure and the status.
+POSITIONS_OUT = TableSpec("positions_out", POSITION_COLUMNS + (
+    attr("underlying", pa.string(), "", "underlying of the instrument"),
+    attr("kind", pa.string(), "", "spot | perpetual | future | option"),
+    attr("settlement", pa.string(), "", "linear | inverse"),
+    attr("option_type", pa.string(), "", "call | put; null unless option"),
+    attr("strike", pa.float64(), "USD", "option strike"),
+    attr("expiry", TIMESTAMP, "UTC", "expiry"),
+    attr("contract_size", pa.float64(), "coins or USD", "contract size"),
+    attr("spot", pa.float64(), "USD", "index price S"),
+    attr("time_to_expiry", pa.float64(), "years", "ACT/365 years to expiry"),
+) + MEASURE_COLUMNS + (attr("status", pa.string(), "", "ok | expired"),), has_tags=True,
+    tags_after="entry_price", doc="positions.parquet")
+
+_GROUP_KEYS: tuple[Column, ...] = (
+    key("level", pa.string(), "'underlying' for the per-underlying totals, else the group_by "
+                              "tag columns joined by ',' (e.g. 'desk,book')"),
+    key("underlying", pa.string(), "underlying of the group"),
+)
+_AS_OF = key("as_of", TIMESTAMP, "valuation time of the run", "UTC")
+#: what the history adds to every table it stores
+_STORED = (key("run_id", pa.string(), "id of the run (a hash of its inputs, limits and grouping levels)"),)
+
+#: exposures.parquet: one row per group; tag columns (null where the level does not use them)
+#: after ``underlying``.
+EXPOSURES = TableSpec("exposures", _GROUP_KEYS + (
+    attr("spot", pa.float64(), "USD", "index price S of the underlying"),
+    attr("n_positions", pa.int64(), "count", "positions in the group"),
+    attr("n_expired", pa.int64(), "count", "expired positions in the group (not priced)"),
+) + MEASURE_COLUMNS, has_tags=True, tags_after="underlying", doc="exposures.parquet",
+    stored_columns=_STORED)
+EXPOSURE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
+    (c.name, c.unit, c.doc) for c in EXPOSURES.columns[2:])
 
 #: Adherence statuses, from |skew| thresholds (defaults warn 0.8, breach 1.0, critical 1.5).
 ADHERENCE_STATUSES: tuple[str, ...] = ("ok", "warn", "breach", "critical")
 
-#: adherence.parquet: one row per group (same keys as exposures: level, underlying, tag columns),
-#: after ``as_of`` (timestamp[us, UTC]) and before these columns:
-ADHERENCE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("measure", "", "delta measure managed: delta or delta_pa"),
-    ("spot", "USD", "index price S"),
-    ("actual", "coins", "net delta of the group in the managed measure"),
-    ("target", "coins", "target net delta from the target model"),
-    ("lower", "coins", "lower band edge = target - half_width_lower"),
-    ("upper", "coins", "upper band edge = target + half_width_upper"),
-    ("half_width_lower", "coins", "tolerated deviation below target (>= 0)"),
-    ("half_width_upper", "coins", "tolerated deviation above target (>= 0)"),
-    ("deviation", "coins", "actual - target"),
-    ("deviation_usd", "USD", "deviation * S"),
-    ("skew", "", "deviation / half-width on its side (signed; |skew| <= 1 inside the band)"),
-    ("status", "", "ok | warn | breach | critical"),
-    ("target_model", "", "neutral | fixed | base_pct | carry"),
-    ("band_model", "", "fixed | var | whalley_wilmott"),
-    ("risk_weight_usd", "USD", "weight of the group in the portfolio adherence score"),
-    ("reservation_offset_usd", "USD", "Avellaneda-Stoikov reservation price offset -q gamma sigma^2 tau"),
-    ("bid_size_mult", "", "bid size multiplier (2 at the lower edge, 1 at target, 0 at the upper)"),
-    ("ask_size_mult", "", "ask size multiplier (0 at the lower edge, 1 at target, 2 at the upper)"),
+ADHERENCE = TableSpec("adherence", (_AS_OF,) + _GROUP_KEYS + (
+    attr("measure", pa.string(), "", "delta measure managed: delta or delta_pa"),
+    attr("spot", pa.float64(), "USD", "index price S"),
+    attr("actual", pa.float64(), "coins", "net delta of the group in the managed measure"),
+    attr("target", pa.float64(), "coins", "target net delta from the target model"),
+    attr("lower", pa.float64(), "coins", "lower band edge = target - half_width_lower"),
+    attr("upper", pa.float64(), "coins", "upper band edge = target + half_width_upper"),
+    attr("half_width_lower", pa.float64(), "coins", "tolerated deviation below target (>= 0)"),
+    attr("half_width_upper", pa.float64(), "coins", "tolerated deviation above target (>= 0)"),
+    attr("deviation", pa.float64(), "coins", "actual - target"),
+    attr("deviation_usd", pa.float64(), "USD", "deviation * S"),
+    attr("skew", pa.float64(), "", "deviation / half-width on its side (signed; |skew| <= 1 inside the band)"),
+    attr("status", pa.string(), "", "ok | warn | breach | critical"),
+    attr("target_model", pa.string(), "", "neutral | fixed | base_pct | carry"),
+    attr("band_model", pa.string(), "", "fixed | var | whalley_wilmott"),
+    attr("risk_weight_usd", pa.float64(), "USD", "weight of the group in the portfolio adherence score"),
+    attr("reservation_offset_usd", pa.float64(), "USD",
+         "Avellaneda-Stoikov reservation price offset -q gamma sigma^2 tau"),
+    attr("bid_size_mult", pa.float64(), "", "bid size multiplier (2 at the lower edge, 1 at target, 0 at the upper)"),
+    attr("ask_size_mult", pa.float64(), "", "ask size multiplier (0 at the lower edge, 1 at target, 2 at the upper)"),
+    attr("effective_status", pa.string(), "", "status after hysteresis against the previous run"),
+), has_tags=True, tags_after="underlying", doc="adherence.parquet",
+    stored_columns=_STORED)
+#: adherence columns after as_of, level, underlying and the tags, before effective_status
+ADHERENCE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
+    (c.name, c.unit, c.doc) for c in ADHERENCE.columns[3:-1])
+
+HEDGES = TableSpec("hedges", (_AS_OF,) + _GROUP_KEYS + (
+    attr("hedge_instrument", pa.string(), "", "instrument to trade"),
+    attr("kind", pa.string(), "", "spot | perpetual | future"),
+    attr("settlement", pa.string(), "", "linear | inverse"),
+    attr("mode", pa.string(), "", "to_target | to_band"),
+    attr("side", pa.string(), "", "buy | sell"),
+    attr("contracts", pa.float64(), "contracts", "signed quantity to trade, a multiple of the lot size"),
+    attr("notional_usd", pa.float64(), "USD",
+         "|contracts| * contract_size * price (linear, spot) or * contract_size (inverse)"),
+    attr("price_usd", pa.float64(), "USD", "price used: the kernel's forward for the instrument"),
+    attr("coin_delta", pa.float64(), "coins", "change of the managed delta (coins) the trade makes"),
+    attr("pre_trade_delta", pa.float64(), "coins", "group's managed delta before the trade"),
+    attr("post_trade_delta", pa.float64(), "coins", "group's managed delta after the trade"),
+    attr("post_trade_deviation", pa.float64(), "coins", "post_trade_delta - target"),
+    attr("est_cost_usd", pa.float64(), "USD", "fee + spread + impact + funding over the horizon"),
+    attr("fee_usd", pa.float64(), "USD", "notional * fee"),
+    attr("spread_usd", pa.float64(), "USD", "notional * half_spread"),
+    attr("impact_usd", pa.float64(), "USD", "notional * impact"),
+    attr("funding_usd", pa.float64(), "USD", "perpetuals: sign * notional * funding_rate * horizon (cost if > 0)"),
+    attr("lot_limited", pa.bool_(), "", "lot or minimum size kept the trade from reaching its goal exactly"),
+), has_tags=True, tags_after="underlying", doc="hedges.parquet",
+    stored_columns=_STORED)
+HEDGE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple((c.name, c.unit, c.doc) for c in HEDGES.columns[3:])
+
+ALERTS = TableSpec("alerts", (_AS_OF,) + _GROUP_KEYS + (
+    attr("kind", pa.string(), "", "raised | escalated | de-escalated | cleared"),
+    attr("status", pa.string(), "", "status after the transition"),
+    attr("previous_status", pa.string(), "", "status before"),
+    attr("skew", pa.float64(), "", "signed skew"),
+    attr("deviation", pa.float64(), "coins", "actual - target"),
+    attr("deviation_usd", pa.float64(), "USD", "deviation * S"),
+    attr("threshold_name", pa.string(), "", "threshold crossed"),
+    attr("threshold_value", pa.float64(), "", "|skew| value of the threshold crossed"),
+    attr("threshold_direction", pa.string(), "", "above | below"),
+    attr("suggested_action", pa.string(), "", "proposed hedge or quote skew"),
+), has_tags=True, tags_after="underlying", doc="the history's alerts dataset",
+    stored_columns=_STORED)
+
+REPORT = TableSpec("report", _GROUP_KEYS + (
+    attr("n_runs", pa.int64(), "count", "runs in the period where the group was monitored"),
+    attr("first_as_of", TIMESTAMP, "UTC", "first run of the group in the period"),
+    attr("last_as_of", TIMESTAMP, "UTC", "last run of the group in the period"),
+    attr("observed_minutes", pa.float64(), "minutes", "time covered by the group's runs"),
+    attr("fraction_in_band", pa.float64(), "", "time with |skew| <= 1 / time observed"),
+    attr("breach_count", pa.int64(), "count", "breach episodes (entries into breach or critical)"),
+    attr("breach_minutes_total", pa.float64(), "minutes", "time in breach or critical"),
+    attr("breach_minutes_longest", pa.float64(), "minutes", "longest breach episode"),
+    attr("mean_time_to_recover_minutes", pa.float64(), "minutes",
+         "mean time from entering breach to the first run back in band (null if none recovered)"),
+    attr("mean_abs_skew", pa.float64(), "", "time-weighted mean |skew|"),
+    attr("max_abs_skew", pa.float64(), "", "largest |skew|"),
+    attr("worst_status", pa.string(), "", "worst status in the period"),
+    attr("last_status", pa.string(), "", "status at the group's last run"),
+    attr("hedge_proposals", pa.int64(), "count", "distinct hedge proposals in the period (a proposal "
+                                                 "repeated unchanged at consecutive runs counts once)"),
+    attr("hedge_contracts_abs", pa.float64(), "contracts", "sum of |contracts| over distinct proposals"),
+    attr("hedge_coins_abs", pa.float64(), "coins", "sum of |coin_delta| over distinct proposals"),
+    attr("hedge_est_cost_usd", pa.float64(), "USD", "sum of the distinct proposals' estimated cost"),
+    attr("hedge_executed_coins_abs", pa.float64(), "coins",
+         "coins of delta actually traded in the hedge instruments between runs, where known"),
+), has_tags=True, tags_after="underlying", doc="report.parquet")
+
+#: Every output table, by name.
+OUTPUT_SPECS: dict[str, TableSpec] = {spec.name: spec for spec in
+                                      (POSITIONS_OUT, EXPOSURES, ADHERENCE, HEDGES, ALERTS, REPORT)}
+
+#: Names a position tag may not take: every column an output table declares (a tag of that name
+#: would collide with it), and the history's own columns.
+RESERVED_TAG_NAMES: frozenset[str] = frozenset(
+    {name for spec in OUTPUT_SPECS.values() for name in spec.names}
+    | {"run_id", "date", "group", "raw_status", "scenario", "policy_id", "path"}
 )
+
+
+def measure_fields() -> list[pa.Field]:
+    """Arrow fields (float64, with unit metadata) of every per-position measure."""
+    return [c.field() for c in MEASURE_COLUMNS]
+
+
+def with_units(table: pa.Table, spec: TableSpec | None = None) -> pa.Table:
+    """Attach ``unit``/``doc`` metadata to the declared columns of ``table`` (of ``spec``; without
+    one, every column any declared table knows by that name) that have none yet."""
+    known: dict[str, Column] = {}
+    specs = [spec] if spec is not None else [*INPUT_SPECS.values(), *OUTPUT_SPECS.values()]
+    for s in specs:
+        for c in s.columns:
+            known.setdefault(c.name, c)
+    fields = []
+    for field in table.schema:
+        c = known.get(field.name)
+        if c is not None and field.metadata is None:
+            field = field.with_metadata({"unit": c.unit, "doc": c.doc})
+        fields.append(field)
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+__all__ = [
+    "KINDS", "SETTLEMENTS", "OPTION_TYPES", "SECONDS_PER_YEAR", "TIMESTAMP", "Column", "TableSpec",
+    "INSTRUMENT_COLUMNS", "POSITION_COLUMNS", "UNDERLYING_COLUMNS", "QUOTE_COLUMNS", "INSTRUMENTS",
+    "POSITIONS", "UNDERLYINGS", "QUOTES", "INPUT_TABLES", "INPUT_SPECS", "MEASURES", "MEASURE_NAMES",
+    "N_MEASURES", "MEASURE_COLUMNS", "STATUS_OK", "STATUS_EXPIRED", "STATUS_NAMES", "POSITIONS_OUT",
+    "EXPOSURES", "EXPOSURE_COLUMNS", "ADHERENCE_STATUSES", "ADHERENCE", "ADHERENCE_COLUMNS", "HEDGES",
+    "HEDGE_COLUMNS", "ALERTS", "REPORT", "OUTPUT_SPECS", "RESERVED_TAG_NAMES", "measure_fields",
+    "with_units",
+]
