@@ -61,8 +61,13 @@ class InvalidConfig(GpuskewError):
     exit_code = EXIT_INVALID
 
     def __init__(self, source: str, key: str, value: object, rule: str):
+        import reprlib
+
         self.source, self.key, self.value, self.rule = source, key, value, rule
-        super().__init__(f"invalid configuration: {source}: {key} = {value!r}: {rule}")
+        short = reprlib.Repr()
+        short.maxlevel, short.maxstring, short.maxlong, short.maxlist, short.maxdict, short.maxother = 3, 60, 40, 6, 6, 60
+        shown = short.repr(value)
+        super().__init__(f"invalid configuration: {source}: {key} = {shown}: {rule}")
 
 
 class CudaUnavailable(GpuskewError):
