@@ -36,7 +36,9 @@ from gpuskew import schema
 from gpuskew.core.book import Book
 from gpuskew.core.engine import GroupSums, RunResult, as_backend, compute, parse_as_of, price_positions, sum_groups
 from gpuskew.core.groups import group_id, parse_levels
+from gpuskew.core.ledger import PositionLedger
 from gpuskew.errors import InvalidConfig, InvalidInput
+from gpuskew.policy.limits import Limits
 from gpuskew.timeutil import iso_z
 
 #: output files of a run, in the order they are published (summary.json last: the commit marker)
@@ -240,8 +242,9 @@ class StepResult:
         if self.adherence is not None:
             from gpuskew.adherence.alerts import write_alerts_jsonl
 
-            files["adherence.parquet"] = lambda p: write_parquet(self.effective, p)
-            files["hedges.parquet"] = lambda p: write_parquet(self.adherence.hedges, p)
+            effective, hedges = self.effective, self.adherence.hedges
+            files["adherence.parquet"] = lambda p: write_parquet(effective, p)
+            files["hedges.parquet"] = lambda p: write_parquet(hedges, p)
             files["alerts.jsonl"] = lambda p: write_alerts_jsonl(self.alerts, p)
         self.summary.setdefault("outputs", {})["files"] = [n for n in RUN_FILES if n in files or n == "summary.json"]
         files["summary.json"] = lambda p: write_json(self.summary, p)
@@ -259,7 +262,7 @@ class StepResult:
         from gpuskew.adherence.alerts import alerts_table
 
         tables: dict[str, pa.Table] = {"exposures": self.result.exposures}
-        if self.adherence is not None:
+        if self.adherence is not None and self.effective is not None:
             tables["hedges"] = self.adherence.hedges
             if self.alerts:
                 tables["alerts"] = alerts_table(self.alerts)
@@ -318,9 +321,10 @@ class Plausibility:
     max_expiry_years: float = 10.0  #: expiry beyond as_of, years
 
 
-def plausibility_warnings(book: Book, as_of: datetime, bounds: Plausibility) -> list[tuple[str, str, list[int]]]:
-    """``(table, message, rows)`` for every input beyond ``bounds`` (rows 0-based)."""
-    out = []
+def plausibility_warnings(book: Book, as_of: datetime,
+                          bounds: Plausibility) -> list[tuple[str, str, str, list[int]]]:
+    """``(table, column, message, rows)`` for every input beyond ``bounds`` (rows 0-based)."""
+    out: list[tuple[str, str, str, list[int]]] = []
     iv = book.quotes.column("iv").to_numpy(zero_copy_only=False).astype(np.float64)
     bad = np.flatnonzero(iv > bounds.max_iv)
     if bad.size:
@@ -356,7 +360,7 @@ class Session:
     inputs and limits rules that match no group instead of warning.
     """
 
-    def __init__(self, book: Book, limits: Any | None = None, backend: Any = "auto",
+    def __init__(self, book: Book, limits: Limits | None = None, backend: Any = "auto",
                  state: AlertState | None = None, group_by: Any = (), *, limits_hash: str | None = None,
                  limits_source: str | None = None, strict: bool = False,
                  plausibility: Plausibility = Plausibility()):
@@ -381,7 +385,8 @@ class Session:
                     levels.append(lv)
             self._check_match_keys()
         self.levels: list[tuple[str, ...]] = levels
-        self._ledger = None
+        self._ledger: PositionLedger | None = None
+        self._ledger_positions: pa.Table | None = None
 
     # -- resources -------------------------------------------------------------------------------
     @property
@@ -392,6 +397,7 @@ class Session:
         return self._backend
 
     def _check_match_keys(self) -> None:
+        assert self.limits is not None
         allowed = {"level", "underlying", *self.book.tags}
         for g in self.limits.groups:
             for k, _ in g.match:
@@ -412,8 +418,6 @@ class Session:
         to the resident book by the position-keeping rules of :mod:`gpuskew.core.ledger`.
         Returns counts by action. Each fill is checked (known instrument, finite nonzero
         quantity, positive price); the book is not validated again."""
-        from gpuskew.core.ledger import PositionLedger
-
         table = fills if isinstance(fills, pa.Table) else pa.Table.from_pylist(list(fills))
         if table.num_rows == 0:
             return {}
@@ -435,25 +439,22 @@ class Session:
         if bad.size:
             raise InvalidInput("<fills>", "quantity", "a fill needs a finite nonzero quantity and a finite "
                                                       "price > 0", rows=bad.tolist())
-        if self._ledger is None or self._ledger_positions is not self.book.positions:
-            self._ledger = PositionLedger.from_table(self.book.positions, tags)
+        ledger = self._ledger
+        if ledger is None or self._ledger_positions is not self.book.positions:
+            ledger = self._ledger = PositionLedger.from_table(self.book.positions, tags)
         tag_values = {t: table.column(t).to_pylist() if t in table.column_names else [None] * table.num_rows
                       for t in tags}
         names = table.column("instrument").to_pylist()
         counts: dict[str, int] = {}
         for i in range(table.num_rows):
-            out = self._ledger.apply(names[i], float(qty[i]), float(price[i]),
+            out = ledger.apply(names[i], float(qty[i]), float(price[i]),
                                      {t: tag_values[t][i] for t in tags}, bool(inverse[idx[i]]))
             counts[out.action] = counts.get(out.action, 0) + 1
-        positions = self._ledger.to_table()
-        self._ledger.compact()
-        extra = [t for t in tags if t not in positions.column_names]
-        assert not extra
+        positions = ledger.to_table()
+        ledger.compact()
         self.book = self.book.with_positions(positions)
         self._ledger_positions = self.book.positions
         return counts
-
-    _ledger_positions: Any = None
 
     # -- steps -----------------------------------------------------------------------------------
     def group_sums(self, as_of: Any, market: MarketUpdate | None = None) -> list[GroupSums]:
@@ -503,6 +504,7 @@ class Session:
         from gpuskew.adherence.alerts import evaluate_alerts
 
         limits = self.limits
+        assert limits is not None
         summary = step.summary
         t0 = time.perf_counter()
         adh = compute_adherence(step.exposures, self.book.underlyings, self.book.instruments, self.book.quotes,
