@@ -48,6 +48,9 @@ class InvalidInput(GpuskewError):
                 msg += f"; values {', '.join(repr(v) for v in self.values)}"
         super().__init__(msg)
 
+    def __reduce__(self) -> tuple:
+        # pickled with its fields (an error raised on a worker process of a cluster comes back whole)
+        return (type(self), (self.source, self.column, self.rule, self.rows, self.n_bad, self.values))
 
     @property
     def row_numbers(self) -> list[int]:
@@ -68,6 +71,9 @@ class InvalidConfig(GpuskewError):
         short.maxlevel, short.maxstring, short.maxlong, short.maxlist, short.maxdict, short.maxother = 3, 60, 40, 6, 6, 60
         shown = short.repr(value)
         super().__init__(f"invalid configuration: {source}: {key} = {shown}: {rule}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.source, self.key, self.value, self.rule))
 
 
 class CudaUnavailable(GpuskewError):

@@ -474,20 +474,29 @@ class Session:
         if fills is not None:
             self.apply_fills(fills)
         when = parse_as_of(as_of)
-        warnings = self._plausibility(when)
+        warnings = self.plausibility_check(when)
         result = compute(self.book, as_of=when, backend=self.backend, group_by=self.levels, progress=progress,
                          positions_table=positions_table)
-        summary = result.summary
+        return self.finish(StepResult(result, ""), when, warnings, progress)
+
+    def finish(self, step: StepResult, when: datetime, warnings: Sequence[str] = (),
+               progress: Callable[[str], None] | None = None) -> StepResult:
+        """The rest of a step once its exposures are computed (here, or by the shards of a cluster:
+        :mod:`gpuskew.distributed`): summary fields, run id, then adherence, alerts, hedges and
+        quotes with limits. ``warnings``: from :meth:`plausibility_check`."""
+        summary = step.summary
         summary["backend"]["requested"] = self.requested_backend
         summary["warnings"].extend(warnings)
         summary["limits"] = {"source": self.limits_source, "hash": self.limits_hash}
-        rid = run_id(self.book, when, self.levels, self.limits_hash)
-        summary["run_id"] = rid
-        step = StepResult(result, rid)
-        if self.limits is None:
-            return step
-        self._adhere(step, when, progress)
+        step.run_id = summary["run_id"] = run_id(self.book, when, self.levels, self.limits_hash)
+        if self.limits is not None:
+            self._adhere(step, when, progress)
         return step
+
+    def plausibility_check(self, when: datetime) -> list[str]:
+        """Warnings about implausible inputs (:class:`Plausibility`); with ``strict`` the first one
+        is refused (InvalidInput)."""
+        return self._plausibility(when)
 
     def _plausibility(self, when: datetime) -> list[str]:
         found = plausibility_warnings(self.book, when, self.plausibility)

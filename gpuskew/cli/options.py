@@ -128,6 +128,11 @@ plausibility_options = _compose(
                  help="... about expiries further than this many years after as_of."),
 )
 
+cluster_option = click.option(
+    "--cluster", "cluster", default=None, envvar="GPUSKEW_CLUSTER", metavar="SPEC",
+    help="Run the work in shards on a Dask cluster: local:N (N worker processes here, one thread each), "
+         "tcp://HOST:PORT (an existing scheduler) or none (one process). Needs gpuskew[distributed].")
+
 demo_options = _compose(
     click.option("--demo-size", type=click.IntRange(1, 200_000_000), default=20_000, show_default=True,
                  envvar="GPUSKEW_DEMO_SIZE", help="Positions in the demo book."),
@@ -137,4 +142,5 @@ demo_options = _compose(
 
 
 __all__ = ["config_option", "json_option", "backend_option", "group_by_option", "as_of_option", "out_options",
-           "limits_option", "history_option", "strict_option", "plausibility_options", "demo_options"]
+           "limits_option", "history_option", "strict_option", "plausibility_options", "demo_options",
+           "cluster_option"]

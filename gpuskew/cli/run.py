@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 
 from gpuskew.cli.common import emit_json, handle_errors, log, safe, stderr_is_tty
-from gpuskew.cli.options import (as_of_option, backend_option, config_option, demo_options, group_by_option,
-                                 history_option, json_option, limits_option, out_options, plausibility_options,
-                                 strict_option)
+from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, demo_options,
+                                 group_by_option, history_option, json_option, limits_option, out_options,
+                                 plausibility_options, strict_option)
 from gpuskew.errors import EXIT_LIMIT_BREACHED, InvalidInput
 
 FAIL_ON = {"breach": ("breach", "critical"), "critical": ("critical",)}
@@ -66,13 +66,14 @@ def _file_hash(path: Path | None) -> str | None:
               envvar="GPUSKEW_FAIL_ON", help="Exit 3 (after writing everything) if any group is at this status or worse.")
 @strict_option
 @plausibility_options
+@cluster_option
 @json_option
 @config_option
 @handle_errors
 def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_size: int, demo_seed: int,
         demo_steps: int, as_of: str | None, backend: str, group_by: tuple[str, ...], limits_path: Path | None,
         history: Path | None, fail_on: str | None, strict: bool, max_iv: float, max_abs_rate: float,
-        max_expiry_years: float, as_json: bool) -> None:
+        max_expiry_years: float, cluster: str | None, as_json: bool) -> None:
     """Price a book, check it against its limits, and write the results to --out."""
     from gpuskew.cli.progress import ProgressBar, run_stages
     from gpuskew.session import RUN_FILES, MemoryAlertState, NoAlertState, Plausibility, Session
@@ -81,6 +82,9 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
         raise click.UsageError("give either BOOK_DIR or --demo (not both)")
     if demo_steps > 1 and not demo:
         raise click.UsageError("--demo-steps needs --demo")
+    if cluster and cluster.strip().lower() != "none" and demo:
+        raise click.UsageError("--cluster shards a BOOK_DIR (write the demo book with `gpuskew demo DIR "
+                               "--partitioned`); it does not take --demo")
     out = check_out_target(out_dir, book_dir, overwrite, RUN_FILES)
     if history is not None:
         history_abs = Path(os.path.abspath(history))
@@ -107,11 +111,18 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
         state = MemoryAlertState() if demo_steps > 1 else NoAlertState()
     stages = run_stages(demo, limits is not None, demo_steps if demo else 1)
     with ProgressBar(stages, enabled=stderr_is_tty() and not as_json) as progress:
-        book = _load(book_dir, demo, demo_size, demo_seed, progress)
+        sharded = _sharded(book_dir, progress) if cluster and cluster.strip().lower() != "none" else None
+        book = sharded.book if sharded is not None else _load(book_dir, demo, demo_size, demo_seed, progress)
         session = Session(book, limits, backend, state, group_by, limits_hash=_file_hash(limits_path),
                           limits_source=str(limits_path) if limits_path else None, strict=strict,
                           plausibility=Plausibility(max_iv, max_abs_rate, max_expiry_years))
-        step = _steps(session, as_of, demo_steps, demo_seed, history, progress)
+        if sharded is not None:
+            from gpuskew.distributed import open_cluster, sharded_step
+
+            with open_cluster(cluster) as handle:
+                step = sharded_step(session, sharded, handle, as_of, out=out, progress=progress)
+        else:
+            step = _steps(session, as_of, demo_steps, demo_seed, history, progress)
         step.write(out, overwrite=overwrite)
         progress("write")
         appended = _append(history, step) if history is not None else None
@@ -132,6 +143,15 @@ def _load(book_dir, demo, demo_size, demo_seed, progress):
         book = load_book(book_dir)
     progress("load")
     return book
+
+
+def _sharded(book_dir, progress):
+    """A book for --cluster: reference tables validated here, positions left in their files."""
+    from gpuskew.distributed import open_sharded_book
+
+    sharded = open_sharded_book(book_dir)
+    progress("load")
+    return sharded
 
 
 def _steps(session, as_of, demo_steps, demo_seed, history, progress):

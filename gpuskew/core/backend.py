@@ -129,14 +129,20 @@ class CpuBackend(Backend):
     def __init__(self, reason: str):
         super().__init__(reason)
         from gpuskew.kernels import cpu
+        from gpuskew.kernels.threads import launch_guard
 
         self._k = cpu
+        #: serialises kernel launches from several threads unless numba's threading layer is
+        #: thread-safe (the workqueue layer aborts the process otherwise: kernels/threads.py)
+        self._guard = launch_guard
 
     def _launch_greeks(self, *args: Any) -> None:
-        self._k.position_greeks(*args)
+        with self._guard():
+            self._k.position_greeks(*args)
 
     def _launch_tile_sums(self, *args: Any) -> None:
-        self._k.tile_sums(*args)
+        with self._guard():
+            self._k.tile_sums(*args)
 
 
 class CudaBackend(Backend):

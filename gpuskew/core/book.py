@@ -240,13 +240,19 @@ def load_book(source: str | Path | Mapping[str, Any]) -> Book:
     """Read and validate a book.
 
     ``source`` is a folder holding ``instruments``, ``positions``, ``underlyings`` and ``quotes``
-    (each .parquet, .csv, .arrow or .feather), or a mapping of those names to pyarrow Tables,
+    (each .parquet, .csv, .arrow or .feather; positions may be a folder of Parquet files, a
+    partitioned dataset: :mod:`gpuskew.io.dataset`), or a mapping of those names to pyarrow Tables,
     pandas or polars DataFrames. Raises :class:`gpuskew.errors.InvalidInput` on bad input.
     """
     from gpuskew.io import read_book_dir, to_arrow_table
     from gpuskew.io.validate import validate_book
 
     if isinstance(source, (str, Path)):
+        from gpuskew.io.dataset import positions_dataset
+
+        dataset = positions_dataset(Path(source))
+        if dataset is not None:
+            return load_dataset_book(Path(source), dataset)
         tables, sources = read_book_dir(Path(source))
         hashes: dict[str, str | None] = {name: _file_sha256(path) for name, path in sources.items()}
     else:
@@ -259,3 +265,51 @@ def load_book(source: str | Path | Mapping[str, Any]) -> Book:
     valid = validate_book(tables, sources)
     return Book(valid["instruments"], valid["positions"], valid["underlyings"], valid["quotes"],
                 sources, hashes)
+
+
+def read_reference(book_dir: Path) -> tuple[dict[str, pa.Table], dict[str, str], dict[str, str | None]]:
+    """The validated instruments, underlyings and quotes of a book folder (every table but the
+    positions), the path each was read from and the sha256 of each file."""
+    from gpuskew.io import find_table_file, read_table
+    from gpuskew.io.validate import validate_reference
+
+    raw: dict[str, pa.Table] = {}
+    sources: dict[str, str] = {}
+    for name in ("instruments", "underlyings", "quotes"):
+        path = find_table_file(book_dir, name)
+        raw[name] = read_table(path)
+        sources[name] = str(path)
+    hashes: dict[str, str | None] = {name: _file_sha256(path) for name, path in sources.items()}
+    return validate_reference(raw, sources), sources, hashes
+
+
+def concat_positions(parts: list[pa.Table], sources: list[str]) -> pa.Table:
+    """Validated positions tables of the files of a dataset as one table (their columns must agree)."""
+    if len(parts) == 1:
+        return parts[0]
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowException, TypeError) as exc:
+        first = parts[0].schema
+        for part, source in zip(parts[1:], sources[1:]):
+            for f in part.schema:
+                i = first.get_field_index(f.name)
+                if i >= 0 and first.field(i).type != f.type:
+                    raise InvalidInput(source, f.name, f"type {f.type} differs from the first file's "
+                                                       f"({first.field(i).type})") from exc
+        raise InvalidInput(sources[0], None, f"the files of the positions dataset do not concatenate: {exc}") from exc
+
+
+def load_dataset_book(book_dir: Path, dataset: Any) -> Book:
+    """A book whose positions are a partitioned dataset (:class:`gpuskew.io.dataset.PositionsDataset`),
+    read by one process: each file validated in order (the first failing file is named, rows counted
+    within it), then the files' rows concatenated in order."""
+    from gpuskew.io.dataset import dataset_hash, validate_file
+
+    reference, sources, hashes = read_reference(book_dir)
+    sources["positions"] = dataset.source
+    parts = [validate_file(f, reference, sources) for f in dataset.files]
+    positions = concat_positions(parts, [f.path for f in dataset.files])
+    hashes["positions"] = dataset_hash(dataset)
+    return Book(reference["instruments"], positions, reference["underlyings"], reference["quotes"],
+                {n: sources[n] for n in schema.INPUT_TABLES}, {n: hashes[n] for n in schema.INPUT_TABLES})

@@ -123,22 +123,33 @@ def _check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Bo
     rows = np.flatnonzero(bad_cols.any(axis=0))
     source = book.sources.get("positions", "positions")
     if rows.size:
-        measure = schema.MEASURE_NAMES[int(np.flatnonzero(bad_cols.any(axis=1))[0])]
-        raise InvalidInput(source, measure,
-                           "inputs give a non-finite result (overflow: check quantity, contract_size, "
-                           "spot, strike, iv and forward of these positions)", rows=rows.tolist(),
-                           n_bad=int(rows.size))
+        raise nonfinite_positions_error(source, int(np.flatnonzero(bad_cols.any(axis=1))[0]), rows.tolist(),
+                                        int(rows.size))
     m, g = (int(x[0]) for x in np.nonzero(~np.isfinite(sums)))
-    where = ""
     if grouping is not None:
-        where = " (group " + ", ".join(f"{k}={grouping.keys[k][g]}" for k in grouping.keys) + ")"
         members = np.flatnonzero(grouping.codes == g)
     else:
         members = np.zeros(0, dtype=np.int64)
-    raise InvalidInput(source, schema.MEASURE_NAMES[m],
-                       f"every position is finite but their sum per group overflows{where}: check the "
-                       "quantities and contract sizes of its positions", rows=members.tolist(),
-                       n_bad=int(members.size))
+    raise group_overflow_error(source, m, grouping, g, members.tolist(), int(members.size))
+
+
+def nonfinite_positions_error(source: str, measure: int, rows: Sequence[int], n_bad: int) -> InvalidInput:
+    """The error for positions whose measures are not finite (``measure``: the first such measure's
+    index; ``rows``: position numbers, 0-based)."""
+    return InvalidInput(source, schema.MEASURE_NAMES[measure],
+                        "inputs give a non-finite result (overflow: check quantity, contract_size, "
+                        "spot, strike, iv and forward of these positions)", rows=list(rows), n_bad=n_bad)
+
+
+def group_overflow_error(source: str, measure: int, grouping: Grouping | None, group: int, rows: Sequence[int],
+                         n_bad: int) -> InvalidInput:
+    """The error for a group sum that overflows although every position is finite."""
+    where = ""
+    if grouping is not None:
+        where = " (group " + ", ".join(f"{k}={grouping.keys[k][group]}" for k in grouping.keys) + ")"
+    return InvalidInput(source, schema.MEASURE_NAMES[measure],
+                        f"every position is finite but their sum per group overflows{where}: check the "
+                        "quantities and contract sizes of its positions", rows=list(rows), n_bad=n_bad)
 
 
 def _exposures_table(level: tuple[str, ...], all_tags: list[str], grouping: Grouping,

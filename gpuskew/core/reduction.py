@@ -127,10 +127,17 @@ def plan_segmented_sum(codes: np.ndarray, n_groups: int) -> SegmentedSumPlan:
     if n_groups == 0:
         return SegmentedSumPlan(0, ())
     order = _stable_order(codes, n_groups)
-    levels = []
     level, counts = _level0(codes, n_groups, order)
-    levels.append(level)
-    while counts.sum() > n_groups:
+    return SegmentedSumPlan(n_groups, (level, *upper_levels(counts)))
+
+
+def upper_levels(tiles_per_group: np.ndarray) -> tuple[TileLevel, ...]:
+    """Levels 1+ of the tree over level-0 tile sums laid out group after group (``tiles_per_group``
+    of them per group, at least one each): what :func:`plan_segmented_sum` adds after level 0, and
+    what a coordinator runs over the tile sums its shards computed (:mod:`gpuskew.distributed`)."""
+    counts = np.asarray(tiles_per_group, dtype=np.int64)
+    levels = []
+    while counts.sum() > counts.size:
         level, counts = _tiles(counts, np.arange(int(counts.sum()), dtype=np.int64))
         levels.append(level)
-    return SegmentedSumPlan(n_groups, tuple(levels))
+    return tuple(levels)

@@ -200,11 +200,19 @@ def check_output_free(out_dir: str | Path, overwrite: bool, names: Sequence[str]
         raise OutputExists(out_dir, reason=f"cannot be written ({existing} is not a writable folder)")
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
+
+
 def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]],
                 overwrite: bool, stale: Sequence[str] = ()) -> list[Path]:
     """Write every output file of a run, atomically, into ``out_dir``.
 
-    ``files`` maps a file name (no folders) to ``writer(path)`` that writes that file at ``path``.
+    ``files`` maps a file name (no folders) to ``writer(path)`` that writes that file at ``path``
+    (or a folder of files there: a partitioned dataset such as a sharded run's ``positions.parquet``).
     All writers run first, into a fresh folder ``.{out_dir.name}.tmp-<pid>-<random>`` next to
     ``out_dir`` (same filesystem); if one raises, that folder is removed and the error re-raised:
     nothing is published. Then:
@@ -238,7 +246,7 @@ def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]]
     try:
         for n in names:
             files[n](tmp / n)
-            if not (tmp / n).is_file():
+            if not ((tmp / n).is_file() or (tmp / n).is_dir()):
                 raise RuntimeError(f"writer for {n!r} did not write a file")
         if not out_dir.exists():
             try:
@@ -254,9 +262,14 @@ def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]]
         order = [n for n in names if n != COMMIT_MARKER] + [n for n in names if n == COMMIT_MARKER]
         for n in stale:
             if n not in files and os.path.lexists(out_dir / n):
-                os.remove(out_dir / n)
+                _remove(out_dir / n)
         for n in order:
-            os.replace(tmp / n, out_dir / n)
+            target = out_dir / n
+            if (target.is_dir() and not target.is_symlink()) or ((tmp / n).is_dir() and os.path.lexists(target)):
+                # a folder output (a dataset) over an earlier output, or a file over a folder: rename
+                # cannot replace a non-empty folder, so the earlier one moves aside into tmp first
+                os.replace(target, tmp / f".replaced-{n}")
+            os.replace(tmp / n, target)
         _fsync_dir(out_dir)
     finally:
         if tmp.exists():

@@ -45,7 +45,8 @@ from gpuskew import schema
 from gpuskew.errors import InvalidInput
 from gpuskew.timeutil import DATE_HOUR_UTC
 
-__all__ = ["validate_book", "validate_market", "validate_table", "tag_columns", "Rule", "TABLE_ORDER", "RULES"]
+__all__ = ["validate_book", "validate_reference", "validate_positions", "validate_market", "validate_table",
+           "tag_columns", "Rule", "TABLE_ORDER", "RULES"]
 
 #: Order in which the tables are validated (cross-references point to earlier tables).
 TABLE_ORDER: tuple[str, ...] = ("instruments", "underlyings", "quotes", "positions")
@@ -444,16 +445,34 @@ def validate_book(tables: Mapping[str, Any], sources: Mapping[str, str]) -> dict
             obj = to_arrow_table(obj, src[name])
         raw[name] = obj
 
-    out: dict[str, pa.Table] = {}
-    instruments = out["instruments"] = validate_table("instruments", raw["instruments"], src["instruments"])
-    out["underlyings"], out["quotes"] = _market_tables(instruments, raw["underlyings"], raw["quotes"], src)
-    positions = out["positions"] = validate_table("positions", raw["positions"], src["positions"])
+    out = validate_reference(raw, src)
+    out["positions"] = validate_positions(raw["positions"], out["instruments"], out["underlyings"], out["quotes"],
+                                          src)
+    return {name: out[name] for name in schema.INPUT_TABLES}
+
+
+def validate_reference(tables: Mapping[str, pa.Table], sources: Mapping[str, str]) -> dict[str, pa.Table]:
+    """The first part of :func:`validate_book`: instruments, underlyings and quotes (Arrow tables),
+    checked in that order and returned normalised by name."""
+    src = {name: _source(sources, name) for name in schema.INPUT_TABLES}
+    instruments = validate_table("instruments", tables["instruments"], src["instruments"])
+    underlyings, quotes = _market_tables(instruments, tables["underlyings"], tables["quotes"], src)
+    return {"instruments": instruments, "underlyings": underlyings, "quotes": quotes}
+
+
+def validate_positions(positions: pa.Table, instruments: pa.Table, underlyings: pa.Table, quotes: pa.Table,
+                       sources: Mapping[str, str]) -> pa.Table:
+    """The second part of :func:`validate_book`: a positions table (a whole book's, or one file of a
+    partitioned dataset) against validated instruments, underlyings and quotes (the output of
+    :func:`validate_reference`). Returns it normalised."""
+    src = {name: _source(sources, name) for name in schema.INPUT_TABLES}
+    positions = validate_table("positions", positions, src["positions"])
     _check_tag_names(positions, src["positions"])
     _raise_rows(src["positions"], "instrument", "position on an unknown instrument",
                 _unknown(positions.column("instrument"), instruments.column("instrument")),
                 positions.column("instrument"))
-    _check_held_instruments(instruments, out["underlyings"], out["quotes"], positions, src)
-    return {name: out[name] for name in schema.INPUT_TABLES}
+    _check_held_instruments(instruments, underlyings, quotes, positions, src)
+    return positions
 
 
 def _market_tables(instruments: pa.Table, underlyings: Any, quotes: Any,

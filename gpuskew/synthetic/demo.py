@@ -50,6 +50,8 @@ __all__ = [
     "TAG_COLUMNS",
     "make_demo_book",
     "write_demo_book",
+    "write_demo_dataset",
+    "DATASET_CHUNK",
     "demo_universe_summary",
 ]
 
@@ -639,6 +641,79 @@ def write_demo_book(book_dir: Path, n_positions: int = 20_000, seed: int = 7,
         path = book_dir / f"{name}{DEMO_FORMATS[fmt]}"
         _write_table(tables[name], path, fmt)
         paths[name] = path
+    if progress:
+        progress("write")
+    return paths
+
+
+#: positions generated (and held in memory) at a time by :func:`write_demo_dataset`
+DATASET_CHUNK = 1 << 22
+
+
+def _chunk_seed(seed: int, k: int) -> Any:
+    """Seed of chunk ``k`` of a partitioned demo book: chunk 0 uses ``seed`` itself (a book of one
+    chunk holds the positions of ``make_demo_book(n, seed)``), the others independent streams."""
+    return seed if k == 0 else np.random.SeedSequence([seed, k])
+
+
+def write_demo_dataset(book_dir: Path, n_positions: int = 20_000, seed: int = 7,
+                       as_of: datetime = DEMO_AS_OF, chunk: int = DATASET_CHUNK,
+                       progress: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """The demo book with its positions as a partitioned Parquet dataset, generated ``chunk``
+    positions at a time (so 10^8 positions never sit in memory at once).
+
+    ``book_dir/positions/underlying=<U>/part-<k>.parquet`` holds the positions of underlying U of
+    chunk k (zstd); the other three tables are written beside it as in :func:`write_demo_book`.
+    The rows of chunk k are those of ``make_demo_book(chunk, seed_k)`` (chunk 0: ``seed``; the last
+    chunk smaller), so a book of one chunk holds exactly the positions of
+    ``make_demo_book(n_positions, seed)``, grouped by underlying. Files are written atomically (a
+    temporary name, then renamed); the same arguments give byte-identical files. Returns the
+    paths of the three tables and of the positions folder. ``progress("demo")`` is called once
+    every chunk is written, then ``progress("write")``.
+    """
+    import pyarrow.compute as pc
+
+    n = int(n_positions)
+    if n < 0:
+        raise ValueError(f"n_positions must be >= 0, got {n_positions}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    book_dir = Path(book_dir)
+    folder = book_dir / "positions"
+    folder.mkdir(parents=True, exist_ok=True)
+    u = _Universe(_as_utc(as_of))
+    tables = {"instruments": u.instruments(), "underlyings": u.underlyings(), "quotes": u.quotes()}
+    und_of_inst = u.und_idx
+    n_chunks = max(1, -(-n // chunk))
+    width = max(5, len(str(n_chunks - 1)))
+    written: set[Path] = set()
+    for k in range(n_chunks):
+        m = min(chunk, n - k * chunk)
+        pos = _position_arrays(u, m, _chunk_seed(int(seed), k))
+        table = _positions_table(u, pos)
+        und = und_of_inst[pos["inst"]]
+        del pos
+        for ui, name in enumerate(_UNDERLYINGS):
+            rows = np.flatnonzero(und == ui)
+            if rows.size == 0:
+                continue
+            part = folder / f"underlying={name}"
+            part.mkdir(exist_ok=True)
+            path = part / f"part-{k:0{width}d}.parquet"
+            _write_table(pc.take(table, pa.array(rows)), path, "parquet")
+            written.add(path)
+        del table, und
+    for old in folder.glob("underlying=*/part-*.parquet"):  # parts of an earlier, larger demo book
+        if old not in written:
+            old.unlink()
+    if progress:
+        progress("demo")
+    paths: dict[str, Path] = {}
+    for name in ("instruments", "underlyings", "quotes"):
+        path = book_dir / f"{name}.parquet"
+        _write_table(tables[name], path, "parquet")
+        paths[name] = path
+    paths["positions"] = folder
     if progress:
         progress("write")
     return paths

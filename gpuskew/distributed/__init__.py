@@ -1,0 +1,52 @@
+"""Beyond one machine: sharded runs and sweeps on a Dask cluster, with the same bits as one process.
+
+* :mod:`~gpuskew.distributed.executor`: ``--cluster SPEC`` (``local:N``, ``tcp://HOST:PORT``, none)
+  or any ``concurrent.futures.Executor`` -> :class:`Cluster`;
+* :mod:`~gpuskew.distributed.plan`: shards of the positions that reproduce the one-process
+  reduction (whole chunks, whole underlyings);
+* :mod:`~gpuskew.distributed.shard`: the task a worker runs per shard (read, validate, price,
+  level-0 tile sums, its part of positions.parquet);
+* :mod:`~gpuskew.distributed.reduce`: the coordinator's reduction, in the fixed tree order;
+* :mod:`~gpuskew.distributed.job`: a Session step over the shards (:func:`sharded_step`), then
+  adherence through the Session's own code;
+* :mod:`~gpuskew.distributed.sweep`: shared inputs scattered once, items sent out in blocks.
+
+Dask is optional (``pip install 'gpuskew[distributed]'``) and imported only by
+:func:`open_cluster` for a Dask spec. Docs: docs/distributed.md.
+"""
+
+from gpuskew.distributed.executor import Cluster, ClusterUnavailable, open_cluster, parse_spec
+from gpuskew.distributed.job import ShardedBook, ShardedStepResult, open_sharded_book, sharded_step
+from gpuskew.distributed.plan import Shard, plan_shards
+from gpuskew.distributed.sweep import block_bounds, block_size, map_blocks
+
+__all__ = ["Cluster", "ClusterUnavailable", "open_cluster", "parse_spec", "ShardedBook", "ShardedStepResult",
+           "open_sharded_book", "sharded_step", "Shard", "plan_shards", "block_bounds", "block_size", "map_blocks",
+           "run_sharded"]
+
+
+def run_sharded(book_dir, cluster=None, out=None, *, as_of=None, backend="auto", group_by=(), limits=None,
+                state=None, overwrite=False, shard_positions=None, strict=False):  # type: ignore[no-untyped-def]
+    """``gpuskew run BOOK_DIR --cluster SPEC`` in Python: one sharded step of ``book_dir`` on
+    ``cluster`` (a spec, an Executor or a distributed.Client), written to ``out`` when given.
+    ``limits``: a limits file path (or None). Returns the :class:`ShardedStepResult`."""
+    from pathlib import Path
+
+    from gpuskew.session import Session
+
+    sharded = open_sharded_book(book_dir)
+    parsed, limits_hash = None, None
+    if limits is not None:
+        import hashlib
+
+        from gpuskew.policy.limits import load_limits
+
+        parsed = load_limits(limits)
+        limits_hash = "sha256:" + hashlib.sha256(Path(limits).read_bytes()).hexdigest()
+    session = Session(sharded.book, parsed, backend, state, group_by, limits_hash=limits_hash,
+                      limits_source=None if limits is None else str(limits), strict=strict)
+    with open_cluster(cluster) as handle:
+        step = sharded_step(session, sharded, handle, as_of, out=out, shard_positions=shard_positions)
+    if out is not None:
+        step.write(out, overwrite=overwrite)
+    return step

@@ -1,0 +1,320 @@
+"""A sharded run: one Session step whose positions are priced by the shards of a cluster.
+
+    from gpuskew.distributed import open_cluster, open_sharded_book, sharded_step
+    sharded = open_sharded_book("book/")                   # reference tables; positions stay on disk
+    session = Session(sharded.book, limits, "cpu", group_by=["desk"])
+    with open_cluster("local:2") as cluster:
+        step = sharded_step(session, sharded, cluster, as_of, out="run/")
+        step.write("run/")                                 # positions.parquet is a dataset folder
+
+The coordinator validates the instruments, underlyings and quotes (small), plans the shards
+(:mod:`gpuskew.distributed.plan`), sends the shard tasks (:mod:`gpuskew.distributed.shard`), picks the
+error one process would have raised if any shard reports one, reduces the shards' level-0 tile sums
+in the fixed tree order (:mod:`gpuskew.distributed.reduce`) into the exposures table, then hands it to
+the Session's own :meth:`~gpuskew.session.Session.finish` (summary, run id, adherence, alerts, hedges).
+Exposures, adherence, hedges and alerts are bitwise those of one process on the same book and
+backend; positions.parquet is the same rows, written by the shards as part files of a dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gpuskew.core.book import Book
+from gpuskew.distributed.executor import Cluster
+from gpuskew.distributed.plan import Shard, default_shard_positions, plan_shards
+from gpuskew.distributed.reduce import ReducedLevel, reduce_level
+from gpuskew.distributed.shard import ShardContext, ShardResult, run_shard, validate_whole_file
+from gpuskew.errors import InvalidInput
+from gpuskew.io.dataset import PositionsDataset
+from gpuskew.session import Session, StepResult
+
+
+@dataclass
+class ShardedBook:
+    """A book whose positions stay in their files: the validated instruments, underlyings and quotes,
+    the positions' files (:class:`~gpuskew.io.dataset.PositionsDataset`) and ``book``: a
+    :class:`~gpuskew.core.book.Book` with those tables and no position rows (the positions' columns
+    and tags), for the :class:`~gpuskew.session.Session`."""
+
+    book: Book
+    dataset: PositionsDataset
+    reference: dict[str, pa.Table]
+    sources: dict[str, str]
+
+    def __len__(self) -> int:
+        return self.dataset.rows
+
+
+def open_sharded_book(book_dir: str | Path) -> ShardedBook:
+    """Read and validate a book folder's instruments, underlyings and quotes, and list its positions
+    (a partitioned dataset folder, or one file): nothing of the positions is read but their
+    Parquet footers and columns."""
+    from gpuskew.core.book import read_reference
+    from gpuskew.io import find_table_file
+    from gpuskew.io.dataset import one_file, positions_dataset, validate_file
+
+    book_dir = Path(book_dir)
+    reference, sources, hashes = read_reference(book_dir)
+    dataset = positions_dataset(book_dir) or one_file(find_table_file(book_dir, "positions"))
+    sources["positions"] = dataset.source
+    try:  # the columns of the positions (tags), validated on no rows
+        empty = validate_file(dataset.files[0], reference, sources, 0, 0)
+    except InvalidInput:  # a column-level problem: the first file's message as one process gives it
+        validate_file(dataset.files[0], reference, sources)
+        raise
+    hashes["positions"] = None  # computed by sharded_step, beside the shards
+    names = ("instruments", "positions", "underlyings", "quotes")
+    book = Book(reference["instruments"], empty, reference["underlyings"], reference["quotes"],
+                {n: sources[n] for n in names}, {n: hashes[n] for n in names})
+    return ShardedBook(book, dataset, reference, sources)
+
+
+class ShardedStepResult(StepResult):
+    """A step whose positions were written by the shards: ``positions.parquet`` is published as a
+    folder of part files (one per shard, in book order), the same rows as one process's file."""
+
+    parts: list[str]
+    staging: str | None
+
+    def output_files(self) -> dict[str, Callable[[Path], None]]:
+        files = super().output_files()
+        if self.staging is None:
+            del files["positions.parquet"]
+            self.summary["outputs"]["files"] = [n for n in self.summary["outputs"]["files"] if n != "positions.parquet"]
+        else:
+            files["positions.parquet"] = self._move_parts
+        return files
+
+    def write(self, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
+        """Write the run folder atomically (positions.parquet as the shards' part files); the
+        staging folder of the part files is removed whether this succeeds or not."""
+        try:
+            return super().write(out_dir, overwrite=overwrite)
+        finally:
+            discard_staging(self)
+
+    def _move_parts(self, path: Path) -> None:
+        os.mkdir(path)
+        for part in self.parts:
+            target = path / Path(part).name
+            try:
+                os.replace(part, target)
+            except OSError:  # another filesystem: copy
+                shutil.move(part, target)
+        if self.staging:  # what is left: temporary files of shard attempts killed with their worker
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def staging_folder(out_dir: str | Path) -> Path:
+    """A fresh folder for the shards' part files on the filesystem where the run will be published
+    (inside ``out_dir`` when it exists, else beside it, as :func:`gpuskew.io.publish_run` does)."""
+    out_dir = Path(os.path.abspath(out_dir))
+    name = f".{out_dir.name}.shards-{os.getpid()}-{secrets.token_hex(4)}"
+    folder = out_dir / name if out_dir.is_dir() else out_dir.with_name(name)
+    folder.mkdir(parents=True)
+    return folder
+
+
+@dataclass
+class _Backends:
+    """The backends the shards used, for summary.json (duck-types a Backend's name/device/reason)."""
+
+    name: str
+    device: str
+    reason: str
+
+
+def _backends(results: Sequence[ShardResult]) -> _Backends:
+    used = sorted({r.backend for r in results if r.backend[0]})
+    if not used:
+        return _Backends("cpu", "cpu", "no positions")
+    names = sorted({u[0] for u in used})
+    devices = sorted({u[1] for u in used})
+    reasons = sorted({u[2] for u in used})
+    return _Backends("+".join(names), "+".join(devices),
+                     f"{len(results)} shard(s): " + "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""))
+
+
+def _run_tasks(cluster: Cluster, fn: Callable[..., Any], items: Sequence[Any], shared: Any) -> list[Any]:
+    """``fn(item, shared)`` for every item, on the cluster's executor (here without one), results in
+    item order."""
+    if cluster.executor is None:
+        return [fn(item, shared) for item in items]
+    futures = [cluster.executor.submit(fn, item, shared) for item in items]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+
+
+def raise_first_error(results: Sequence[ShardResult], shards: Sequence[Shard], cluster: Cluster,
+                      ctx: Any) -> None:
+    """Raise the error one process would have raised first, if any shard reported one: the first file
+    (in book order) that breaks a validation rule, with the message of the whole file (a file a shard
+    held only part of is validated again, whole, on the cluster); then any other domain error."""
+    failed = [r for r in results if r.error is not None]
+    invalid = [r for r in failed if isinstance(r.error, InvalidInput) and r.error_fragment is not None]
+    if invalid:
+        frag_of = {r.index: shards[r.index].fragments[r.error_fragment] for r in invalid}  # type: ignore[index]
+        first = min(invalid, key=lambda r: frag_of[r.index].file_index)
+        frag = frag_of[first.index]
+        if not frag.whole_file:
+            whole = _run_tasks(cluster, validate_whole_file, [frag.file], ctx)[0]
+            if whole is not None:
+                raise whole
+        raise first.error  # type: ignore[misc]
+    if failed:
+        raise failed[0].error  # type: ignore[misc]
+
+
+def raise_nonfinite(results: Sequence[ShardResult], source: str) -> None:
+    """The one-process error for positions whose measures are not finite, merged over the shards."""
+    from gpuskew.core.engine import nonfinite_positions_error
+
+    bad = [r.nonfinite for r in results if r.nonfinite is not None]
+    if not bad:
+        return
+    measures = np.any([b.measures for b in bad], axis=0)
+    rows = sorted(row for b in bad for row in b.rows)[:5]
+    raise nonfinite_positions_error(source, int(np.flatnonzero(measures)[0]), rows, sum(b.n_bad for b in bad))
+
+
+def _check_sums(reduced: ReducedLevel, source: str) -> None:
+    from gpuskew.core.engine import group_overflow_error
+
+    if np.isfinite(reduced.sums).all():
+        return
+    m, g = (int(x[0]) for x in np.nonzero(~np.isfinite(reduced.sums)))
+    # the shards found every position finite: a group sum overflows (the positions are not listed here)
+    raise group_overflow_error(source, m, reduced.grouping, g, [], 0)
+
+
+@dataclass
+class ShardRunInfo:
+    """What the shards did, for summary.json's ``distributed`` section and benchmarks."""
+
+    cluster: str
+    workers: int
+    shards: int
+    shard_positions: int
+    chunk: int
+    results: list[ShardResult] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        peak = max((r.peak_rss_bytes for r in self.results), default=0)
+        return {"cluster": self.cluster, "workers": self.workers, "shards": self.shards,
+                "shard_positions": self.shard_positions, "chunk": self.chunk,
+                "worker_processes": len({r.worker for r in self.results}),
+                "peak_worker_rss_bytes": peak}
+
+
+def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of: Any = None, *,
+                 out: str | Path | None = None, shard_positions: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> ShardedStepResult:
+    """One step of ``session`` with the positions priced by the shards (module docstring).
+
+    ``session``: built on ``sharded.book``; ``cluster``: from :func:`open_cluster` (its executor
+    None: the shards run here, one after the other, in bounded memory); ``out``: the folder the step
+    will be written to (the shards write their part files of positions.parquet beside it; None: no
+    positions table); ``shard_positions``: target positions per shard (default: 4 chunks of the
+    reduction plan, or GPUSKEW_SHARD_POSITIONS)."""
+    from gpuskew import schema
+    from gpuskew.core import reduction
+    from gpuskew.core.engine import RunResult, _exposures_table, _summary, parse_as_of
+    from gpuskew.io.dataset import dataset_hash
+    from gpuskew.kernels.segsum import TILE
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    when = parse_as_of(as_of)
+    warnings = session.plausibility_check(when)
+    chunk = reduction.CHUNK
+    target = shard_positions or default_shard_positions(chunk)
+    shards = plan_shards(sharded.dataset, target, chunk)
+    hashes: list[Any] = []
+
+    def content_hash() -> None:
+        try:
+            hashes.append(dataset_hash(sharded.dataset))
+        except BaseException as exc:  # raised on the coordinator's thread below
+            hashes.append(exc)
+
+    hasher = threading.Thread(target=content_hash, daemon=True)
+    hasher.start()
+    staging = staging_folder(out) if out is not None else None
+    info = ShardRunInfo(cluster.description, cluster.worker_count(), len(shards), target, chunk)
+    timings["plan"] = time.perf_counter() - t0
+    try:
+        ctx = ShardContext(sharded.reference, sharded.sources, when, tuple(session.levels),
+                           session.requested_backend, None if staging is None else str(staging), TILE, chunk)
+        shared = cluster.share(ctx)
+        t = time.perf_counter()
+        results = _run_tasks(cluster, run_shard, shards, shared)
+        info.results = results
+        timings["shards"] = time.perf_counter() - t
+        if progress:
+            progress("greeks")
+        raise_first_error(results, shards, cluster, shared)
+        source = sharded.sources["positions"]
+        raise_nonfinite(results, source)
+
+        t = time.perf_counter()
+        names = sorted(sharded.reference["underlyings"].column("underlying").to_pylist())
+        spots = dict(zip(sharded.reference["underlyings"].column("underlying").to_pylist(),
+                         sharded.reference["underlyings"].column("spot").to_pylist()))
+        book = sharded.book
+        all_tags = sorted({t for lv in session.levels for t in lv}, key=lambda t: book.tags.index(t))
+        with_rows = [r for r in results if r.levels]
+        tables = []
+        for k, level in enumerate([(), *[lv for lv in session.levels if lv != ()]]):
+            reduced = reduce_level(level, [r.levels[k] for r in with_rows], names)
+            _check_sums(reduced, source)
+            tables.append(_exposures_table(level, all_tags, reduced.grouping, reduced.sums, reduced.counts,
+                                           reduced.expired, spots))
+        exposures = schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
+        timings["reduce"] = time.perf_counter() - t
+        if progress:
+            progress("group_sums")
+        hasher.join()
+        if isinstance(hashes[0], BaseException):
+            raise hashes[0]
+        book.input_hashes["positions"] = hashes[0]
+        n_expired = sum(r.n_expired for r in results)
+        timings["total"] = time.perf_counter() - t0
+        summary = _summary(book, _backends(results), session.requested_backend, when,  # type: ignore[arg-type]
+                           session.levels, tables, exposures, n_expired, {k: round(v, 6) for k, v in timings.items()})
+        summary["counts"]["positions"] = sharded.dataset.rows
+        summary["distributed"] = info.summary()
+        result = RunResult(pa.table({}), exposures, summary, list(session.levels))
+        step = ShardedStepResult(result, "")
+        step.parts = [r.part for r in results if r.part]
+        step.staging = None if staging is None else str(staging)
+        step.info = info  # type: ignore[attr-defined]
+        if progress:
+            progress("tables")
+        return session.finish(step, when, warnings, progress)  # type: ignore[return-value]
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def discard_staging(step: StepResult) -> None:
+    """Remove what is left of a sharded step's staging folder (after it was written, or not)."""
+    staging = getattr(step, "staging", None)
+    if staging:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""Sharded sweeps: shared inputs scattered once, items (policies) sent out in blocks.
+
+A sweep evaluates many independent items (the policies of a recalibration grid) against the same
+large inputs (the market and greeks paths). :func:`map_blocks` sends the shared inputs to every
+worker once (``Cluster.share``: Dask's scatter with broadcast), cuts the items into contiguous
+blocks and runs ``fn(shared, start, stop)`` per block; the results come back in block order, so
+concatenating them gives exactly the one-process result (each item's computation does not depend
+on which block it is in).
+
+Block size (:func:`block_size`): a task should run well above Dask's per-task overhead (about a
+millisecond of scheduler and transfer time per task; measured by benchmarks/bench_distributed.py),
+so a block holds at least ``MIN_OVERHEAD_RATIO`` x overhead of work, and otherwise the items are
+spread over ``TASKS_PER_WORKER`` tasks per worker (some balance when workers differ in speed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gpuskew.distributed.executor import Cluster
+
+#: Dask's per-task overhead assumed when none is measured (seconds; see the module docstring)
+TASK_OVERHEAD_S = 1e-3
+#: a task runs at least this many times the per-task overhead
+MIN_OVERHEAD_RATIO = 100
+#: tasks per worker when the items allow it
+TASKS_PER_WORKER = 4
+
+
+def block_size(n_items: int, workers: int, seconds_per_item: float, overhead_s: float = TASK_OVERHEAD_S) -> int:
+    """Items per block: at least ``MIN_OVERHEAD_RATIO * overhead_s`` seconds of work per task, and
+    otherwise ``n_items / (workers * TASKS_PER_WORKER)`` items (module docstring)."""
+    if n_items <= 0:
+        return 1
+    floor = math.ceil(MIN_OVERHEAD_RATIO * overhead_s / max(seconds_per_item, 1e-12))
+    balance = math.ceil(n_items / (max(1, workers) * TASKS_PER_WORKER))
+    return max(1, min(n_items, max(floor, balance)))
+
+
+def block_bounds(n_items: int, size: int) -> list[tuple[int, int]]:
+    """Contiguous ``[start, stop)`` blocks of ``size`` items covering ``range(n_items)``."""
+    return [(a, min(n_items, a + size)) for a in range(0, n_items, max(1, size))]
+
+
+def _call(fn: Callable[[Any, int, int], Any], shared: Any, start: int, stop: int) -> Any:
+    return fn(shared, start, stop)
+
+
+def map_blocks(cluster: Cluster, fn: Callable[[Any, int, int], Any], shared: Any,
+               bounds: Sequence[tuple[int, int]]) -> list[Any]:
+    """``[fn(shared, a, b) for a, b in bounds]``, on the cluster's workers (here without an
+    executor), ``shared`` sent once to each worker; results in block order. ``fn`` must be a
+    module-level function (pickled by reference)."""
+    if cluster.executor is None:
+        return [fn(shared, a, b) for a, b in bounds]
+    handle = cluster.share(shared)
+    futures = [cluster.executor.submit(_call, fn, handle, a, b) for a, b in bounds]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
