@@ -119,7 +119,7 @@ def open_cluster(spec: str | Executor | Any | None) -> Iterator[Cluster]:
 
         n = int(value)  # type: ignore[arg-type]
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+                                           dashboard_address=":0", silence_logs=logging.ERROR)
         try:
             with distributed.Client(cluster) as client:
                 yield Cluster(client.get_executor(retries=TASK_RETRIES, pure=False),

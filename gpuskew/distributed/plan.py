@@ -11,9 +11,9 @@ are ranges of positions cut only
 * between two files of different ``underlying=X`` partition folders (every group there ends: the
   shard checks that each file's rows hold instruments of its folder's underlying).
 
-:func:`plan_shards` cuts greedily at the last allowed point within the target size (a whole
-underlying when it fits, a big underlying by CHUNK-aligned ranges), so a shard is never larger
-than the target size or one CHUNK, whichever is larger. A one-file book is cut at CHUNK multiples
+:func:`plan_shards` cuts greedily within the target size, at an underlying boundary when there is
+one (whole underlyings when they fit, a big underlying by CHUNK-aligned ranges), so a shard is never
+larger than the target size or one CHUNK, whichever is larger. A one-file book is cut at CHUNK multiples
 (a Parquet file's worker reads only the row groups of its range).
 """
 
@@ -31,8 +31,7 @@ DEFAULT_SHARD_CHUNKS = 4
 
 
 def default_shard_positions(chunk: int) -> int:
-    """GPUSKEW_SHARD_POSITIONS when set (rounded up to a multiple of ``chunk``), else
-    :data:`DEFAULT_SHARD_CHUNKS` chunks."""
+    """GPUSKEW_SHARD_POSITIONS when set, else :data:`DEFAULT_SHARD_CHUNKS` chunks."""
     text = os.environ.get("GPUSKEW_SHARD_POSITIONS")
     if text:
         try:
@@ -44,7 +43,7 @@ def default_shard_positions(chunk: int) -> int:
 
             raise InvalidConfig("environment", "GPUSKEW_SHARD_POSITIONS", text,
                                 "must be a positive number of positions")
-        return -(-n // chunk) * chunk
+        return n
     return DEFAULT_SHARD_CHUNKS * chunk
 
 
@@ -85,32 +84,42 @@ class Shard:
         return np.arange(self.start, self.stop, dtype=np.int64)
 
 
-def allowed_cuts(dataset: PositionsDataset, chunk: int) -> np.ndarray:
-    """Sorted position numbers where a shard may end (module docstring); the last is the total."""
+def underlying_cuts(dataset: PositionsDataset) -> np.ndarray:
+    """Position numbers between two files of different ``underlying=X`` folders, and the total."""
     offsets = dataset.offsets()
-    total = int(offsets[-1])
-    cuts = set(range(chunk, total, chunk))
+    cuts = {int(offsets[-1])}
     for i in range(1, len(dataset.files)):
         before, after = dataset.files[i - 1].underlying, dataset.files[i].underlying
         if before is not None and after is not None and before != after:
             cuts.add(int(offsets[i]))
-    cuts.add(total)
+    return np.array(sorted(c for c in cuts if c > 0), dtype=np.int64)
+
+
+def allowed_cuts(dataset: PositionsDataset, chunk: int) -> np.ndarray:
+    """Sorted position numbers where a shard may end (module docstring); the last is the total."""
+    total = dataset.rows
+    cuts = set(range(chunk, total, chunk)) | set(underlying_cuts(dataset).tolist())
     return np.array(sorted(c for c in cuts if 0 < c <= total), dtype=np.int64)
 
 
 def plan_shards(dataset: PositionsDataset, shard_positions: int, chunk: int) -> list[Shard]:
     """Cut the positions into shards of at most ``max(shard_positions, chunk)`` positions at the
-    allowed points, greedily (module docstring). An empty book has no shard."""
+    allowed points: at the last underlying boundary within ``shard_positions`` of the shard's start
+    when there is one (a shard holds whole underlyings when they fit), else at the last multiple
+    of ``chunk`` there, else at the first allowed point (module docstring). An empty book has no
+    shard."""
     if shard_positions < 1:
         raise ValueError(f"shard_positions must be >= 1, got {shard_positions}")
     offsets = dataset.offsets()
     cuts = allowed_cuts(dataset, chunk)
+    by_underlying = underlying_cuts(dataset)
     bounds = [0]
     while cuts.size and bounds[-1] < int(cuts[-1]):
         start = bounds[-1]
         later = cuts[cuts > start]
         within = later[later <= start + shard_positions]
-        bounds.append(int(within[-1]) if within.size else int(later[0]))
+        ends = by_underlying[(by_underlying > start) & (by_underlying <= start + shard_positions)]
+        bounds.append(int(ends[-1]) if ends.size else int(within[-1]) if within.size else int(later[0]))
     shards = []
     for k in range(len(bounds) - 1):
         a, b = bounds[k], bounds[k + 1]
