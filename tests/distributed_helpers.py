@@ -98,7 +98,7 @@ def chunk_check(work: str) -> dict:
             one_step.write(root / f"one_{name}")
             sharded = open_sharded_book(folder)
             session = Session(sharded.book, limits, "cpu", None, levels, limits_hash="h")
-            step = sharded_step(session, sharded, cluster, DEMO_AS_OF, out=root / f"sharded_{name}",
+            step = sharded_step(session, sharded, cluster, DEMO_AS_OF, positions_dir=root / f"parts_{name}",
                                 shard_positions=2 * reduction.CHUNK)
             step.write(root / f"sharded_{name}")
             from gpuskew.distributed import plan_shards

@@ -118,8 +118,9 @@ def test_worker_killed_mid_run_gives_the_same_bits(client, book, reference, tmp_
                       limits_hash="sha256:" + hashlib.sha256(limits_path.read_bytes()).hexdigest(),
                       limits_source=str(limits_path))
     with open_cluster(executor) as cluster:
-        step = sharded_step(session, sharded, cluster, AS_OF, out=out, shard_positions=1)
+        step = sharded_step(session, sharded, cluster, AS_OF, positions_dir=tmp_path / "parts", shard_positions=1)
     step.write(out)
+    assert not (tmp_path / "parts").exists()  # moved into the run folder
     killed = int(marker.read_text())
     assert step.info.results[2].worker.rsplit(":", 1)[1] != str(killed)  # re-run in another process
     assert data_file_hashes(out) == data_file_hashes(one_out)
@@ -199,3 +200,27 @@ def test_shards_cut_inside_files_on_a_process_pool(tmp_path):
         assert r["shards"] >= 20 and r["split_files"] >= 20 and r["processes"] == 2, r
     local, sharded = report["bad"]
     assert local == sharded and "rows 1501, 2901" in sharded
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "none"])
+def test_positions_formats_on_the_cluster(client, book, reference, tmp_path, fmt):
+    """--positions arrow: the shards write Arrow IPC parts (positions.arrow/ as a dataset); none: no
+    positions; the other files are the one-process files either way."""
+    import pyarrow.dataset as pads
+
+    _, one_out = reference
+    out = tmp_path / "run"
+    res = _cli(book, out, "--group-by", "desk", "--group-by", "desk,book", "--limits", str(example_limits_path()),
+               "--positions", fmt, "--cluster", client.scheduler.address)
+    assert res.exit_code == 0, res.output
+    assert data_file_hashes(out) == data_file_hashes(one_out)
+    names = sorted(p.name for p in out.iterdir())
+    if fmt == "none":
+        assert not [n for n in names if n.startswith("positions")]
+        return
+    assert "positions.arrow" in names and (out / "positions.arrow").is_dir()
+    parts = pads.dataset(out / "positions.arrow", format="ipc").to_table()
+    one = pq.read_table(one_out / "positions.parquet")
+    from distributed_helpers import decoded
+
+    assert decoded(parts) == decoded(one)

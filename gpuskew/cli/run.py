@@ -64,6 +64,10 @@ def _file_hash(path: Path | None) -> str | None:
 @history_option
 @click.option("--fail-on", "fail_on", type=click.Choice(["breach", "critical"]), default=None,
               envvar="GPUSKEW_FAIL_ON", help="Exit 3 (after writing everything) if any group is at this status or worse.")
+@click.option("--positions", "positions_format", type=click.Choice(["parquet", "arrow", "none"]), default="parquet",
+              show_default=True, envvar="GPUSKEW_POSITIONS",
+              help="Per-position output: positions.parquet, positions.arrow (Arrow IPC: fastest to write and "
+                   "to memory-map, larger), or none (schedulers that only need the exposures).")
 @strict_option
 @plausibility_options
 @cluster_option
@@ -72,8 +76,8 @@ def _file_hash(path: Path | None) -> str | None:
 @handle_errors
 def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_size: int, demo_seed: int,
         demo_steps: int, as_of: str | None, backend: str, group_by: tuple[str, ...], limits_path: Path | None,
-        history: Path | None, fail_on: str | None, strict: bool, max_iv: float, max_abs_rate: float,
-        max_expiry_years: float, cluster: str | None, as_json: bool) -> None:
+        history: Path | None, fail_on: str | None, positions_format: str, strict: bool, max_iv: float,
+        max_abs_rate: float, max_expiry_years: float, cluster: str | None, as_json: bool) -> None:
     """Price a book, check it against its limits, and write the results to --out."""
     from gpuskew.cli.progress import ProgressBar, run_stages
     from gpuskew.session import RUN_FILES, MemoryAlertState, NoAlertState, Plausibility, Session
@@ -82,7 +86,8 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
         raise click.UsageError("give either BOOK_DIR or --demo (not both)")
     if demo_steps > 1 and not demo:
         raise click.UsageError("--demo-steps needs --demo")
-    if cluster and cluster.strip().lower() != "none" and demo:
+    sharding = bool(cluster) and cluster.strip().lower() != "none"
+    if sharding and demo:
         raise click.UsageError("--cluster shards a BOOK_DIR (write the demo book with `gpuskew demo DIR "
                                "--partitioned`); it does not take --demo")
     out = check_out_target(out_dir, book_dir, overwrite, RUN_FILES)
@@ -111,19 +116,26 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
         state = MemoryAlertState() if demo_steps > 1 else NoAlertState()
     stages = run_stages(demo, limits is not None, demo_steps if demo else 1)
     with ProgressBar(stages, enabled=stderr_is_tty() and not as_json) as progress:
-        sharded = _sharded(book_dir, progress) if cluster and cluster.strip().lower() != "none" else None
+        sharded = _sharded(book_dir, progress) if sharding else None
         book = sharded.book if sharded is not None else _load(book_dir, demo, demo_size, demo_seed, progress)
         session = Session(book, limits, backend, state, group_by, limits_hash=_file_hash(limits_path),
                           limits_source=str(limits_path) if limits_path else None, strict=strict,
                           plausibility=Plausibility(max_iv, max_abs_rate, max_expiry_years))
-        if sharded is not None:
-            from gpuskew.distributed import open_cluster, sharded_step
+        from gpuskew.io import OutputStage
+        from gpuskew.session import position_file, position_writer
 
-            with open_cluster(cluster) as handle:
-                step = sharded_step(session, sharded, handle, as_of, out=out, progress=progress)
-        else:
-            step = _steps(session, as_of, demo_steps, demo_seed, history, progress)
-        step.write(out, overwrite=overwrite)
+        with OutputStage(out, overwrite) as stage:
+            def write_positions_early(result) -> None:  # in the background, while adherence runs
+                if demo_steps == 1 and positions_format != "none":
+                    stage.write_async(position_file(positions_format),
+                                      position_writer(result.positions, positions_format))
+
+            if sharded is not None:  # the shards write their parts of the positions into the stage
+                step = _sharded_step(session, sharded, cluster, as_of, stage, positions_format, progress)
+            else:
+                step = _steps(session, as_of, demo_steps, demo_seed, history, progress, write_positions_early,
+                              positions_format != "none")
+            step.write(out, overwrite=overwrite, positions=positions_format, stage=stage)
         progress("write")
         appended = _append(history, step) if history is not None else None
     _report(step, out, history, appended, as_json, fail_on)
@@ -154,10 +166,21 @@ def _sharded(book_dir, progress):
     return sharded
 
 
-def _steps(session, as_of, demo_steps, demo_seed, history, progress):
+def _sharded_step(session, sharded, cluster, as_of, stage, positions_format, progress):
+    """The step on the cluster's shards; their part files of the positions land in the output stage."""
+    from gpuskew.distributed import open_cluster, sharded_step
+    from gpuskew.session import position_file
+
+    folder = None if positions_format == "none" else stage.tmp / position_file(positions_format)
+    with open_cluster(cluster) as handle:
+        return sharded_step(session, sharded, handle, as_of, positions_dir=folder,
+                            positions_format="parquet" if folder is None else positions_format, progress=progress)
+
+
+def _steps(session, as_of, demo_steps, demo_seed, history, progress, on_priced=None, positions_table=True):
     """The run's step, or the demo loop: every step but the last appended to the history at once
     (each is a complete run); the last one is published first, then appended."""
-    step = session.step(as_of, progress=progress)
+    step = session.step(as_of, progress=progress, on_priced=on_priced, positions_table=positions_table)
     if demo_steps == 1:
         return step
     from gpuskew.core.engine import parse_as_of
@@ -171,7 +194,7 @@ def _steps(session, as_of, demo_steps, demo_seed, history, progress):
         sim.propose(step.hedges)
         when, market, fills = sim.advance(session.book)
         progress("load")
-        step = session.step(when, market=market, fills=fills, progress=progress)
+        step = session.step(when, market=market, fills=fills, progress=progress, positions_table=positions_table)
     step.executions = sim.executions
     return step
 

@@ -26,13 +26,17 @@ __all__ = ["Cluster", "ClusterUnavailable", "open_cluster", "parse_spec", "Shard
 
 
 def run_sharded(book_dir, cluster=None, out=None, *, as_of=None, backend="auto", group_by=(), limits=None,
-                state=None, overwrite=False, shard_positions=None, strict=False):  # type: ignore[no-untyped-def]
+                state=None, overwrite=False, positions="parquet", shard_positions=None,
+                strict=False):  # type: ignore[no-untyped-def]
     """``gpuskew run BOOK_DIR --cluster SPEC`` in Python: one sharded step of ``book_dir`` on
-    ``cluster`` (a spec, an Executor or a distributed.Client), written to ``out`` when given.
-    ``limits``: a limits file path (or None). Returns the :class:`ShardedStepResult`."""
+    ``cluster`` (a spec, an Executor or a distributed.Client), written to ``out`` when given (the
+    shards write their parts of the positions straight into the run's output stage; ``positions``:
+    parquet, arrow or none). ``limits``: a limits file path (or None). Returns the
+    :class:`ShardedStepResult`."""
     from pathlib import Path
 
-    from gpuskew.session import Session
+    from gpuskew.io import OutputStage
+    from gpuskew.session import Session, position_file
 
     sharded = open_sharded_book(book_dir)
     parsed, limits_hash = None, None
@@ -46,7 +50,12 @@ def run_sharded(book_dir, cluster=None, out=None, *, as_of=None, backend="auto",
     session = Session(sharded.book, parsed, backend, state, group_by, limits_hash=limits_hash,
                       limits_source=None if limits is None else str(limits), strict=strict)
     with open_cluster(cluster) as handle:
-        step = sharded_step(session, sharded, handle, as_of, out=out, shard_positions=shard_positions)
-    if out is not None:
-        step.write(out, overwrite=overwrite)
+        if out is None:
+            return sharded_step(session, sharded, handle, as_of, shard_positions=shard_positions)
+        with OutputStage(out, overwrite) as stage:
+            folder = None if positions == "none" else stage.tmp / position_file(positions)
+            step = sharded_step(session, sharded, handle, as_of, positions_dir=folder,
+                                positions_format="parquet" if positions == "none" else positions,
+                                shard_positions=shard_positions)
+            step.write(out, overwrite=overwrite, positions=positions, stage=stage)
     return step

@@ -4,8 +4,8 @@
     sharded = open_sharded_book("book/")                   # reference tables; positions stay on disk
     session = Session(sharded.book, limits, "cpu", group_by=["desk"])
     with open_cluster("local:2") as cluster:
-        step = sharded_step(session, sharded, cluster, as_of, out="run/")
-        step.write("run/")                                 # positions.parquet is a dataset folder
+        step = sharded_step(session, sharded, cluster, as_of, positions_dir="parts/")
+        step.write("run/")                  # run/positions.parquet: the shards' part files
 
 The coordinator validates the instruments, underlyings and quotes (small), plans the shards
 (:mod:`gpuskew.distributed.plan`), sends the shard tasks (:mod:`gpuskew.distributed.shard`), picks the
@@ -19,7 +19,6 @@ backend; positions.parquet is the same rows, written by the shards as part files
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import threading
 import time
@@ -82,49 +81,48 @@ def open_sharded_book(book_dir: str | Path) -> ShardedBook:
 
 
 class ShardedStepResult(StepResult):
-    """A step whose positions were written by the shards: ``positions.parquet`` is published as a
-    folder of part files (one per shard, in book order), the same rows as one process's file."""
+    """A step whose positions were written by the shards: the positions output
+    (``positions.parquet`` or ``positions.arrow``) is a folder of part files, one per shard, in book
+    order: the same rows as one process's file. Written in place when the shards wrote into the
+    :class:`gpuskew.io.OutputStage` of the run (the CLI), else moved into the published folder."""
 
-    parts: list[str]
-    staging: str | None
+    positions_dir: str | None = None
+    positions_format: str = "parquet"
 
-    def output_files(self) -> dict[str, Callable[[Path], None]]:
-        files = super().output_files()
-        if self.staging is None:
-            del files["positions.parquet"]
-            self.summary["outputs"]["files"] = [n for n in self.summary["outputs"]["files"] if n != "positions.parquet"]
-        else:
-            files["positions.parquet"] = self._move_parts
+    def output_files(self, positions: str = "parquet") -> dict[str, Callable[[Path], None]]:
+        from gpuskew.session import position_file
+
+        fmt = "none" if positions == "none" or self.positions_dir is None else self.positions_format
+        files = super().output_files(fmt)
+        if fmt != "none":
+            files[position_file(fmt)] = self._place_parts
         return files
 
-    def write(self, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
-        """Write the run folder atomically (positions.parquet as the shards' part files); the
-        staging folder of the part files is removed whether this succeeds or not."""
+    def write(self, out_dir: str | Path, overwrite: bool = False, positions: str = "parquet",
+              stage: Any = None) -> list[Path]:
+        """Write the run folder atomically (the positions as the shards' part files)."""
         try:
-            return super().write(out_dir, overwrite=overwrite)
+            return super().write(out_dir, overwrite=overwrite,
+                                 positions="none" if positions == "none" or self.positions_dir is None
+                                 else self.positions_format, stage=stage)
         finally:
-            discard_staging(self)
+            self.discard()
 
-    def _move_parts(self, path: Path) -> None:
-        os.mkdir(path)
-        for part in self.parts:
-            target = path / Path(part).name
-            try:
-                os.replace(part, target)
-            except OSError:  # another filesystem: copy
-                shutil.move(part, target)
-        if self.staging:  # what is left: temporary files of shard attempts killed with their worker
-            shutil.rmtree(self.staging, ignore_errors=True)
+    def _place_parts(self, path: Path) -> None:
+        assert self.positions_dir is not None
+        source = Path(self.positions_dir)
+        if source.exists() and os.path.abspath(source) == os.path.abspath(path):
+            return  # the shards wrote into the output stage itself
+        source.mkdir(parents=True, exist_ok=True)  # no shard held a position: an empty dataset
+        try:
+            os.replace(source, path)
+        except OSError:  # another filesystem: copy
+            shutil.move(str(source), path)
 
-
-def staging_folder(out_dir: str | Path) -> Path:
-    """A fresh folder for the shards' part files on the filesystem where the run will be published
-    (inside ``out_dir`` when it exists, else beside it, as :func:`gpuskew.io.publish_run` does)."""
-    out_dir = Path(os.path.abspath(out_dir))
-    name = f".{out_dir.name}.shards-{os.getpid()}-{secrets.token_hex(4)}"
-    folder = out_dir / name if out_dir.is_dir() else out_dir.with_name(name)
-    folder.mkdir(parents=True)
-    return folder
+    def discard(self) -> None:
+        """Remove the shards' part files where they are still (not published: the write failed)."""
+        if self.positions_dir and os.path.isdir(self.positions_dir):
+            shutil.rmtree(self.positions_dir, ignore_errors=True)
 
 
 @dataclass
@@ -223,15 +221,18 @@ class ShardRunInfo:
 
 
 def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of: Any = None, *,
-                 out: str | Path | None = None, shard_positions: int | None = None,
+                 positions_dir: str | Path | None = None, positions_format: str = "parquet",
+                 shard_positions: int | None = None,
                  progress: Callable[[str], None] | None = None) -> ShardedStepResult:
     """One step of ``session`` with the positions priced by the shards (module docstring).
 
     ``session``: built on ``sharded.book``; ``cluster``: from :func:`open_cluster` (its executor
-    None: the shards run here, one after the other, in bounded memory); ``out``: the folder the step
-    will be written to (the shards write their part files of positions.parquet beside it; None: no
-    positions table); ``shard_positions``: target positions per shard (default: 4 chunks of the
-    reduction plan, or GPUSKEW_SHARD_POSITIONS)."""
+    None: the shards run here, one after the other, in bounded memory); ``positions_dir``: the folder
+    the shards write their part files of the positions into (``positions_format`` 'parquet' or
+    'arrow'), on a filesystem the workers share: the output stage of the run (the CLI), or a folder
+    the step's :meth:`~ShardedStepResult.write` moves into the run folder; None: no positions table;
+    ``shard_positions``: target positions per shard (default: 4 chunks of the reduction plan, or
+    GPUSKEW_SHARD_POSITIONS)."""
     from gpuskew import schema
     from gpuskew.core import reduction
     from gpuskew.core.engine import RunResult, _exposures_table, _summary, parse_as_of
@@ -255,12 +256,14 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
 
     hasher = threading.Thread(target=content_hash, daemon=True)
     hasher.start()
-    staging = staging_folder(out) if out is not None else None
+    staging = None if positions_dir is None else os.path.abspath(positions_dir)
+    if positions_format not in ("parquet", "arrow"):
+        raise ValueError(f"positions_format must be parquet or arrow, got {positions_format!r}")
     info = ShardRunInfo(cluster.description, cluster.worker_count(), len(shards), target, chunk)
     timings["plan"] = time.perf_counter() - t0
     try:
         ctx = ShardContext(sharded.reference, sharded.sources, when, tuple(session.levels),
-                           session.requested_backend, None if staging is None else str(staging), TILE, chunk)
+                           session.requested_backend, staging, positions_format, TILE, chunk)
         shared = cluster.share(ctx)
         t = time.perf_counter()
         results = _run_tasks(cluster, run_shard, shards, shared)
@@ -301,8 +304,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
         summary["distributed"] = info.summary()
         result = RunResult(pa.table({}), exposures, summary, list(session.levels))
         step = ShardedStepResult(result, "")
-        step.parts = [r.part for r in results if r.part]
-        step.staging = None if staging is None else str(staging)
+        step.positions_dir, step.positions_format = staging, positions_format
         step.info = info  # type: ignore[attr-defined]
         if progress:
             progress("tables")
@@ -311,10 +313,3 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def discard_staging(step: StepResult) -> None:
-    """Remove what is left of a sharded step's staging folder (after it was written, or not)."""
-    staging = getattr(step, "staging", None)
-    if staging:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -6,7 +6,8 @@ the same order, as one process: :func:`gpuskew.io.dataset.validate_file`), price
 one kernel pass on the worker's backend, and returns per level the **level-0 tile sums** of its
 groups (12 measures x tiles, float64) with each tile's group key and chunk, and the counts of
 positions and expired positions per group: small arrays (a tile stands for up to TILE positions).
-With a staging folder it also writes its rows of ``positions.parquet`` there as one part file.
+Given a positions folder it also writes its rows of the positions there as one part file
+(``part-<shard>.parquet`` or ``.arrow``: sorted names are book order).
 
 Errors come back as values, not raised: an :class:`~gpuskew.errors.InvalidInput` of a file (the
 coordinator picks the first failing file, as one process would), positions whose measures are not
@@ -41,7 +42,8 @@ class ShardContext:
     as_of: datetime
     levels: tuple[tuple[str, ...], ...]  #: grouping levels besides the per-underlying one
     backend: str  #: 'auto' | 'cpu' | 'cuda', resolved on the worker
-    staging: str | None  #: folder for the positions part files; None: no positions table
+    positions_dir: str | None  #: folder of the positions part files; None: no positions table
+    positions_format: str  #: 'parquet' | 'arrow'
     tile: int  #: the coordinator's reduction tile and chunk: a worker must use the same
     chunk: int
 
@@ -88,9 +90,9 @@ class ShardResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def part_name(index: int) -> str:
-    """File name of shard ``index``'s rows of positions.parquet (sorted names = book order)."""
-    return f"part-{index:05d}.parquet"
+def part_name(index: int, fmt: str = "parquet") -> str:
+    """File name of shard ``index``'s rows of the positions (sorted names = book order)."""
+    return f"part-{index:05d}.{fmt}"
 
 
 def _peak_rss_bytes() -> int:
@@ -186,15 +188,17 @@ def run_shard(shard: Shard, ctx: ShardContext) -> ShardResult:
     result.n_expired = int(expired_mask.sum())
     if not all(np.isfinite(lv.tile_sums).all() for lv in result.levels):
         result.nonfinite = _nonfinite(np.asarray(backend.to_host(priced.out)), numbers)
-    if ctx.staging is not None and result.nonfinite is None:
-        from gpuskew.io import write_parquet
+    if ctx.positions_dir is not None and result.nonfinite is None:
+        from gpuskew.session import position_writer
 
         t = time.perf_counter()
         out = np.asarray(backend.to_host(priced.out))
         table = _positions_table(book, flat, priced.T, out, priced.status)
         del out
-        path = Path(ctx.staging) / part_name(shard.index)
-        write_parquet(table, path)
+        folder = Path(ctx.positions_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / part_name(shard.index, ctx.positions_format)
+        position_writer(table, ctx.positions_format)(path)
         result.part = str(path)
         timings["positions_part"] = time.perf_counter() - t
     result.peak_rss_bytes = _peak_rss_bytes()
