@@ -14,9 +14,10 @@
   ``ProcessPoolExecutor``, a ``ThreadPoolExecutor``) or a ``distributed.Client``.
 
 Dask is an optional dependency (``pip install 'gpuskew[distributed]'``), imported only here and
-only when a Dask spec is given. Dask tasks are submitted with ``pure=False`` (they write files) and
-``retries`` (:data:`TASK_RETRIES`); a worker that dies mid-task has its task rescheduled by the
-scheduler itself.
+only when a Dask spec is given. The workers of a spec are warmed up first (:func:`warm_worker`:
+imports and numba's cached kernels loaded on every worker at once). Dask tasks are submitted with
+``pure=False`` (they write files) and ``retries`` (:data:`TASK_RETRIES`); a worker that dies
+mid-task has its task rescheduled by the scheduler itself.
 """
 
 from __future__ import annotations
@@ -94,6 +95,21 @@ def _import_dask() -> Any:
     return distributed
 
 
+def warm_worker() -> str:
+    """Run a tiny book through the engine on a worker: imports and numba's cached kernels loaded
+    (about a second in a fresh process), so that its first shard task does not pay for them."""
+    import gpuskew
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+
+    gpuskew.compute(gpuskew.load_book(make_demo_book(64, seed=1)), as_of=DEMO_AS_OF, backend="cpu",
+                    group_by=["desk"], positions_table=False)
+    return "ok"
+
+
+def _warm(client: Any) -> None:
+    client.run(warm_worker)
+
+
 @contextmanager
 def open_cluster(spec: str | Executor | Any | None) -> Iterator[Cluster]:
     """The executor for ``spec`` (module docstring), closed on leaving the block when this function
@@ -122,6 +138,7 @@ def open_cluster(spec: str | Executor | Any | None) -> Iterator[Cluster]:
                                            dashboard_address=":0", silence_logs=logging.ERROR)
         try:
             with distributed.Client(cluster) as client:
+                _warm(client)
                 yield Cluster(client.get_executor(retries=TASK_RETRIES, pure=False),
                               f"local:{n} (dask LocalCluster, {n} processes x 1 thread, 127.0.0.1)",
                               client=client, workers=n)
@@ -133,6 +150,7 @@ def open_cluster(spec: str | Executor | Any | None) -> Iterator[Cluster]:
     except (OSError, TimeoutError) as exc:
         raise ClusterUnavailable(f"cannot reach the Dask scheduler at {value}: {exc}") from exc
     try:
+        _warm(client)
         yield Cluster(client.get_executor(retries=TASK_RETRIES, pure=False), f"dask scheduler {value}", client=client)
     finally:
         client.close()

@@ -214,10 +214,14 @@ class ShardRunInfo:
 
     def summary(self) -> dict:
         peak = max((r.peak_rss_bytes for r in self.results), default=0)
+        seconds = [r.timings.get("total", 0.0) for r in self.results]
         return {"cluster": self.cluster, "workers": self.workers, "shards": self.shards,
                 "shard_positions": self.shard_positions, "chunk": self.chunk,
+                "largest_shard": max((r.rows for r in self.results), default=0),
                 "worker_processes": len({r.worker for r in self.results}),
-                "peak_worker_rss_bytes": peak}
+                "peak_worker_rss_bytes": peak,
+                "task_seconds": {"sum": round(sum(seconds), 6), "max": round(max(seconds, default=0.0), 6),
+                                 "mean": round(sum(seconds) / len(seconds), 6) if seconds else 0.0}}
 
 
 def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of: Any = None, *,
