@@ -6,7 +6,8 @@
 * ``"local:N"``: a Dask ``LocalCluster`` of N worker processes with one thread each, on 127.0.0.1,
   started for the job and closed after it (workers are processes with one thread each: numba's
   parallel kernels are never entered by two threads of one process, see
-  :mod:`gpuskew.kernels.threads`);
+  :mod:`gpuskew.kernels.threads`; the machine's cores are shared out between the workers' kernel
+  threads, :func:`worker_threads_env`);
 * ``"tcp://HOST:PORT"`` (or ``tls://``): an existing Dask scheduler (``dask scheduler`` +
   ``dask worker``, dask-jobqueue, dask-kubernetes, dask-cuda's ``LocalCUDACluster``); the
   workers need gpuskew installed and, for files, the same paths (a shared filesystem);
@@ -22,6 +23,7 @@ mid-task has its task rescheduled by the scheduler itself.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -95,6 +97,15 @@ def _import_dask() -> Any:
     return distributed
 
 
+def worker_threads_env(workers: int) -> dict[str, str]:
+    """Environment of the workers of a local cluster: the machine's cores shared out between them
+    (numba's kernel threads, Arrow's and OpenMP's pools), so that N processes do not each start a
+    thread per core. Variables already set by the user are kept."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = str(max(1, cores // max(1, workers)))
+    return {name: os.environ.get(name, share) for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
+
+
 def warm_worker() -> str:
     """Run a tiny book through the engine on a worker: imports and numba's cached kernels loaded
     (about a second in a fresh process), so that its first shard task does not pay for them."""
@@ -135,7 +146,8 @@ def open_cluster(spec: str | Executor | Any | None) -> Iterator[Cluster]:
 
         n = int(value)  # type: ignore[arg-type]
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=":0", silence_logs=logging.ERROR)
+                                           dashboard_address=":0", silence_logs=logging.ERROR,
+                                           env=worker_threads_env(n))
         try:
             with distributed.Client(cluster) as client:
                 _warm(client)

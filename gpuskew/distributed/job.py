@@ -248,7 +248,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
     when = parse_as_of(as_of)
     warnings = session.plausibility_check(when)
     chunk = reduction.CHUNK
-    target = shard_positions or default_shard_positions(chunk)
+    target = shard_positions or default_shard_positions(chunk, sharded.dataset.rows, cluster.worker_count())
     shards = plan_shards(sharded.dataset, target, chunk)
     hashes: list[Any] = []
 

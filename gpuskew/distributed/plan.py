@@ -26,12 +26,16 @@ import numpy as np
 
 from gpuskew.io.dataset import DatasetFile, PositionsDataset
 
-#: default target positions per shard, in chunks of the reduction plan (4 x 2^20: ~2-3 GB of a worker)
+#: largest default shard, in chunks of the reduction plan (4 x 2^20 positions: ~1.5 GiB of a worker)
 DEFAULT_SHARD_CHUNKS = 4
+#: shards per worker the default size aims at (some balance between workers and shards of unequal size)
+SHARDS_PER_WORKER = 4
 
 
-def default_shard_positions(chunk: int) -> int:
-    """GPUSKEW_SHARD_POSITIONS when set, else :data:`DEFAULT_SHARD_CHUNKS` chunks."""
+def default_shard_positions(chunk: int, positions: int = 0, workers: int = 1) -> int:
+    """GPUSKEW_SHARD_POSITIONS when set, else ``positions / (workers x SHARDS_PER_WORKER)`` rounded
+    up to whole chunks, between one chunk and :data:`DEFAULT_SHARD_CHUNKS` chunks (peak memory of
+    a worker follows the shard size, not the book's)."""
     text = os.environ.get("GPUSKEW_SHARD_POSITIONS")
     if text:
         try:
@@ -44,7 +48,8 @@ def default_shard_positions(chunk: int) -> int:
             raise InvalidConfig("environment", "GPUSKEW_SHARD_POSITIONS", text,
                                 "must be a positive number of positions")
         return n
-    return DEFAULT_SHARD_CHUNKS * chunk
+    wanted = -(-max(1, positions) // (max(1, workers) * SHARDS_PER_WORKER))
+    return int(min(DEFAULT_SHARD_CHUNKS, max(1, -(-wanted // chunk))) * chunk)
 
 
 @dataclass(frozen=True)
