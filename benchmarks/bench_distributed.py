@@ -96,6 +96,7 @@ def run_gpuskew(book: Path, out: Path, cluster: str | None, extra_env: dict[str,
            "cpu", "--group-by", "desk,book", "--limits", str(example_limits_path()), "--json"]
     if cluster:
         cmd += ["--cluster", cluster]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=subprocess_env(extra_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -106,7 +107,7 @@ def run_gpuskew(book: Path, out: Path, cluster: str | None, extra_env: dict[str,
     if proc.returncode != 0:
         raise RuntimeError(f"gpuskew run failed ({proc.returncode}):\n{stderr[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
-    return {"wall_s": wall, "summary": summary, "json": json.loads(stdout.strip().splitlines()[-1]),
+    return {"wall_s": wall, "load_avg_1m_at_start": load, "summary": summary, "json": json.loads(stdout.strip().splitlines()[-1]),
             "poll_peaks": sorted(peaks.values(), reverse=True),
             "coordinator_poll_peak": getattr(poller, "root_peak", 0)}
 
@@ -202,11 +203,12 @@ def main() -> None:
                          round(d["task_seconds"]["mean"], 2),
                          round(d["peak_worker_rss_bytes"] / GIB, 2),
                          round(max(worker_peaks, default=0) / GIB, 2),
-                         round(r["coordinator_poll_peak"] / GIB, 2)])
+                         round(r["coordinator_poll_peak"] / GIB, 2), round(r["load_avg_1m_at_start"], 1)])
         print("## Time against workers\n")
         print(md_table(["cluster", "shards", "largest shard", "wall s (end to end)", "shard tasks s",
                         "M positions/s", "mean task s", "peak RSS per worker GiB (ru_maxrss)",
-                        "peak RSS per worker GiB (poll)", "coordinator peak RSS GiB (poll)"], rows))
+                        "peak RSS per worker GiB (poll)", "coordinator peak RSS GiB (poll)",
+                        "load avg at start"], rows))
         print("\nEnd to end: process start, the cluster's start, reading and validating the reference tables, "
               "the shard tasks (read, validate, price, tile sums, each its part of positions.parquet), the "
               "reduction, adherence and publishing.\n")
@@ -218,7 +220,7 @@ def main() -> None:
             results["check"] = {"one_process_wall_s": one["wall_s"], "same": same}
             print("## Bits against one process\n")
             print(f"One process (`gpuskew run` reading the whole dataset, no `--cluster`): {one['wall_s']:.1f} s "
-                  f"wall. Files byte-identical to local:{w_max}: "
+                  f"wall (load average {one['load_avg_1m_at_start']:.1f} at its start). Files byte-identical to local:{w_max}: "
                   + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()) + "\n")
             if not all(same.values()):
                 raise SystemExit("the sharded run's files differ from one process")
