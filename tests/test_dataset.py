@@ -103,7 +103,7 @@ def test_files_with_other_columns_are_refused(tmp_path):
     assert err.value.source.endswith("b.parquet") and err.value.column == "book" and "a.parquet" in err.value.rule
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InvalidInput, match="holds no Parquet file"):
+    with pytest.raises(InvalidInput, match="is a folder holding no Parquet file"):
         list_dataset(empty)
 
 

@@ -90,6 +90,10 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
     if sharding and demo:
         raise click.UsageError("--cluster shards a BOOK_DIR (write the demo book with `gpuskew demo DIR "
                                "--partitioned`); it does not take --demo")
+    if sharding:
+        from gpuskew.distributed.executor import parse_spec
+
+        parse_spec(cluster)  # a malformed spec is refused before any work
     out = check_out_target(out_dir, book_dir, overwrite, RUN_FILES)
     if history is not None:
         history_abs = Path(os.path.abspath(history))

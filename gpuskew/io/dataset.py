@@ -117,7 +117,8 @@ def list_dataset(folder: str | Path) -> PositionsDataset:
         found.append((relative.as_posix(), p))
     found.sort(key=lambda item: item[0])
     if not found:
-        raise InvalidInput(str(folder), None, "a positions dataset folder holds no Parquet file (*.parquet)")
+        raise InvalidInput(str(folder), None, "is a folder holding no Parquet file: a partitioned positions "
+                                              "dataset needs *.parquet files (or write one file positions.parquet)")
     files = []
     first: tuple[str, list[str]] | None = None
     for rel, p in found:

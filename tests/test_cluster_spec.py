@@ -1,0 +1,84 @@
+"""The --cluster seam without a cluster: spec parsing, errors (exit 2), any Executor as a cluster, the
+sharded step run here, sweep block sizes, and Dask never imported by `import gpuskew` or a plain run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from click.testing import CliRunner
+
+from gpuskew.cli import main
+from gpuskew.distributed import block_bounds, block_size, open_cluster, parse_spec
+from gpuskew.errors import InvalidConfig
+
+
+def test_specs():
+    assert parse_spec(None) == ("none", None) and parse_spec(" none ") == ("none", None)
+    assert parse_spec("local:3") == ("local", 3)
+    assert parse_spec("tcp://10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
+    for bad in ("local:0", "local", "local:x", "8786", "http://host:8786"):
+        with pytest.raises(InvalidConfig):
+            parse_spec(bad)
+
+
+def test_bad_cluster_spec_exits_2(tmp_path):
+    (tmp_path / "book").mkdir()
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "book"), "--out", str(tmp_path / "o"), "--cluster",
+                                    "locale:2", "--json"])
+    assert res.exit_code == 2 and "--cluster" in res.stderr and "local:N" in res.stderr
+    assert '"status":"error"' in res.stdout
+    res = CliRunner().invoke(main, ["run", "--demo", "--out", str(tmp_path / "o"), "--cluster", "local:2"])
+    assert res.exit_code == 2 and "does not take --demo" in res.output
+
+
+def test_any_executor_is_a_cluster_and_none_runs_here():
+    with ThreadPoolExecutor(3) as pool, open_cluster(pool) as cluster:
+        assert cluster.executor is pool and cluster.worker_count() == 3 and cluster.share(5) == 5
+    with open_cluster(None) as cluster:
+        assert cluster.executor is None and cluster.worker_count() == 1
+    with pytest.raises(TypeError):
+        with open_cluster(3.5):  # type: ignore[arg-type]
+            pass
+
+
+def test_sharded_step_without_an_executor_equals_one_process(tmp_path):
+    """The shards one after the other in this process (bounded memory, no Dask): the same bits."""
+    import gpuskew
+    from gpuskew.distributed import run_sharded
+    from gpuskew.synthetic.demo import DEMO_AS_OF, write_demo_dataset
+
+    write_demo_dataset(tmp_path / "b", n_positions=3000, seed=8)
+    step = run_sharded(tmp_path / "b", None, as_of=DEMO_AS_OF, backend="cpu", group_by=["account"],
+                       shard_positions=1)
+    one = gpuskew.compute(gpuskew.load_book(tmp_path / "b"), as_of=DEMO_AS_OF, backend="cpu",
+                          group_by=["account"], positions_table=False)
+    assert step.summary["distributed"]["shards"] == 5 and step.exposures.equals(one.exposures)
+    assert step.summary["counts"]["positions"] == 3000 and step.summary["totals"] == one.summary["totals"]
+
+
+def test_block_sizes_keep_tasks_well_above_the_overhead():
+    # 10^5 items of 1 us: 100 x 1 ms of overhead needs 10^5 items per block -> one block
+    assert block_size(100_000, 8, 1e-6) == 100_000
+    # slow items: spread over 4 tasks per worker
+    assert block_size(1000, 2, 1.0) == 125
+    assert block_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)] and block_size(0, 2, 1.0) == 1
+
+
+def test_import_gpuskew_and_a_plain_run_do_not_import_dask(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        import gpuskew, gpuskew.cli
+        from click.testing import CliRunner
+        res = CliRunner().invoke(gpuskew.cli.main, ["run", "--demo", "--demo-size", "200", "--out",
+                                                    {str(tmp_path / 'o')!r}])
+        assert res.exit_code == 0, res.output
+        bad = sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed"))
+        print(bad)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
