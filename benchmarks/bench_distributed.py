@@ -141,12 +141,15 @@ def task_overhead(n_bulk: int, n_serial: int) -> dict:
 
 def projection(n: int, rate_per_worker: float, fixed_s: float, overhead_s: float, chunk: int,
                workers: list[int]) -> list[list]:
-    """Projected wall time of a sharded run of ``n`` positions on W workers (on paper): shards of
-    max(chunk, n / 2W) positions (two tasks per worker), T = fixed + ceil(S / W) x shard / rate +
-    S x overhead (the coordinator's reduction, a few hundred thousand tiles at 10^8, is in fixed)."""
+    """Projected wall time of a sharded run of ``n`` positions on W workers (on paper): shards of the
+    default size (``gpuskew.distributed.plan.default_shard_positions``: n / 4W rounded up to whole
+    chunks, 1 to 4 chunks), T = fixed + ceil(S / W) x shard / rate + S x overhead (the
+    coordinator's reduction, a few hundred thousand tiles at 10^8, is in fixed)."""
+    from gpuskew.distributed.plan import default_shard_positions
+
     rows = []
     for w in workers:
-        shard = max(chunk, math.ceil(n / (2 * w) / chunk) * chunk)
+        shard = default_shard_positions(chunk, n, w)
         s = math.ceil(n / shard)
         t = fixed_s + math.ceil(s / w) * shard / rate_per_worker + s * overhead_s
         rows.append([w, s, shard, round(t, 1), round(n / t / 1e6, 2)])
@@ -252,7 +255,8 @@ def main() -> None:
               f"tables, the reduction, adherence, publishing), {overhead * 1e3:.2f} ms per task (the larger of "
               "the two overheads above). "
               "Assumes every worker has its own cores and disk bandwidth and the positions on a shared "
-              "filesystem that keeps up, which one machine does not give; shards of max(2^20, n / 2W).\n")
+              "filesystem that keeps up, which one machine does not give; shards of the default size "
+              "(n / 4W in whole chunks of 2^20, 1 to 4 chunks).\n")
         print(md_table(["workers", "shards", "positions per shard", "projected wall s", "M positions/s"], proj))
         save_json(args, __file__, results)
     finally:

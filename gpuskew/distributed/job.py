@@ -84,10 +84,14 @@ class ShardedStepResult(StepResult):
     """A step whose positions were written by the shards: the positions output
     (``positions.parquet`` or ``positions.arrow``) is a folder of part files, one per shard, in book
     order: the same rows as one process's file. Written in place when the shards wrote into the
-    :class:`gpuskew.io.OutputStage` of the run (the CLI), else moved into the published folder."""
+    :class:`gpuskew.io.OutputStage` of the run (the CLI), else moved into the published folder.
+    ``positions`` (the in-memory table) is empty: the rows never sit in one process; read the
+    published folder (``pyarrow.parquet.read_table(run / "positions.parquet")``)."""
 
     positions_dir: str | None = None
     positions_format: str = "parquet"
+    #: what the shards did (cluster, shards, each shard's result: worker, timings, peak memory)
+    info: Any = None
 
     def output_files(self, positions: str = "parquet") -> dict[str, Callable[[Path], None]]:
         from gpuskew.session import position_file
@@ -309,7 +313,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
         result = RunResult(pa.table({}), exposures, summary, list(session.levels))
         step = ShardedStepResult(result, "")
         step.positions_dir, step.positions_format = staging, positions_format
-        step.info = info  # type: ignore[attr-defined]
+        step.info = info
         if progress:
             progress("tables")
         return session.finish(step, when, warnings, progress)  # type: ignore[return-value]
