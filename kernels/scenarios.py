@@ -159,3 +159,16 @@ def position_scenarios(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol,
     taylor[T_VANNA_DOWN, i] = vanna * dv_down
     taylor[T_VOLGA_UP, i] = 0.5 * volga * dv_up * dv_up
     taylor[T_VOLGA_DOWN, i] = 0.5 * volga * dv_down * dv_down
+
+
+@register_jitable
+def explain_terms(delta, gamma, vega_usd, theta_usd, rho_usd, vanna, volga, dS, dv, dt_days, dr_pct):
+    """The greek terms of a P&L explain, greeks of the earlier run (USD each):
+
+    delta dS, gamma dS^2 / 2, vega_usd dv, theta_usd dt, vanna dS dv, volga dv^2 / 2, rho_usd dr
+
+    with dS in USD, dv in vol points, dt in days, dr in percentage points (the units of the
+    greeks: see gpuskew.schema.MEASURES). Returned in that order. Plain arithmetic: works on
+    NumPy arrays."""
+    return (delta * dS, 0.5 * gamma * dS * dS, vega_usd * dv, theta_usd * dt_days, vanna * dS * dv,
+            0.5 * volga * dv * dv, rho_usd * dr_pct)

@@ -354,5 +354,10 @@ def entry_point() -> None:
     os._exit(code)
 
 
+from gpuskew.cli import explain as _explain_cli, scenarios as _scenarios_cli  # noqa: E402
+
+main.add_command(_scenarios_cli.scenarios)
+main.add_command(_explain_cli.explain)
+
 if __name__ == "__main__":  # pragma: no cover
     entry_point()

@@ -125,6 +125,10 @@ POSITIONS_OUT = TableSpec("positions_out", POSITION_COLUMNS + (
     attr("contract_size", pa.float64(), "coins or USD", "contract size"),
     attr("spot", pa.float64(), "USD", "index price S"),
     attr("time_to_expiry", pa.float64(), "years", "ACT/365 years to expiry"),
+    attr("rate", pa.float64(), "1/year", "USD rate r of the underlying"),
+    attr("iv", pa.float64(), "1/sqrt(year)", "implied vol of the option (null unless option)"),
+    attr("forward", pa.float64(), "USD", "quoted forward or perpetual mark (null: none quoted; the kernel "
+                                         "then uses S, or S exp(r T) for futures and options)"),
 ) + MEASURE_COLUMNS + (attr("status", pa.string(), "", "ok | expired"),), has_tags=True,
     tags_after="entry_price", doc="positions.parquet")
 
