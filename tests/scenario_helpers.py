@@ -53,7 +53,8 @@ def every_kind_book(seed: int = 0, n_options: int = 24) -> dict[str, pa.Table]:
 
     def hold(name, qty, entry=None):
         pos.append(dict(instrument=name, quantity=float(qty), entry_price=entry,
-                        desk=desks[int(rng.integers(3))], book=f"b{int(rng.integers(2))}"))
+                        desk=desks[int(rng.integers(3))], book=f"b{int(rng.integers(2))}",
+                        account=f"acc{len(pos)}"))  # a unique key per position
 
     for und, u in UNDERLYINGS.items():
         S = u["spot"]
