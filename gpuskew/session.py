@@ -127,12 +127,18 @@ def output_writers(run: RiskRun) -> dict[str, Callable[[Path], None]]:
 
 
 def append_to_history(history: str | Path, run: RiskRun) -> list[Path]:
-    """Append this run's exposures, hedges, alerts and adherence to the history datasets."""
+    """Append this run's exposures, hedges, alerts and adherence to the history datasets, and the
+    explain inputs of its positions (gpuskew.history.explain_inputs)."""
     from gpuskew.adherence.alerts import alerts_table
     from gpuskew.history import append_run
 
     when = parse_as_of(run.summary["as_of"])
     tables: dict[str, pa.Table] = {"exposures": run.result.exposures}
+    from gpuskew.history.explain_inputs import EXPLAIN_INPUTS, explain_inputs_table
+
+    cells = explain_inputs_table(run.result.positions, run.result.levels)  # for the report's daily explain
+    if cells is not None:
+        tables[EXPLAIN_INPUTS] = cells
     if run.adherence is not None:
         tables["hedges"] = run.adherence.hedges
         if run.alerts:

@@ -266,3 +266,46 @@ def test_cli_explain_group_by_and_errors(two_runs):
     # not a run folder
     res = runner.invoke(main, ["explain", str(two_runs / "b0"), str(two_runs / "r1"), "--out", str(two_runs / "x")])
     assert res.exit_code == 2 and "summary.json" in res.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# the history and the report
+
+
+def test_report_daily_explain_matches_the_run_folders(tmp_path):
+    from gpuskew.scenarios.explain import explain_runs
+
+    runner = CliRunner()
+    limits = tmp_path / "limits.toml"
+    limits.write_text('[defaults]\nband = { model = "fixed", usd = 1000000 }\n')
+    tabs = every_kind_book(12)
+    _write_book(tabs, tmp_path / "b0")
+    _write_book(_moved(tabs, spot=0.985, iv=-0.01, fwd=0.985), tmp_path / "b1")
+    for k, when in ((0, AS_OF), (1, LATER)):
+        res = runner.invoke(main, ["run", str(tmp_path / f"b{k}"), "--out", str(tmp_path / f"r{k}"), "--as-of",
+                                   when.isoformat(), "--group-by", "desk", "--history", str(tmp_path / "h"),
+                                   "--limits", str(limits)])
+        assert res.exit_code == 0, res.output
+    assert (tmp_path / "h" / "explain_inputs").is_dir()
+    res = runner.invoke(main, ["report", "--history", str(tmp_path / "h"), "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    daily = pq.read_table(tmp_path / "rep" / "explain_daily.parquet")
+    _assert_identity(daily)
+    assert "Daily P&amp;L explain" in (tmp_path / "rep" / "report.html").read_text()
+    per_position = explain_runs(tmp_path / "r0", tmp_path / "r1").groups
+    under = {r["underlying"]: r for r in per_position.filter(pc.equal(per_position["level"], "underlying")).to_pylist()}
+    assert sorted(under) == sorted(daily["underlying"].to_pylist())
+    for row in daily.to_pylist():
+        want = under[row["underlying"]]
+        assert row["pairs"] == 1
+        for c in ("actual", *TERMS):
+            # cells sum the greeks before the move multiplies them: equal to rounding
+            assert row[c] == pytest.approx(want[c], rel=1e-9, abs=1e-6), c
+
+
+def test_report_without_explain_inputs_says_so(tmp_path):
+    from gpuskew.reporting.explain_section import daily_explain, explain_html
+
+    assert "Needs two or more runs" in explain_html(None)
+    (tmp_path / "h").mkdir()
+    assert daily_explain(tmp_path / "h") is None
