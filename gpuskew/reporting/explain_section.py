@@ -1,7 +1,7 @@
 """The daily P&L explain of ``gpuskew report``: consecutive runs of the history, explained.
 
 Each run appended by ``gpuskew run --history`` carries an ``explain_inputs`` table (one row per
-instrument and group cell: :mod:`gpuskew.history.explain_inputs`). For every two consecutive runs
+instrument and group cell: :mod:`gpuskew.core.explain_inputs`). For every two consecutive runs
 of the period that both have one, the P&L between them is explained per underlying with the
 earlier run's greeks (:func:`gpuskew.scenarios.explain.explain_tables`); the explains of the run
 pairs ending on the same UTC day are added up into that day's row, and the day's residual is
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuskew.history import read_history
-from gpuskew.history.explain_inputs import EXPLAIN_INPUTS
+from gpuskew.core.explain_inputs import EXPLAIN_INPUTS
 from gpuskew.schema import TIMESTAMP
 
 __all__ = ["DAILY_COLUMNS", "daily_explain", "explain_html"]
