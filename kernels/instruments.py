@@ -22,7 +22,7 @@ import math
 
 from numba.extending import register_jitable
 
-from .black76 import black76
+from .black76 import black76, black76_value
 
 #: instruments.kind codes
 KIND_SPOT = 0
@@ -103,7 +103,7 @@ def position_value(kind, settle, cp, qty, csize, K, T, S, F, r, vol, entry):
     if (kind == KIND_OPTION or kind == KIND_FUTURE) and T <= 0.0:
         return 0.0
     if kind == KIND_OPTION:
-        return size * black76(cp == CALL, F, K, T, r, vol)[0]
+        return size * black76_value(cp == CALL, F, K, T, r, vol)
     if settle == SETTLE_LINEAR:
         return linear_value(size, F, entry)
     return inverse_value(size, S, F, entry)

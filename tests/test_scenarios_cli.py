@@ -27,7 +27,7 @@ def book_dir(tmp_path_factory):
 
 def test_scenarios_writes_every_output(book_dir, tmp_path):
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["scenarios", str(book_dir), "--out", str(out), *ARGS])
+    res = CliRunner().invoke(main, ["scenarios", str(book_dir), "--out", str(out), *ARGS, "--report"])
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in out.iterdir())
     assert names == ["heatmap_BTC.png", "heatmap_ETH.png", "risk_vectors.parquet", "scenarios.html",
@@ -51,7 +51,7 @@ def test_scenarios_writes_every_output(book_dir, tmp_path):
 
 def test_scenarios_json_line_and_identical_reruns(book_dir, tmp_path):
     runner = CliRunner()
-    a = runner.invoke(main, ["scenarios", str(book_dir), "--out", str(tmp_path / "a"), *ARGS, "--json", "--no-report"])
+    a = runner.invoke(main, ["scenarios", str(book_dir), "--out", str(tmp_path / "a"), *ARGS, "--json"])
     assert a.exit_code == 0, a.output
     lines = a.stdout.strip().splitlines()
     assert len(lines) == 1
