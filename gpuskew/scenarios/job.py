@@ -4,8 +4,9 @@
     result = job.run(load_scenario_config("scenarios.toml"))    # again with other parameters: cheap
     result.scenarios, result.risk_vectors, result.summary
 
-:class:`ScenarioJob` moves the book to the backend once (static columns shared with
-``gpuskew.core.engine``'s cache, market columns, time to expiry) and prices its greeks once; each
+:class:`ScenarioJob` moves the book to the backend once, its positions sorted by the group of the
+finest grouping level (so that every group's columns are contiguous for the kernel's writes and
+the reduction tree's reads), and prices its greeks once; each
 :meth:`ScenarioJob.run` only moves the scenario grid (a few hundred numbers), runs one kernel pass
 over the positions (``kernels/scenarios.py``: every scenario of each position) and sums per group
 with the fixed reduction tree (``Backend.segmented_sum``): the same bits on the CPU and under the
@@ -30,7 +31,8 @@ import pyarrow as pa
 from gpuskew import __version__, schema
 from gpuskew.core.backend import Backend, resolve_backend
 from gpuskew.core.book import Book, FlatPositions
-from gpuskew.core.engine import MARKET_COLUMNS, _as_of_us, _device_plan, _device_state, _grouping, parse_as_of
+from gpuskew.core.engine import MARKET_COLUMNS, STATIC_COLUMNS, _as_of_us, _grouping, parse_as_of
+from gpuskew.core.reduction import plan_segmented_sum
 from gpuskew.core.groups import Grouping, parse_levels
 from gpuskew.errors import InvalidInput
 from gpuskew.scenarios.matrix import ScenarioGrid, build_grid
@@ -108,14 +110,22 @@ class ScenarioJob:
         flat = self.flat = book.flat()
         self.T = flat.time_to_expiry(_as_of_us(self.when))
         b = self.backend
-        cols = dict(_device_state(book, b, flat))
-        for name in MARKET_COLUMNS:
-            cols[name] = b.to_device(getattr(flat, name))
-        cols["T"] = b.to_device(self.T)
-        key = ("scenario_ucode", b.name)
+        # the book resident in group order: positions sorted by the group of the finest level, so
+        # that the kernel writes, and the reduction tree reads, every group's columns contiguously
+        # (groups are ordered by underlying, then tag values: every level that is a prefix of the
+        # finest one is contiguous too)
+        self.finest = max(reversed([()] + self.levels), key=len)
+        codes = _grouping(book, flat, self.finest).codes
+        self.perm = _stable_order(codes)
+        key = ("scenario_resident", b.name, self.finest)
         if key not in book._cache:
-            book._cache[key] = b.to_device(flat.underlying_code)
-        cols["ucode"] = book._cache[key]
+            book._cache[key] = {name: b.to_device(np.ascontiguousarray(getattr(flat, name)[self.perm]))
+                                for name in (*STATIC_COLUMNS, "underlying_code")}
+        cols = dict(book._cache[key])
+        cols["ucode"] = cols.pop("underlying_code")
+        for name in MARKET_COLUMNS:
+            cols[name] = b.to_device(np.ascontiguousarray(getattr(flat, name)[self.perm]))
+        cols["T"] = b.to_device(np.ascontiguousarray(self.T[self.perm]))
         self.cols = cols
         self.greeks, status = b.position_greeks(cols)
         b.synchronize()
@@ -145,9 +155,9 @@ class ScenarioJob:
         tables, worst_rows = [], []
         for level in [()] + self.levels:
             grouping = _grouping(self.book, flat, level)
-            plan, dev_plan = _device_plan(self.book, b, grouping)
+            plan, dev_plan = self._plan(grouping)
             sums = b.segmented_sum(out, plan, dev_plan)
-            _check_finite(sums, lambda: np.asarray(b.to_host(out)), self.book, grid)
+            _check_finite(sums, lambda: np.asarray(b.to_host(out)), self.book, self.perm)
             n_inverse = np.bincount(grouping.codes[inverse], minlength=grouping.n_groups)
             table, worst = _group_table(level, tags, grouping, sums, n_inverse, grid, flat)
             tables.append(table)
@@ -162,6 +172,14 @@ class ScenarioJob:
         if self.progress:
             self.progress("tables")
         return ScenarioResult(scenarios, risk_vectors, summary, grid, list(self.levels))
+
+    def _plan(self, grouping: Grouping) -> tuple[Any, list]:
+        """The reduction plan of a level over the resident (group-ordered) columns, kept with the book."""
+        key = ("scenario_plan", self.backend.name, self.finest, grouping.level)
+        if key not in self.book._cache:
+            plan = plan_segmented_sum(grouping.codes[self.perm], grouping.n_groups)
+            self.book._cache[key] = (plan, self.backend.plan_to_device(plan))
+        return self.book._cache[key]
 
     def _summary(self, config: ScenarioConfig, grid: ScenarioGrid, scenarios: pa.Table,
                  worst_rows: list[dict], timings: dict) -> dict:
@@ -201,12 +219,18 @@ class ScenarioJob:
         return int(np.unique(self.flat.instrument_index).size)
 
 
-def _check_finite(sums: np.ndarray, values: Callable[[], np.ndarray], book: Book, grid: ScenarioGrid) -> None:
-    """Never let NaN or inf reach a group sum silently: name the positions that produced them."""
+def _stable_order(codes: np.ndarray) -> np.ndarray:
+    """Positions sorted by group code, ties in position order."""
+    return np.argsort(codes, kind="stable").astype(np.int64)
+
+
+def _check_finite(sums: np.ndarray, values: Callable[[], np.ndarray], book: Book, perm: np.ndarray) -> None:
+    """Never let NaN or inf reach a group sum silently: name the positions that produced them
+    (``perm``: the position of each resident column)."""
     if np.isfinite(sums).all():
         return
     bad = ~np.isfinite(values())
-    rows = np.flatnonzero(bad.any(axis=0))
+    rows = np.sort(perm[np.flatnonzero(bad.any(axis=0))])
     raise InvalidInput(book.sources.get("positions", "positions"), "quantity",
                        "a scenario revaluation is not finite (overflow: check quantity, contract_size, spot, "
                        "strike, iv and forward of these positions)", rows=rows.tolist(), n_bad=int(rows.size))
