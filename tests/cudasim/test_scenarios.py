@@ -64,3 +64,14 @@ def test_resident_book_reruns_identical():
     cpu = ScenarioJob(gpuskew.load_book(tables), DEMO_AS_OF, "cpu", ["desk"]).run(
         parse_scenario_config({"defaults": {"price_range": 0.1}}))
     np.testing.assert_array_equal(_bits(b.scenarios), _bits(cpu.scenarios))
+
+
+def test_benchmark_gpu_section_runs_on_the_simulator():
+    """The code benchmarks/gpu_check.py runs on a GPU, run here on the simulator (small book)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_scenarios
+
+    assert bench_scenarios.gpu_section(50)["skipped"]
+    res = bench_scenarios.gpu_section(60, allow_simulator=True)
+    assert res["simulated"] and res["positions"] == 60 and res["scenarios"] == 35
+    assert res["kernel_s"] > 0 and res["run_s"] > 0
