@@ -130,6 +130,9 @@ class ScenarioJob:
         self.greeks, status = b.position_greeks(cols)
         b.synchronize()
         self.status = np.asarray(b.to_host(status))
+        from gpuskew.core.backend import CpuBackend
+
+        self._host = CpuBackend("coarser levels from the finest group sums")
         self.timings: dict[str, float] = {"prepare": round(time.perf_counter() - t0, 6)}
         if progress:
             progress("greeks")
@@ -153,11 +156,21 @@ class ScenarioJob:
         tags = _tag_names(self.book, self.levels)
         inverse = flat.settle == 1
         tables, worst_rows = [], []
+        values = lambda: np.asarray(b.to_host(out))  # noqa: E731 - only read when a sum is not finite
+        fine = _grouping(self.book, flat, self.finest)
+        fine_sums = b.segmented_sum(out, *self._plan(fine))
+        _check_finite(fine_sums, values, self.book, self.perm)
         for level in [()] + self.levels:
             grouping = _grouping(self.book, flat, level)
-            plan, dev_plan = self._plan(grouping)
-            sums = b.segmented_sum(out, plan, dev_plan)
-            _check_finite(sums, lambda: np.asarray(b.to_host(out)), self.book, self.perm)
+            if level == self.finest:
+                sums = fine_sums
+            elif set(level) <= set(self.finest):
+                # a coarser level is a union of the finest groups: its sums are the fixed tree over
+                # theirs (the same on every backend), not another pass over the positions
+                sums = self._host.segmented_sum(fine_sums, self._coarse_plan(fine, grouping))
+            else:
+                sums = b.segmented_sum(out, *self._plan(grouping))
+            _check_finite(sums, values, self.book, self.perm)
             n_inverse = np.bincount(grouping.codes[inverse], minlength=grouping.n_groups)
             table, worst = _group_table(level, tags, grouping, sums, n_inverse, grid, flat)
             tables.append(table)
@@ -179,6 +192,16 @@ class ScenarioJob:
         if key not in self.book._cache:
             plan = plan_segmented_sum(grouping.codes[self.perm], grouping.n_groups)
             self.book._cache[key] = (plan, self.backend.plan_to_device(plan))
+        return self.book._cache[key]
+
+    def _coarse_plan(self, fine: Grouping, coarse: Grouping) -> Any:
+        """The reduction plan of ``coarse`` over the group sums of ``fine`` (finer or equal)."""
+        key = ("scenario_coarse_plan", fine.level, coarse.level)
+        if key not in self.book._cache:
+            first = np.zeros(fine.n_groups, dtype=np.int64)
+            first[fine.codes[::-1]] = np.arange(fine.codes.size - 1, -1, -1)  # a member of each fine group
+            codes = coarse.codes[first] if fine.n_groups else np.zeros(0, dtype=np.int32)
+            self.book._cache[key] = plan_segmented_sum(codes, coarse.n_groups)
         return self.book._cache[key]
 
     def _summary(self, config: ScenarioConfig, grid: ScenarioGrid, scenarios: pa.Table,
