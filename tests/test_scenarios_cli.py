@@ -118,3 +118,13 @@ def test_output_exists_and_cuda_unavailable(book_dir, tmp_path):
                                        "--as-of", AS_OF.isoformat(), "--backend", "cuda"])
             assert res.exit_code == 75 and "CUDA" in res.stderr
             assert not (tmp_path / "c").exists()
+
+
+def test_shipped_example_scenarios_file_is_valid():
+    from importlib import resources
+
+    path = resources.files("gpuskew.data").joinpath("scenarios.example.toml")
+    cfg = load_scenario_config(str(path))
+    assert cfg.defaults == load_scenario_config(None).defaults  # the file's [defaults] are the built-in ones
+    assert cfg.for_underlying("ETH").price_range == 0.18
+    assert cfg.for_underlying("USDC").extended_table_factor == 0.0
