@@ -309,3 +309,21 @@ def test_report_without_explain_inputs_says_so(tmp_path):
     assert "Needs two or more runs" in explain_html(None)
     (tmp_path / "h").mkdir()
     assert daily_explain(tmp_path / "h") is None
+
+
+def test_cli_explain_reads_arrow_positions_and_refuses_none(tmp_path):
+    runner = CliRunner()
+    tabs = _linear_book()
+    _write_book(tabs, tmp_path / "b0")
+    _write_book(_moved(tabs, spot=1.01, fwd=1.01), tmp_path / "b1")
+    for k, when, fmt in ((0, AS_OF, "arrow"), (1, LATER, "parquet"), (2, LATER, "none")):
+        res = runner.invoke(main, ["run", str(tmp_path / f"b{min(k, 1)}"), "--out", str(tmp_path / f"r{k}"),
+                                   "--as-of", when.isoformat(), "--positions", fmt])
+        assert res.exit_code == 0, res.output
+    assert (tmp_path / "r0" / "positions.arrow").is_file()
+    res = runner.invoke(main, ["explain", str(tmp_path / "r0"), str(tmp_path / "r1"), "--out", str(tmp_path / "e"),
+                               "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["flagged"] == 0
+    res = runner.invoke(main, ["explain", str(tmp_path / "r0"), str(tmp_path / "r2"), "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "--positions none" in res.stderr

@@ -93,25 +93,35 @@ class ExplainResult:
 
 
 def load_run(folder: str | Path) -> RunSnapshot:
-    """Read ``positions.parquet`` and ``summary.json`` of a ``gpuskew run`` output folder."""
+    """Read the positions (``positions.parquet``, else ``positions.arrow``) and ``summary.json``
+    of a ``gpuskew run`` output folder."""
+    import pyarrow.ipc as ipc
     import pyarrow.parquet as pq
 
     folder = Path(folder)
     if not folder.is_dir():
         raise InvalidInput(str(folder), None, "not a folder (give two output folders of `gpuskew run`)")
-    summary_path, pos_path = folder / "summary.json", folder / "positions.parquet"
-    for p in (summary_path, pos_path):
-        if not p.is_file():
-            raise InvalidInput(str(p), None, "missing: a run folder holds positions.parquet and summary.json")
+    summary_path = folder / "summary.json"
+    if not summary_path.is_file():
+        raise InvalidInput(str(summary_path), None, "missing: a run folder holds summary.json and its positions")
+    pos_path = next((folder / n for n in ("positions.parquet", "positions.arrow") if (folder / n).is_file()), None)
+    if pos_path is None:
+        raise InvalidInput(str(folder / "positions.parquet"), None,
+                           "missing (nor positions.arrow): explain needs the run's positions; a run with "
+                           "`--positions none` cannot be explained")
     try:
         summary = json.loads(summary_path.read_text("utf-8"))
         as_of = to_utc(summary["as_of"], source=str(summary_path))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(str(summary_path), "as_of", f"unreadable run summary ({exc})") from exc
     try:
-        table = pq.read_table(pos_path)
+        if pos_path.suffix == ".parquet":
+            table = pq.read_table(pos_path)
+        else:
+            with ipc.open_file(pa.memory_map(str(pos_path))) as reader:
+                table = reader.read_all()
     except (pa.ArrowException, OSError) as exc:
-        raise InvalidInput(str(pos_path), None, f"unreadable Parquet ({exc})") from exc
+        raise InvalidInput(str(pos_path), None, f"unreadable ({exc})") from exc
     check_inputs(table, str(pos_path))
     levels = [tuple(lv) for lv in summary.get("group_by", []) if lv]
     return RunSnapshot(table, as_of, levels, str(folder))
