@@ -69,11 +69,11 @@ class LiveState:
 
     def __init__(self, book: Book, *, limits: Any | None = None, group_by: Sequence[str] = (),
                  backend: str = "auto", time_step_s: float = 60.0, clock: str = "event",
-                 as_of_us: int | None = None):
+                 as_of_us: int | None = None, tags: Sequence[str] | None = None):
         if clock not in ("event", "wall"):
             raise ValueError(f"clock must be 'event' or 'wall', got {clock!r}")
         self.book_sources = dict(book.sources)
-        self.tags: tuple[str, ...] = tuple(book.tags)
+        self.tags: tuple[str, ...] = tuple(book.tags if tags is None else tags)
         self.levels = parse_levels(list(group_by), self.tags)
         self.limits = limits
         self.clock = clock
@@ -296,6 +296,24 @@ class LiveState:
 
     def mark_all_dirty(self) -> None:
         self._dirty_all = True
+
+    def compact(self) -> np.ndarray:
+        """Drop closed rows from every per-row array (before a snapshot: a restart from the snapshot
+        then numbers rows, and resolves keys held on several rows, exactly as this state does).
+        Returns the old row of each new row."""
+        n_before = self.positions.n_rows
+        keep = self.positions.compact()
+        self.grouping.compact(keep)
+        self.pricer.compact(keep)
+        new_of_old = np.full(n_before, -1, np.int64)
+        new_of_old[keep] = np.arange(keep.size)
+        self._dirty_rows = [int(new_of_old[r]) for r in self._dirty_rows if new_of_old[r] >= 0]
+        priced = np.zeros(n_before, bool)
+        m = min(n_before, self._priced.shape[0])
+        priced[:m] = self._priced[:m]
+        self._priced = priced[keep]
+        self._structure_seen = None
+        return keep
 
     # ------------------------------------------------------------------------------------------
     # group sums and adherence

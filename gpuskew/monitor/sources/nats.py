@@ -1,0 +1,115 @@
+"""``nats://HOST:PORT/SUBJECT[?stream=NAME&durable=NAME&batch=N]``: a NATS JetStream durable pull consumer.
+
+The monitor creates the stream (``stream``, default ``GPUSKEW``, capturing SUBJECT) if it does not
+exist, and a durable consumer (``durable``, default ``gpuskew-monitor``) with explicit acks. Every
+message is one canonical event (JSON). A message is acknowledged only after the monitor has
+written it to its journal and fsynced: a monitor killed before that gets it again (JetStream
+redelivers unacknowledged messages after ``ack_wait``), and redeliveries are harmless (fills are
+idempotent by trade_id, a market tick no newer than the last applied changes nothing). The
+consumer counts as drained once it has had nothing pending (no message waiting, none awaiting
+acknowledgement) for :data:`DRAIN_IDLE_S` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from gpuskew.errors import InvalidConfig
+from gpuskew.monitor.sources import DRAIN_IDLE_S, Incoming, Source, split_spec
+
+DEFAULT_STREAM = "GPUSKEW"
+DEFAULT_DURABLE = "gpuskew-monitor"
+#: messages per pull request
+DEFAULT_BATCH = 1000
+#: seconds a delivered message may stay unacknowledged before JetStream redelivers it
+ACK_WAIT_S = 30.0
+
+
+def subject_of(path: str) -> str:
+    subject = path.lstrip("/").replace("/", ".")
+    if not subject:
+        raise InvalidConfig("--source", "subject", path, "nats://HOST:PORT/SUBJECT needs a subject")
+    return subject
+
+
+class NatsSource(Source):
+    kind = "nats"
+
+    def __init__(self, spec: str):
+        super().__init__(spec)
+        _, self.host, port, path, query = split_spec(spec)
+        self.port = port or 4222
+        self.subject = subject_of(path)
+        self.stream = query.get("stream") or DEFAULT_STREAM
+        self.durable = query.get("durable") or DEFAULT_DURABLE
+        try:
+            self.batch = int(query.get("batch") or DEFAULT_BATCH)
+        except ValueError:
+            raise InvalidConfig("--source", "batch", query.get("batch"), "must be an integer") from None
+        self.nc = None
+        self.inflight = 0  #: delivered to the monitor, not yet acknowledged
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    async def _connect(self):
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+        from nats.js.errors import NotFoundError
+
+        self.nc = await nats.connect(self.url, name=f"gpuskew-monitor {self.subject}", max_reconnect_attempts=-1)
+        js = self.nc.jetstream()
+        try:
+            await js.stream_info(self.stream)
+        except NotFoundError:
+            await js.add_stream(StreamConfig(name=self.stream, subjects=[self.subject]))
+        config = ConsumerConfig(durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT_S,
+                                max_ack_pending=-1)
+        return js, await js.pull_subscribe(self.subject, durable=self.durable, stream=self.stream, config=config)
+
+    def _ack(self, msg):
+        async def ack() -> None:
+            try:
+                await msg.ack()
+            finally:
+                self.inflight -= 1
+        return ack
+
+    async def run(self, queue: asyncio.Queue, stop: asyncio.Event) -> None:
+        import nats.errors
+
+        _, sub = await self._connect()
+        idle_since = time.monotonic()
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(self.batch, timeout=0.25)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                msgs = []
+            if not msgs:
+                if self.inflight == 0:
+                    if time.monotonic() - idle_since >= DRAIN_IDLE_S:
+                        info = await sub.consumer_info()
+                        self.drained = info.num_pending == 0 and info.num_ack_pending == 0
+                else:
+                    idle_since = time.monotonic()
+                continue
+            self.touch()
+            for msg in msgs:
+                self.inflight += 1
+                seq = msg.metadata.sequence.stream if msg.metadata else None
+                await queue.put(Incoming(self.id, msg.data, position=seq, ack=self._ack(msg)))
+            idle_since = time.monotonic()
+
+    async def close(self) -> None:
+        if self.nc is not None:
+            try:
+                await self.nc.drain()
+            except Exception:  # pragma: no cover - closing anyway
+                pass
+            self.nc = None
+
+
+__all__ = ["NatsSource", "DEFAULT_STREAM", "DEFAULT_DURABLE", "subject_of"]
