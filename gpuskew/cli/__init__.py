@@ -66,6 +66,9 @@ main.add_command(_run.run)
 main.add_command(_report.report)
 main.add_command(_demo.demo)
 main.add_command(_doctor.doctor)
+from gpuskew.cli import monitor as _monitor  # noqa: E402
+
+main.add_command(_monitor.monitor)
 
 if __name__ == "__main__":  # pragma: no cover
     entry_point()

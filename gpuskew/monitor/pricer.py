@@ -122,6 +122,8 @@ class Pricer:
     def compact(self, keep: np.ndarray) -> None:
         """Renumber rows after a ledger compaction (``keep``: old row of each new row)."""
         b = self.backend
+        if keep.size:
+            self.ensure_capacity(int(keep.max()) + 1)
         out = np.asarray(b.to_host(self.out))[:, keep]
         status = np.asarray(b.to_host(self.status))[keep]
         T = self.T[keep]

@@ -135,8 +135,12 @@ class Monitor:
 
             limits = load_limits(cfg.limits_path)
         self.limits = limits
+        from gpuskew.monitor.alertstate import PersistentAlertState
+
+        self.alert_state = PersistentAlertState(cfg.state_dir / "alerts" / "effective.parquet")
         kwargs = dict(limits=limits, group_by=cfg.group_by, backend=cfg.backend, time_step_s=cfg.time_step_s,
-                      clock=cfg.clock)
+                      clock=cfg.clock, alert_state=self.alert_state, limits_hash=_file_hash(cfg.limits_path),
+                      limits_source=str(cfg.limits_path) if cfg.limits_path else None)
         self.journal = Journal(cfg.state_dir / "journal")
         if self.journal.truncated_bytes:
             self.log(f"journal: cut a torn record of {self.journal.truncated_bytes} bytes at the end "
@@ -178,24 +182,12 @@ class Monitor:
             self._save_snapshot()
 
     def _load_alert_state(self) -> None:
-        import pyarrow.parquet as pq
-
-        path = self.cfg.state_dir / "alerts" / "effective.parquet"
-        if path.is_file():
-            self.state.previous_effective = pq.read_table(path)
-        elif self.cfg.history and self.state.as_of_us is not None:
+        """Without a saved alert state, start from the history's latest run (if --history)."""
+        if not self.alert_state.loaded and self.cfg.history and self.state.as_of_us is not None:
             from gpuskew.history import previous_adherence
             from gpuskew.monitor.events import us_to_datetime
 
-            self.state.previous_effective = previous_adherence(self.cfg.history,
-                                                               us_to_datetime(self.state.as_of_us + 1))
-
-    def _save_alert_state(self, effective: Any) -> None:
-        from gpuskew.io import write_parquet
-
-        folder = self.cfg.state_dir / "alerts"
-        folder.mkdir(exist_ok=True)
-        write_parquet(effective, folder / "effective.parquet")
+            self.alert_state.last = previous_adherence(self.cfg.history, us_to_datetime(self.state.as_of_us + 1))
 
     def _save_snapshot(self) -> None:
         from gpuskew.monitor import snapshot
@@ -283,7 +275,6 @@ class Monitor:
         if pub.adherence is not None:
             m.score.set(pub.adherence.score)
         if pub.alerts:
-            self._save_alert_state(pub.effective)
             self._write_alerts(pub.alerts)
             self.alert_feed.extend(pub.alerts)
             from gpuskew.adherence.alerts import summarise_alerts
@@ -349,8 +340,9 @@ class Monitor:
             return
         from gpuskew.monitor.output import write_snapshot_out
 
-        self.snapshot_out_written = write_snapshot_out(self.state, self.last_pub, self.cfg.snapshot_out,
-                                                       limits_path=self.cfg.limits_path, history=self.cfg.history)
+        self.snapshot_out_written = write_snapshot_out(
+            self.state, self.last_pub, self.cfg.snapshot_out, previous=self.alert_state.before,
+            extra={"journal_seq": self.journal.synced_seq, "state": str(self.cfg.state_dir)})
         self.log(f"snapshot-out: {self.cfg.snapshot_out} (as_of {us_to_iso(self.last_pub.as_of_us)})")
 
     async def _serve(self) -> Any:
@@ -488,6 +480,12 @@ class Monitor:
             out["worst_status"] = worst_statuses(pub.effective)
             out["adherence_score"] = pub.adherence.score
         return out
+
+
+def _file_hash(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _apply_detail(reason: str, ev: Any) -> str:

@@ -32,9 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpuskew import schema
-from gpuskew.core.backend import resolve_backend
 from gpuskew.core.book import NO_EXPIRY, Book
-from gpuskew.core.groups import parse_levels
 from gpuskew.monitor.events import Event, Fill, IndexTick, Listing, MarkTick, RateTick, us_to_datetime
 from gpuskew.monitor.grouping import LiveGrouping
 from gpuskew.monitor.positions import LivePositions
@@ -58,6 +56,7 @@ class Publication:
     positions: int = 0  #: positions priced and summed
     pending: int = 0  #: positions held but waiting for market data
     timings_s: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
 
     @property
     def as_of(self):
@@ -69,16 +68,24 @@ class LiveState:
 
     def __init__(self, book: Book, *, limits: Any | None = None, group_by: Sequence[str] = (),
                  backend: str = "auto", time_step_s: float = 60.0, clock: str = "event",
-                 as_of_us: int | None = None, tags: Sequence[str] | None = None):
+                 as_of_us: int | None = None, tags: Sequence[str] | None = None,
+                 alert_state: Any | None = None, limits_hash: str | None = None,
+                 limits_source: str | None = None):
+        from gpuskew.session import MemoryAlertState, Session
+
         if clock not in ("event", "wall"):
             raise ValueError(f"clock must be 'event' or 'wall', got {clock!r}")
         self.book_sources = dict(book.sources)
         self.tags: tuple[str, ...] = tuple(book.tags if tags is None else tags)
-        self.levels = parse_levels(list(group_by), self.tags)
         self.limits = limits
         self.clock = clock
         self.time_step_us = int(round(time_step_s * 1e6))
         self.backend_requested = backend
+        #: the Session: the grouping levels (--group-by and the limits' own), the backend, and the
+        #: adherence and alert step (its book is refreshed with the live tables at each publish)
+        self.session = Session(book, limits, backend, alert_state if alert_state is not None else MemoryAlertState(),
+                               list(group_by), limits_hash=limits_hash, limits_source=limits_source)
+        self.levels: list[tuple[str, ...]] = list(self.session.levels)
         self.registry = Registry(book)
         self.positions = LivePositions(book.positions, self.tags, self.registry)
         self.grouping = LiveGrouping(self.levels, self.tags)
@@ -86,7 +93,7 @@ class LiveState:
         n = pos.n_rows
         self.grouping.assign_many([reg.und_names[reg.inst_und[i]] for i in pos.inst[:n]],
                                   pos.ledger.tag_values[:n])
-        self.backend = resolve_backend(backend, n)
+        self.backend = self.session.backend
         self.pricer = Pricer(self.backend)
         self.seen_trades: set[str] = set()
         self.as_of_us: int | None = as_of_us
@@ -101,8 +108,6 @@ class LiveState:
         self._priceable_version = 0
         self._structure_seen: tuple | None = None
         self._priced = np.zeros(0, bool)
-        # alerts (effective statuses of the previous publish)
-        self.previous_effective: pa.Table | None = None
         self.publishes = 0
         self.counts: Counter = Counter()  #: applied events by type
         self.rejected: Counter = Counter()  #: rejected or ignored events by reason
@@ -337,7 +342,7 @@ class LiveState:
             counts = np.bincount(lc.codes, minlength=lc.n_groups)
             expired = np.bincount(lc.codes[expired_mask], minlength=lc.n_groups)
             tables.append(_exposures_table(lc.level, all_tags, lc, sums, counts, expired, spot_by_name))
-        return schema.with_units(pa.concat_tables(tables))
+        return schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
 
     def table(self, name: str) -> pa.Table:
         """The registry's ``instruments``, ``underlyings`` (with an index price) or ``quotes`` table,
@@ -363,20 +368,31 @@ class LiveState:
         pub = Publication(self.publishes, int(self.as_of_us), exposures, repriced=repriced,
                           positions=int(self.pricer.rows.size), pending=n_alive - int(self.pricer.rows.size))
         if self.limits is not None:
-            from gpuskew.adherence import compute_adherence
-            from gpuskew.adherence.alerts import evaluate_alerts
-
-            limits = self.limits
-            adh = compute_adherence(exposures, self.table("underlyings"), self.table("instruments"),
-                                    self.table("quotes"), limits, pub.as_of)
-            alerts, effective = evaluate_alerts(
-                adh.table, self.previous_effective, thresholds=lambda row: limits.policy_for(row).thresholds,
-                hysteresis=lambda row: limits.policy_for(row).hysteresis, as_of=pub.as_of, hedges=adh.hedges)
-            pub.adherence, pub.effective, pub.alerts = adh, effective, alerts
-            self.previous_effective = effective
+            step = self.adhere(exposures, pub.as_of, f"monitor-{self.publishes}")
+            pub.adherence, pub.effective, pub.alerts = step.adherence, step.effective, step.alerts
+            pub.warnings = step.summary["warnings"]
         t3 = time.perf_counter()
         pub.timings_s = {"reprice": t1 - t0, "sums": t2 - t1, "adherence": t3 - t2}
         return pub
+
+    def adhere(self, exposures: pa.Table, when: Any, run_id: str, session: Any = None) -> Any:
+        """The Session's adherence and alert step on ``exposures`` (the live market tables):
+        a StepResult with adherence, effective statuses (hysteresis against the alert state) and alerts."""
+        from gpuskew.core.engine import RunResult
+        from gpuskew.session import StepResult
+
+        session = session or self.session
+        if session is self.session:
+            session.book = Book(self.table("instruments"), self._positions_stub(), self.table("underlyings"),
+                                self.table("quotes"), dict(self.book_sources), {})
+        step = StepResult(RunResult(pa.table({}), exposures, {"timings_s": {}, "warnings": []}, self.levels), run_id)
+        session._adhere(step, when, None)
+        return step
+
+    def _positions_stub(self) -> pa.Table:
+        cols = {"instrument": pa.array([], pa.string()), "quantity": pa.array([], pa.float64())}
+        cols.update({t: pa.array([], pa.string()) for t in self.tags})
+        return pa.table(cols)
 
     # ------------------------------------------------------------------------------------------
     # the book as tables (snapshots)
