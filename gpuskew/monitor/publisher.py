@@ -82,7 +82,8 @@ class NatsPublisher:
     async def close(self) -> None:
         if self.nc is not None:
             try:
-                await self.nc.drain()
+                await self.nc.flush(timeout=2)
+                await self.nc.close()
             except Exception:  # pragma: no cover
                 pass
             self.nc = None
