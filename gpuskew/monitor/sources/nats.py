@@ -1,7 +1,9 @@
-"""``nats://HOST:PORT/SUBJECT[?stream=NAME&durable=NAME&batch=N]``: a NATS JetStream durable pull consumer.
+"""``nats://HOST:PORT/SUBJECT[?stream=NAME&durable=NAME&batch=N&ack_wait=S]``: a NATS JetStream durable
+pull consumer.
 
 The monitor creates the stream (``stream``, default ``GPUSKEW``, capturing SUBJECT) if it does not
-exist, and a durable consumer (``durable``, default ``gpuskew-monitor``) with explicit acks. Every
+exist, and a durable consumer (``durable``, default ``gpuskew-monitor``) with explicit acks (redelivery after ``ack_wait``
+seconds, default 30). Every
 message is one canonical event (JSON). A message is acknowledged only after the monitor has
 written it to its journal and fsynced: a monitor killed before that gets it again (JetStream
 redelivers unacknowledged messages after ``ack_wait``), and redeliveries are harmless (fills are
@@ -45,8 +47,10 @@ class NatsSource(Source):
         self.durable = query.get("durable") or DEFAULT_DURABLE
         try:
             self.batch = int(query.get("batch") or DEFAULT_BATCH)
+            self.ack_wait = float(query.get("ack_wait") or ACK_WAIT_S)
         except ValueError:
-            raise InvalidConfig("--source", "batch", query.get("batch"), "must be an integer") from None
+            raise InvalidConfig("--source", "batch/ack_wait", spec, "batch must be an integer, ack_wait "
+                                                                     "a number of seconds") from None
         self.nc = None
         self.inflight = 0  #: delivered to the monitor, not yet acknowledged
 
@@ -66,7 +70,7 @@ class NatsSource(Source):
         except NotFoundError:
             await js.add_stream(StreamConfig(name=self.stream, subjects=[self.subject]))
         config = ConsumerConfig(durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
-                                deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT_S,
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
                                 max_ack_pending=-1)
         return js, await js.pull_subscribe(self.subject, durable=self.durable, stream=self.stream, config=config)
 
