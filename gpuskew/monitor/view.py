@@ -104,7 +104,8 @@ def state_view(pub: Any, *, feeds: list[dict], alerts: AlertFeed, counts: Mappin
         for r in pub.effective.to_pylist():
             u = under.setdefault(r["underlying"], {"underlying": r["underlying"], "spot": r["spot"], "groups": [],
                                                    "worst": "ok"})
-            g = {"level": r["level"], "group": _group(r, atags), **{k: r[k] for k in _ADHERENCE_FIELDS}}
+            g = {"level": r["level"], "underlying": r["underlying"], "group": _group(r, atags),
+                 **{k: r[k] for k in _ADHERENCE_FIELDS}}
             u["groups"].append(g)
             eff = r["effective_status"] or "ok"
             if _SEVERITY[eff] > _SEVERITY[u["worst"]]:
