@@ -1,10 +1,10 @@
-"""``nats://HOST:PORT/SUBJECT[?stream=NAME&durable=NAME&batch=N&ack_wait=S]``: a NATS JetStream durable
-pull consumer.
+"""``nats://HOST:PORT/SUBJECT[?stream=NAME&durable=NAME&ack_wait=S]``: a NATS JetStream durable consumer.
 
 The monitor creates the stream (``stream``, default ``GPUSKEW``, capturing SUBJECT) if it does not
-exist, and a durable consumer (``durable``, default ``gpuskew-monitor``) with explicit acks (redelivery after ``ack_wait``
-seconds, default 30). Every
-message is one canonical event (JSON). A message is acknowledged only after the monitor has
+exist, and a durable push consumer (``durable``, default ``gpuskew-monitor``) with explicit acks
+(redelivery after ``ack_wait`` seconds, default 30). Messages are delivered as they are published
+(no pull request holds them back), at most :data:`MAX_ACK_PENDING` unacknowledged. Every message
+is one canonical event (JSON). A message is acknowledged only after the monitor has
 written it to its journal and fsynced: a monitor killed before that gets it again (JetStream
 redelivers unacknowledged messages after ``ack_wait``), and redeliveries are harmless (fills are
 idempotent by trade_id, a market tick no newer than the last applied changes nothing). The
@@ -22,8 +22,10 @@ from gpuskew.monitor.sources import DRAIN_IDLE_S, Incoming, Source, split_spec
 
 DEFAULT_STREAM = "GPUSKEW"
 DEFAULT_DURABLE = "gpuskew-monitor"
-#: messages per pull request
+#: messages per pull request (kept for compatibility of specs; delivery is pushed)
 DEFAULT_BATCH = 1000
+#: most messages delivered and not yet acknowledged
+MAX_ACK_PENDING = 50_000
 #: seconds a delivered message may stay unacknowledged before JetStream redelivers it
 ACK_WAIT_S = 30.0
 
@@ -53,12 +55,14 @@ class NatsSource(Source):
                                                                      "a number of seconds") from None
         self.nc = None
         self.inflight = 0  #: delivered to the monitor, not yet acknowledged
+        self.sub = None
+        self._idle_since = 0.0
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
-    async def _connect(self):
+    async def _connect(self, queue: asyncio.Queue):
         import nats
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
         from nats.js.errors import NotFoundError
@@ -71,8 +75,19 @@ class NatsSource(Source):
             await js.add_stream(StreamConfig(name=self.stream, subjects=[self.subject]))
         config = ConsumerConfig(durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
                                 deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
-                                max_ack_pending=-1)
-        return js, await js.pull_subscribe(self.subject, durable=self.durable, stream=self.stream, config=config)
+                                max_ack_pending=MAX_ACK_PENDING)
+
+        async def on_message(msg) -> None:
+            self.inflight += 1
+            self.touch()
+            self._idle_since = time.monotonic()
+            seq = msg.metadata.sequence.stream if msg.metadata else None
+            await queue.put(Incoming(self.id, msg.data, position=seq, ack=self._ack(msg)))
+
+        self.sub = await js.subscribe(self.subject, durable=self.durable, stream=self.stream, manual_ack=True,
+                                      config=config, cb=on_message, pending_msgs_limit=4 * MAX_ACK_PENDING,
+                                      pending_bytes_limit=1 << 30)
+        return js
 
     def _ack(self, msg):
         async def ack() -> None:
@@ -83,29 +98,15 @@ class NatsSource(Source):
         return ack
 
     async def run(self, queue: asyncio.Queue, stop: asyncio.Event) -> None:
-        import nats.errors
-
-        _, sub = await self._connect()
-        idle_since = time.monotonic()
+        js = await self._connect(queue)
+        self._idle_since = time.monotonic()
         while not stop.is_set():
-            try:
-                msgs = await sub.fetch(self.batch, timeout=0.25)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                msgs = []
-            if not msgs:
-                if self.inflight == 0:
-                    if time.monotonic() - idle_since >= DRAIN_IDLE_S:
-                        info = await sub.consumer_info()
-                        self.drained = info.num_pending == 0 and info.num_ack_pending == 0
-                else:
-                    idle_since = time.monotonic()
-                continue
-            self.touch()
-            for msg in msgs:
-                self.inflight += 1
-                seq = msg.metadata.sequence.stream if msg.metadata else None
-                await queue.put(Incoming(self.id, msg.data, position=seq, ack=self._ack(msg)))
-            idle_since = time.monotonic()
+            await asyncio.sleep(0.25)
+            if self.inflight == 0 and time.monotonic() - self._idle_since >= DRAIN_IDLE_S:
+                info = await js.consumer_info(self.stream, self.durable)
+                self.drained = info.num_pending == 0 and info.num_ack_pending == 0
+            elif self.inflight:
+                self._idle_since = time.monotonic()
 
     async def close(self) -> None:
         if self.nc is not None:
