@@ -310,13 +310,26 @@ def parse_event(obj: Any) -> Event:
     return ev
 
 
+#: one decoder for every event (``json.loads`` with options builds a new one per call)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode(line: str | bytes) -> Any:
-    """JSON-decode one line, refusing NaN/Infinity; raises :class:`EventRejected` (invalid_json)."""
+    """JSON-decode one line (UTF-8, or UTF-16/32 as JSON allows), refusing NaN/Infinity; raises
+    :class:`EventRejected` (invalid_json)."""
     try:
-        return json.loads(line, parse_constant=_reject_constant)
+        if isinstance(line, (bytes, bytearray, memoryview)):
+            raw = bytes(line)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw.decode(json.detect_encoding(raw))
+            if line.startswith("\ufeff"):
+                raise ValueError("a byte order mark before the JSON text")
+        return _DECODER.decode(line)
     except EventRejected:
         raise
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError, LookupError) as exc:
         raise EventRejected("invalid_json", f"not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 

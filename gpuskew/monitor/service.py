@@ -28,6 +28,7 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,10 +69,25 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+_PREFIXES: dict[str, bytes] = {}
+
+
 def _envelope(source: str, position: int | None, event: bytes) -> bytes:
     """A journal record: ``{"s": source, "p": position, "e": event}``."""
-    return b'{"s":' + json.dumps(source).encode() + b',"p":' + (b"null" if position is None else str(
-        int(position)).encode()) + b',"e":' + event + b"}"
+    prefix = _PREFIXES.get(source)
+    if prefix is None:
+        prefix = _PREFIXES[source] = b'{"s":' + json.dumps(source).encode() + b',"p":'
+    return b"".join((prefix, b"null" if position is None else str(int(position)).encode(), b',"e":', event, b"}"))
+
+
+def _json_bytes(data: Any, obj: Any) -> bytes:
+    """The event's JSON for the journal: the received bytes themselves when they are UTF-8 JSON text
+    (they were just decoded, so they are valid), else ``obj`` encoded."""
+    if isinstance(data, (bytes, bytearray)):
+        raw = bytes(data).strip()
+        if raw[:1] == b"{" and b"\x00" not in raw:
+            return raw
+    return encode(obj)
 
 
 def _clock_record(t_us: int) -> bytes:
@@ -227,6 +243,8 @@ class Monitor:
         as_of_before = state.as_of_us
         await self._step_wall_clock()
         parsed = []
+        applied: Counter = Counter()
+        rejected: Counter = Counter()
         for item in batch:
             try:
                 obj = item.data if isinstance(item.data, dict) else decode(item.data)
@@ -234,9 +252,9 @@ class Monitor:
             except EventRejected as exc:
                 dead.add(item.source, exc.reason, exc.detail, item.data)
                 state.rejected[exc.reason] += 1
-                metrics.rejected.labels(exc.reason).inc()
+                rejected[exc.reason] += 1
                 continue
-            journal.append(_envelope(item.source, item.position, encode(obj)))
+            journal.append(_envelope(item.source, item.position, _json_bytes(item.data, obj)))
             parsed.append((item, ev))
         journal.sync()
         dead.sync()
@@ -247,14 +265,18 @@ class Monitor:
         for item, ev in parsed:
             reason = state.apply(ev)
             if reason is None:
-                metrics.events.labels(ev.type).inc()
+                applied[ev.type] += 1
             else:
-                metrics.rejected.labels(reason).inc()
+                rejected[reason] += 1
                 if reason not in IGNORED_REASONS:
                     dead.add(item.source, reason, _apply_detail(reason, ev), ev.raw)
             if item.position is not None:
                 self.cursors[item.source] = item.position
         dead.sync()
+        for kind, n in applied.items():
+            metrics.events.labels(kind).inc(n)
+        for reason, n in rejected.items():
+            metrics.rejected.labels(reason).inc(n)
         if state.as_of_us is not None and (batch or state.as_of_us != as_of_before or self.last_pub is None):
             await self.publish(batch)
 

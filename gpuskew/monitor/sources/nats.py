@@ -81,8 +81,8 @@ class NatsSource(Source):
             self.inflight += 1
             self.touch()
             self._idle_since = time.monotonic()
-            seq = msg.metadata.sequence.stream if msg.metadata else None
-            await queue.put(Incoming(self.id, msg.data, position=seq, ack=self._ack(msg)))
+            # no position: JetStream keeps the consumer's place itself (and parsing the metadata costs)
+            await queue.put(Incoming(self.id, msg.data, ack=self._ack(msg)))
 
         self.sub = await js.subscribe(self.subject, durable=self.durable, stream=self.stream, manual_ack=True,
                                       config=config, cb=on_message, pending_msgs_limit=4 * MAX_ACK_PENDING,
