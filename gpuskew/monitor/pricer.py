@@ -95,6 +95,17 @@ class Pricer:
             self.status[idx] = status
         self.repriced_total += int(rows.size)
 
+    def reprice_all(self, inputs: dict[str, np.ndarray]) -> None:
+        """Price every row 0..capacity-1 from full-length host columns; the kernel's output arrays
+        become the per-position arrays (no copy)."""
+        b = self.backend
+        cols = {k: b.to_device(np.ascontiguousarray(inputs[k])) for k in KERNEL_COLUMNS}
+        out, status = b.position_greeks(cols)
+        assert out.shape == (schema.N_MEASURES, self.capacity)
+        self.out, self.status = out, status
+        self.T = np.array(inputs["T"], dtype=np.float64)
+        self.repriced_total += self.capacity
+
     def set_rows(self, rows: np.ndarray, levels: list[LevelCodes]) -> None:
         """The priced rows (ascending) and their group codes per level: rebuild the plans."""
         self.rows = rows

@@ -40,6 +40,9 @@ from gpuskew.monitor.pricer import Pricer, time_to_expiry
 from gpuskew.monitor.registry import Registry
 
 SETTLE_INVERSE = schema.SETTLEMENTS.index("inverse")
+#: above this fraction of dirty rows one contiguous pass over every row is cheaper than a gather,
+#: a kernel call on the subset and a scatter
+DENSE_FRACTION = 0.4
 
 
 @dataclass
@@ -284,8 +287,13 @@ class LiveState:
             if self._dirty_rows:
                 dirty[np.asarray(self._dirty_rows, dtype=np.int64)] = True
             dirty &= priced
-        rows = np.flatnonzero(dirty)
-        if rows.size:
+        n_dirty = int(np.count_nonzero(dirty))
+        if n_dirty > DENSE_FRACTION * n:
+            # most of the book (an index tick, a time step): one contiguous pass over every row, no
+            # gather or scatter of per-position arrays; rows that are not priced get harmless inputs
+            self._reprice_dense(n, inst, priced)
+        elif n_dirty:
+            rows = np.flatnonzero(dirty)
             i = inst[rows]
             inputs = reg.kernel_inputs(i)
             inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), self.as_of_us)
@@ -297,7 +305,30 @@ class LiveState:
         self._dirty_und.clear()
         self._dirty_dated = False
         self._dirty_all = False
-        return int(rows.size)
+        return n_dirty
+
+    def _reprice_dense(self, n: int, inst: np.ndarray, priced: np.ndarray) -> None:
+        """Price rows 0..capacity-1 in one pass (the result replaces the per-position arrays).
+        Rows not priced (closed, pending, beyond ``n``) are priced as an empty spot position, whose
+        outputs no sum reads; a priced row gets exactly its own inputs, hence its own bits."""
+        reg, pos, pricer = self.registry, self.positions, self.pricer
+        cap = pricer.capacity
+        inputs = reg.kernel_inputs(inst)
+        inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), self.as_of_us)
+        inputs["qty"] = pos.ledger.quantity[:n]
+        entry = pos.ledger.entry[:n]
+        inputs["entry"] = np.where(np.isnan(entry), 0.0, entry)
+        safe = {"kind": 0, "settle": 0, "cp": 0, "csize": 1.0, "strike": 0.0, "S": 1.0, "fwd": 0.0, "r": 0.0,
+                "vol": 0.0, "T": 0.0, "qty": 0.0, "entry": 0.0}
+        off = np.flatnonzero(~priced)
+        full = {}
+        for name, value in safe.items():
+            col = np.empty(cap, dtype=inputs[name].dtype)
+            col[:n] = inputs[name]
+            col[n:] = value
+            col[off] = value
+            full[name] = col
+        pricer.reprice_all(full)
 
     def mark_all_dirty(self) -> None:
         self._dirty_all = True
