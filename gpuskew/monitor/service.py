@@ -196,6 +196,7 @@ class Monitor:
         self._load_alert_state()
         if snap is None or n:
             self._save_snapshot()
+        _freeze_heap()
 
     def _load_alert_state(self) -> None:
         """Without a saved alert state, start from the history's latest run (if --history)."""
@@ -214,6 +215,7 @@ class Monitor:
         self.journal.prune(seq)
         self._last_snapshot = time.monotonic()
         self._last_snapshot_seq = seq
+        _freeze_heap()
 
     # ------------------------------------------------------------------------------------------
     # the loop
@@ -259,9 +261,12 @@ class Monitor:
         journal.sync()
         dead.sync()
         metrics.journal.inc(len(parsed))
+        last_ack: dict = {}  # acknowledgements are cumulative: the last message of each source
         for item in batch:
             if item.ack is not None:
-                await item.ack()
+                last_ack[item.source] = item.ack
+        for ack in last_ack.values():
+            await ack()
         for item, ev in parsed:
             reason = state.apply(ev)
             if reason is None:
@@ -502,6 +507,16 @@ class Monitor:
             out["worst_status"] = worst_statuses(pub.effective)
             out["adherence_score"] = pub.adherence.score
         return out
+
+
+def _freeze_heap() -> None:
+    """Move every object alive now (the book: millions of strings and tuples of the ledger) out of
+    the cyclic garbage collector's reach: a full collection over them takes seconds and would stall
+    publishing. Objects created later are collected as usual."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _file_hash(path: Path | None) -> str | None:

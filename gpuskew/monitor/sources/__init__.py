@@ -9,7 +9,9 @@ A source spec names the adapter:
   WebSocket notifications: :mod:`.deribit_ws`.
 
 Every source runs as an asyncio task that puts :class:`Incoming` items on the monitor's queue. An
-item is acknowledged (``ack``) only after the monitor has written it to the journal and fsynced.
+item is acknowledged (``ack``) only after the monitor has written it to the journal and fsynced;
+acknowledgements are cumulative (acknowledging an item acknowledges every earlier item of its
+source), so the monitor acknowledges the last item of each source in a batch.
 A source reports ``drained`` when it has nothing more for now (end of file; a consumer with
 nothing pending for 2 seconds; a closed WebSocket): ``--until-drained`` stops once all are.
 """

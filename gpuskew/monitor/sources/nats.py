@@ -1,8 +1,9 @@
 """``nats://HOST:PORT/SUBJECT[?stream=NAME&durable=NAME&ack_wait=S]``: a NATS JetStream durable consumer.
 
 The monitor creates the stream (``stream``, default ``GPUSKEW``, capturing SUBJECT) if it does not
-exist, and a durable push consumer (``durable``, default ``gpuskew-monitor``) with explicit acks
-(redelivery after ``ack_wait`` seconds, default 30). Messages are delivered as they are published
+exist, and a durable push consumer (``durable``, default ``gpuskew-monitor``) with cumulative acks
+(AckAll: acknowledging the last message of a journaled batch acknowledges the batch; redelivery of
+what was not acknowledged after ``ack_wait`` seconds, default 30). Messages are delivered as they are published
 (no pull request holds them back), at most :data:`MAX_ACK_PENDING` unacknowledged. Every message
 is one canonical event (JSON). A message is acknowledged only after the monitor has
 written it to its journal and fsynced: a monitor killed before that gets it again (JetStream
@@ -57,6 +58,8 @@ class NatsSource(Source):
         self.inflight = 0  #: delivered to the monitor, not yet acknowledged
         self.sub = None
         self._idle_since = 0.0
+        self._delivered = 0  #: messages delivered to the monitor
+        self._acked = 0  #: of those, acknowledged (cumulatively)
 
     @property
     def url(self) -> str:
@@ -73,7 +76,7 @@ class NatsSource(Source):
             await js.stream_info(self.stream)
         except NotFoundError:
             await js.add_stream(StreamConfig(name=self.stream, subjects=[self.subject]))
-        config = ConsumerConfig(durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
+        config = ConsumerConfig(durable_name=self.durable, ack_policy=AckPolicy.ALL,
                                 deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
                                 max_ack_pending=MAX_ACK_PENDING)
 
@@ -82,19 +85,22 @@ class NatsSource(Source):
             self.touch()
             self._idle_since = time.monotonic()
             # no position: JetStream keeps the consumer's place itself (and parsing the metadata costs)
-            await queue.put(Incoming(self.id, msg.data, ack=self._ack(msg)))
+            self._delivered += 1
+            await queue.put(Incoming(self.id, msg.data, ack=self._ack(msg, self._delivered)))
 
         self.sub = await js.subscribe(self.subject, durable=self.durable, stream=self.stream, manual_ack=True,
                                       config=config, cb=on_message, pending_msgs_limit=4 * MAX_ACK_PENDING,
                                       pending_bytes_limit=1 << 30)
         return js
 
-    def _ack(self, msg):
+    def _ack(self, msg, number: int):
+        """Acknowledge ``msg`` and, by the consumer's AckAll policy, every message delivered before it."""
         async def ack() -> None:
-            try:
-                await msg.ack()
-            finally:
-                self.inflight -= 1
+            if number <= self._acked:
+                return
+            await msg.ack()
+            self._acked = number
+            self.inflight = self._delivered - self._acked
         return ack
 
     async def run(self, queue: asyncio.Queue, stop: asyncio.Event) -> None:
