@@ -36,12 +36,16 @@ from gpuskew import schema
 from gpuskew.core.book import Book
 from gpuskew.core.engine import GroupSums, RunResult, as_backend, compute, parse_as_of, price_positions, sum_groups
 from gpuskew.core.groups import group_id, parse_levels
+from gpuskew.core.ledger import PositionLedger
 from gpuskew.errors import InvalidConfig, InvalidInput
+from gpuskew.policy.limits import Limits
 from gpuskew.timeutil import iso_z
 
 #: output files of a run, in the order they are published (summary.json last: the commit marker)
-RUN_FILES = ("positions.parquet", "exposures.parquet", "adherence.parquet", "hedges.parquet",
+RUN_FILES = ("positions.parquet", "positions.arrow", "exposures.parquet", "adherence.parquet", "hedges.parquet",
              "alerts.jsonl", "summary.json")
+#: formats of the per-position output: Parquet, Arrow IPC (fastest to write and to memory-map), none
+POSITION_FORMATS = ("parquet", "arrow", "none")
 
 _SEVERITY = {s: i for i, s in enumerate(schema.ADHERENCE_STATUSES)}
 
@@ -229,37 +233,49 @@ class StepResult:
     def as_of(self) -> str:
         return self.summary["as_of"]
 
-    def output_files(self) -> dict[str, Callable[[Path], None]]:
-        """The files of a run folder and how to write each (for :func:`gpuskew.io.publish_run`)."""
+    def output_files(self, positions: str = "parquet") -> dict[str, Callable[[Path], None]]:
+        """The files of a run folder and how to write each (for :func:`gpuskew.io.publish_run`);
+        ``positions``: ``parquet`` (positions.parquet), ``arrow`` (positions.arrow) or ``none``."""
         from gpuskew.io import write_json, write_parquet
 
-        files: dict[str, Callable[[Path], None]] = {
-            "positions.parquet": lambda p: write_parquet(self.result.positions, p),
-            "exposures.parquet": lambda p: write_parquet(self.result.exposures, p),
-        }
+        files: dict[str, Callable[[Path], None]] = {}
+        if positions != "none":
+            files[position_file(positions)] = position_writer(self.result.positions, positions)
+        files["exposures.parquet"] = lambda p: write_parquet(self.result.exposures, p)
         if self.adherence is not None:
             from gpuskew.adherence.alerts import write_alerts_jsonl
 
-            files["adherence.parquet"] = lambda p: write_parquet(self.effective, p)
-            files["hedges.parquet"] = lambda p: write_parquet(self.adherence.hedges, p)
+            effective, hedges = self.effective, self.adherence.hedges
+            files["adherence.parquet"] = lambda p: write_parquet(effective, p)
+            files["hedges.parquet"] = lambda p: write_parquet(hedges, p)
             files["alerts.jsonl"] = lambda p: write_alerts_jsonl(self.alerts, p)
         self.summary.setdefault("outputs", {})["files"] = [n for n in RUN_FILES if n in files or n == "summary.json"]
         files["summary.json"] = lambda p: write_json(self.summary, p)
         return files
 
-    def write(self, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
-        """Write the run folder atomically (summary.json last)."""
+    def write(self, out_dir: str | Path, overwrite: bool = False, positions: str = "parquet",
+              stage: Any = None) -> list[Path]:
+        """Write the run folder atomically (summary.json last). ``stage``: a
+        :class:`gpuskew.io.OutputStage` already holding some files (the positions written in the
+        background while the step went on): the rest is added to it and it is published."""
         from gpuskew.io import publish_run
 
         self.summary.setdefault("outputs", {})["folder"] = str(out_dir)
-        return publish_run(out_dir, self.output_files(), overwrite=overwrite, stale=RUN_FILES)
+        self.summary["outputs"]["positions"] = positions
+        files = self.output_files(positions)
+        if stage is None:
+            return publish_run(out_dir, files, overwrite=overwrite, stale=RUN_FILES)
+        for name, writer in files.items():
+            if name not in stage.names:
+                stage.write(name, writer)
+        return stage.publish(RUN_FILES)
 
     def history_tables(self) -> dict[str, pa.Table]:
         """The tables a history stores for this step."""
         from gpuskew.adherence.alerts import alerts_table
 
         tables: dict[str, pa.Table] = {"exposures": self.result.exposures}
-        if self.adherence is not None:
+        if self.adherence is not None and self.effective is not None:
             tables["hedges"] = self.adherence.hedges
             if self.alerts:
                 tables["alerts"] = alerts_table(self.alerts)
@@ -277,6 +293,20 @@ class StepResult:
         import html
 
         return f"<b>{html.escape(repr(self))}</b>"
+
+
+def position_file(fmt: str) -> str:
+    """The file name of the per-position output in format ``fmt`` (parquet or arrow)."""
+    if fmt not in POSITION_FORMATS[:2]:
+        raise ValueError(f"positions format must be one of {', '.join(POSITION_FORMATS)}, got {fmt!r}")
+    return f"positions.{fmt}"
+
+
+def position_writer(table: pa.Table, fmt: str) -> Callable[[Path], None]:
+    """How to write the positions table in format ``fmt`` (atomic, deterministic)."""
+    from gpuskew.io import write_arrow, write_parquet
+
+    return (lambda p: write_parquet(table, p)) if fmt == "parquet" else (lambda p: write_arrow(table, p))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,9 +348,10 @@ class Plausibility:
     max_expiry_years: float = 10.0  #: expiry beyond as_of, years
 
 
-def plausibility_warnings(book: Book, as_of: datetime, bounds: Plausibility) -> list[tuple[str, str, list[int]]]:
-    """``(table, message, rows)`` for every input beyond ``bounds`` (rows 0-based)."""
-    out = []
+def plausibility_warnings(book: Book, as_of: datetime,
+                          bounds: Plausibility) -> list[tuple[str, str, str, list[int]]]:
+    """``(table, column, message, rows)`` for every input beyond ``bounds`` (rows 0-based)."""
+    out: list[tuple[str, str, str, list[int]]] = []
     iv = book.quotes.column("iv").to_numpy(zero_copy_only=False).astype(np.float64)
     bad = np.flatnonzero(iv > bounds.max_iv)
     if bad.size:
@@ -356,7 +387,7 @@ class Session:
     inputs and limits rules that match no group instead of warning.
     """
 
-    def __init__(self, book: Book, limits: Any | None = None, backend: Any = "auto",
+    def __init__(self, book: Book, limits: Limits | None = None, backend: Any = "auto",
                  state: AlertState | None = None, group_by: Any = (), *, limits_hash: str | None = None,
                  limits_source: str | None = None, strict: bool = False,
                  plausibility: Plausibility = Plausibility()):
@@ -381,7 +412,8 @@ class Session:
                     levels.append(lv)
             self._check_match_keys()
         self.levels: list[tuple[str, ...]] = levels
-        self._ledger = None
+        self._ledger: PositionLedger | None = None
+        self._ledger_positions: pa.Table | None = None
 
     # -- resources -------------------------------------------------------------------------------
     @property
@@ -392,6 +424,7 @@ class Session:
         return self._backend
 
     def _check_match_keys(self) -> None:
+        assert self.limits is not None
         allowed = {"level", "underlying", *self.book.tags}
         for g in self.limits.groups:
             for k, _ in g.match:
@@ -412,8 +445,6 @@ class Session:
         to the resident book by the position-keeping rules of :mod:`gpuskew.core.ledger`.
         Returns counts by action. Each fill is checked (known instrument, finite nonzero
         quantity, positive price); the book is not validated again."""
-        from gpuskew.core.ledger import PositionLedger
-
         table = fills if isinstance(fills, pa.Table) else pa.Table.from_pylist(list(fills))
         if table.num_rows == 0:
             return {}
@@ -435,25 +466,22 @@ class Session:
         if bad.size:
             raise InvalidInput("<fills>", "quantity", "a fill needs a finite nonzero quantity and a finite "
                                                       "price > 0", rows=bad.tolist())
-        if self._ledger is None or self._ledger_positions is not self.book.positions:
-            self._ledger = PositionLedger.from_table(self.book.positions, tags)
+        ledger = self._ledger
+        if ledger is None or self._ledger_positions is not self.book.positions:
+            ledger = self._ledger = PositionLedger.from_table(self.book.positions, tags)
         tag_values = {t: table.column(t).to_pylist() if t in table.column_names else [None] * table.num_rows
                       for t in tags}
         names = table.column("instrument").to_pylist()
         counts: dict[str, int] = {}
         for i in range(table.num_rows):
-            out = self._ledger.apply(names[i], float(qty[i]), float(price[i]),
+            out = ledger.apply(names[i], float(qty[i]), float(price[i]),
                                      {t: tag_values[t][i] for t in tags}, bool(inverse[idx[i]]))
             counts[out.action] = counts.get(out.action, 0) + 1
-        positions = self._ledger.to_table()
-        self._ledger.compact()
-        extra = [t for t in tags if t not in positions.column_names]
-        assert not extra
+        positions = ledger.to_table()
+        ledger.compact()
         self.book = self.book.with_positions(positions)
         self._ledger_positions = self.book.positions
         return counts
-
-    _ledger_positions: Any = None
 
     # -- steps -----------------------------------------------------------------------------------
     def group_sums(self, as_of: Any, market: MarketUpdate | None = None) -> list[GroupSums]:
@@ -466,8 +494,12 @@ class Session:
 
     def step(self, as_of: Any = None, market: MarketUpdate | None = None,
              fills: pa.Table | Sequence[Mapping[str, Any]] | None = None,
-             progress: Callable[[str], None] | None = None, positions_table: bool = True) -> StepResult:
-        """One step: apply ``market`` and ``fills``, price, group, adherence, alerts, hedges, quotes."""
+             progress: Callable[[str], None] | None = None, positions_table: bool = True,
+             on_priced: Callable[[RunResult], None] | None = None) -> StepResult:
+        """One step: apply ``market`` and ``fills``, price, group, adherence, alerts, hedges, quotes.
+
+        ``on_priced(result)`` is called as soon as the positions and exposures are computed, before
+        adherence (the CLI starts writing positions there, in the background)."""
         if market is not None:
             self.apply_market(market)
         if fills is not None:
@@ -476,6 +508,8 @@ class Session:
         warnings = self._plausibility(when)
         result = compute(self.book, as_of=when, backend=self.backend, group_by=self.levels, progress=progress,
                          positions_table=positions_table)
+        if on_priced is not None:
+            on_priced(result)
         summary = result.summary
         summary["backend"]["requested"] = self.requested_backend
         summary["warnings"].extend(warnings)
@@ -503,6 +537,7 @@ class Session:
         from gpuskew.adherence.alerts import evaluate_alerts
 
         limits = self.limits
+        assert limits is not None
         summary = step.summary
         t0 = time.perf_counter()
         adh = compute_adherence(step.exposures, self.book.underlyings, self.book.instruments, self.book.quotes,
@@ -560,6 +595,6 @@ def unmatched_rules(limits: Any, exposures: pa.Table) -> list[dict]:
     return out
 
 
-__all__ = ["Session", "StepResult", "MarketUpdate", "AlertState", "NoAlertState", "MemoryAlertState",
+__all__ = ["Session", "StepResult", "MarketUpdate", "POSITION_FORMATS", "position_file", "position_writer", "AlertState", "NoAlertState", "MemoryAlertState",
            "ArrayAlertState", "Plausibility", "plausibility_warnings", "run_id", "worst_statuses",
            "unmatched_rules", "RUN_FILES"]

@@ -233,14 +233,14 @@ def test_expiry_accepts_any_timestamp_or_iso_string(book, expiry):
     assert out.column("expiry").to_pylist() == [None, None, None, EXPIRY, EXPIRY, EXPIRY]
 
 
-def test_expiry_dates_are_midnight_utc(book):
+def test_expiry_dates_alone_mean_0800_utc(book):
     t = _tables(book)
     ins = t["instruments"]
     d = date(2026, 12, 27)
     for expiry in (pa.array([None, None, None, d, d, d], pa.date32()), pa.array([None, None, None, "2026-12-27"] + ["2026-12-27"] * 2)):
         t["instruments"] = ins.set_column(ins.schema.get_field_index("expiry"), "expiry", expiry)
         out = validate_book(t, SOURCES)["instruments"]
-        assert out.column("expiry").to_pylist()[3:] == [datetime(2026, 12, 27, tzinfo=timezone.utc)] * 3
+        assert out.column("expiry").to_pylist()[3:] == [datetime(2026, 12, 27, 8, tzinfo=timezone.utc)] * 3
 
 
 def test_option_type_and_strike_of_non_options_are_ignored(book):

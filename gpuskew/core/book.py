@@ -88,10 +88,13 @@ class Book:
     def content_hashes(self) -> dict[str, str]:
         """sha256 of each input table's content: the file's bytes for a table read from a file,
         else the table's Arrow IPC bytes (computed on first use, then kept)."""
+        out: dict[str, str] = {}
         for name, table in self.tables.items():
-            if self.input_hashes.get(name) is None:
-                self.input_hashes[name] = _table_hash(table)
-        return dict(self.input_hashes)
+            known = self.input_hashes.get(name)
+            if known is None:
+                known = self.input_hashes[name] = _table_hash(table)
+            out[name] = known
+        return out
 
     @property
     def tables(self) -> dict[str, pa.Table]:
@@ -124,8 +127,8 @@ class Book:
         flat = self.flat()
         if sorted(und["underlying"].to_pylist()) != flat.underlying_names:
             return new  # another set of underlyings: group codes change, rebuild everything
-        market = _market_columns(new, flat.instrument_index, flat.underlying_code,
-                                 flat.kind == schema.KINDS.index("option"), flat.underlying_names)
+        market: dict[str, Any] = _market_columns(new, flat.instrument_index, flat.underlying_code,
+                                                 flat.kind == schema.KINDS.index("option"), flat.underlying_names)
         new._flat = replace(flat, **market)
         new._cache = {k: v for k, v in self._cache.items() if k[0] in ("static", "grouping", "plan")}
         return new
@@ -245,7 +248,7 @@ def load_book(source: str | Path | Mapping[str, Any]) -> Book:
 
     if isinstance(source, (str, Path)):
         tables, sources = read_book_dir(Path(source))
-        hashes = {name: _file_sha256(path) for name, path in sources.items()}
+        hashes: dict[str, str | None] = {name: _file_sha256(path) for name, path in sources.items()}
     else:
         missing = [n for n in schema.INPUT_TABLES if n not in source]
         if missing:

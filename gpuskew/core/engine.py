@@ -40,6 +40,20 @@ class RunResult:
     summary: dict
     levels: list[tuple[str, ...]] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        s = self.summary
+        levels = ", ".join(",".join(lv) for lv in self.levels) or "underlying only"
+        return (f"<gpuskew.RunResult {s['as_of']}: {s['counts']['positions']:,} positions, "
+                f"{self.exposures.num_rows} groups ({levels}), backend {s['backend']['used']}>")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        totals = "".join(f"<tr><td>{html.escape(u)}</td><td>{t['delta']:,.4f}</td><td>{t['delta_usd']:,.0f}</td></tr>"
+                         for u, t in self.summary["totals"].items())
+        return (f"<b>{html.escape(repr(self))}</b><table><tr><th>underlying</th><th>delta (coins)</th>"
+                f"<th>delta (USD)</th></tr>{totals}</table>")
+
 
 def parse_as_of(as_of: str | datetime | None) -> datetime:
     """UTC valuation time: ISO 8601 string or datetime (naive = UTC); None = now."""
@@ -98,18 +112,33 @@ def _device_plan(book: Book, backend: Backend, grouping: Grouping) -> tuple[Any,
     return book._cache[key]
 
 
-def _check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book) -> None:
-    """Never let NaN or inf reach an aggregate silently: name the positions that produced them."""
+def _check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book,
+                  grouping: Grouping | None = None) -> None:
+    """Never let NaN or inf reach an aggregate silently: name the positions that produced them, or,
+    when every position is finite but a group's sum overflows, the group."""
     if np.isfinite(sums).all():
         return
     values = out_host()
     bad_cols = ~np.isfinite(values)
     rows = np.flatnonzero(bad_cols.any(axis=0))
-    measure = schema.MEASURE_NAMES[int(np.flatnonzero(bad_cols.any(axis=1))[0])]
-    raise InvalidInput(book.sources.get("positions", "positions"), measure,
-                       "inputs give a non-finite result (overflow: check quantity, contract_size, "
-                       "spot, strike, iv and forward of these positions)", rows=rows.tolist(),
-                       n_bad=int(rows.size))
+    source = book.sources.get("positions", "positions")
+    if rows.size:
+        measure = schema.MEASURE_NAMES[int(np.flatnonzero(bad_cols.any(axis=1))[0])]
+        raise InvalidInput(source, measure,
+                           "inputs give a non-finite result (overflow: check quantity, contract_size, "
+                           "spot, strike, iv and forward of these positions)", rows=rows.tolist(),
+                           n_bad=int(rows.size))
+    m, g = (int(x[0]) for x in np.nonzero(~np.isfinite(sums)))
+    where = ""
+    if grouping is not None:
+        where = " (group " + ", ".join(f"{k}={grouping.keys[k][g]}" for k in grouping.keys) + ")"
+        members = np.flatnonzero(grouping.codes == g)
+    else:
+        members = np.zeros(0, dtype=np.int64)
+    raise InvalidInput(source, schema.MEASURE_NAMES[m],
+                       f"every position is finite but their sum per group overflows{where}: check the "
+                       "quantities and contract sizes of its positions", rows=members.tolist(),
+                       n_bad=int(members.size))
 
 
 def _exposures_table(level: tuple[str, ...], all_tags: list[str], grouping: Grouping,
@@ -249,7 +278,7 @@ def sum_groups(book: Book, priced: Priced, chosen: Backend, levels: Sequence[tup
         grouping = _grouping(book, priced.flat, level)
         plan, dev_plan = _device_plan(book, chosen, grouping)
         sums = chosen.segmented_sum(priced.out, plan, dev_plan)
-        _check_finite(sums, lambda: np.asarray(chosen.to_host(priced.out)), book)
+        _check_finite(sums, lambda: np.asarray(chosen.to_host(priced.out)), book, grouping)
         counts = np.bincount(grouping.codes, minlength=grouping.n_groups)
         expired = np.bincount(grouping.codes[expired_mask], minlength=grouping.n_groups)
         out.append(GroupSums(level, grouping, sums, counts, expired))
@@ -272,8 +301,15 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str | Back
     ``positions_table=False`` skips building the per-position table.
     """
     if not isinstance(book, Book):
-        raise TypeError(f"compute() takes a Book, got {type(book).__name__}: call gpuskew.load_book() on "
-                        "a folder or a mapping of the four tables first")
+        from collections.abc import Mapping as _Mapping
+        from pathlib import Path as _Path
+
+        from gpuskew.core.book import load_book
+
+        if not isinstance(book, (_Mapping, str, _Path)):
+            raise TypeError(f"compute() takes a Book (gpuskew.load_book), a book folder or a mapping of the "
+                            f"four tables, got {type(book).__name__}")
+        book = load_book(book)
     timer = _Timer(progress)
     when = parse_as_of(as_of)
     levels = parse_levels(group_by, book.tags)

@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 
 from gpuskew import schema
 from gpuskew.errors import InvalidInput
+from gpuskew.timeutil import DATE_HOUR_UTC
 
 __all__ = ["validate_book", "validate_market", "validate_table", "tag_columns", "Rule", "TABLE_ORDER", "RULES"]
 
@@ -163,13 +164,9 @@ def _to_float64(col: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray
 
 
 def _iso_to_micros(text: str) -> int:
-    s = text.strip()
-    if s[-1:] in ("Z", "z"):
-        s = s[:-1] + "+00:00"
-    dt = datetime.fromisoformat(s)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return (dt - _EPOCH) // timedelta(microseconds=1)
+    from gpuskew.timeutil import to_micros
+
+    return to_micros(text)
 
 
 def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray:
@@ -183,7 +180,7 @@ def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.Ch
     for code, text in enumerate(enc.dictionary.to_pylist()):
         try:
             micros.append(_iso_to_micros(text))
-        except (ValueError, OverflowError, IndexError):
+        except (ValueError, OverflowError, IndexError, InvalidInput):
             micros.append(None)
             bad_codes.append(code)
     if bad_codes:
@@ -197,7 +194,14 @@ def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.Ch
 
 def _to_timestamp(col: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray:
     t = col.type
-    if pa.types.is_null(t) or pa.types.is_timestamp(t) or pa.types.is_date(t):
+    if pa.types.is_date(t):  # a date alone means 08:00 UTC (gpuskew.timeutil)
+        try:
+            midnight = pc.cast(col, options=pc.CastOptions(schema.TIMESTAMP, allow_time_truncate=True))
+            hours = pa.scalar(DATE_HOUR_UTC * 3_600_000_000, pa.int64())
+            return pc.cast(pc.add(pc.cast(midnight, pa.int64()), hours), schema.TIMESTAMP)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInput(source=source, column=name, rule=f"timestamp out of range: {exc}") from exc
+    if pa.types.is_null(t) or pa.types.is_timestamp(t):
         try:
             return pc.cast(col, options=pc.CastOptions(schema.TIMESTAMP, allow_time_truncate=True))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from gpuskew.errors import InvalidConfig
+from gpuskew.errors import InvalidConfig, InvalidInput
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version dependent
     import tomllib as _toml
@@ -443,21 +443,15 @@ def _parse_match(c: _Checker, key: str, raw: object) -> tuple[tuple[str, tuple[s
 
 
 def _parse_datetime(c: _Checker, key: str, v: object) -> _dt.datetime:
-    if isinstance(v, _dt.datetime):
-        d = v
-    elif isinstance(v, _dt.date):
-        d = _dt.datetime(v.year, v.month, v.day, 8, 0)  # crypto expiries settle at 08:00 UTC
-    elif isinstance(v, str):
-        try:
-            d = _dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
-            raise c.fail(key, v, "must be an ISO 8601 date-time (e.g. 2026-12-27T08:00:00Z)"
-                         ) from None
-    else:
+    """A date-time of the file (TOML date-time, date or string; a date alone means 08:00 UTC)."""
+    from gpuskew.timeutil import to_utc
+
+    if not isinstance(v, (str, _dt.date)):
         raise c.fail(key, v, "must be a date-time")
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.timezone.utc)
-    return d.astimezone(_dt.timezone.utc)
+    try:
+        return to_utc(v, source=key)
+    except (InvalidInput, ValueError):
+        raise c.fail(key, v, "must be an ISO 8601 date-time (e.g. 2026-12-27T08:00:00Z) or date") from None
 
 
 def _parse_hedge_instrument(c: _Checker, key: str, raw: object) -> HedgeInstrumentSpec:
