@@ -100,7 +100,14 @@ class Nats:
         self.proc.wait(20)
 
 
+_BOOKS: dict[int, Path] = {}
+
+
 def write_book(folder: Path, n: int) -> Path:
+    """The demo book of ``n`` positions (written once per size)."""
+    if n in _BOOKS:
+        return _BOOKS[n]
+    _BOOKS[n] = folder
     subprocess.run(gpuskew_cmd() + ["demo", str(folder), "--demo-size", str(n)], check=True, env=env(),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return folder
