@@ -104,6 +104,7 @@ def parse_instrument_name(name: str) -> dict:
     """
     if not isinstance(name, str):
         raise NotDeribitName(f"not a string: {name!r}")
+    kind: str | None
     m = _OPTION.match(name)
     if m:
         kind = "option"
@@ -118,6 +119,7 @@ def parse_instrument_name(name: str) -> dict:
         kind = "spot" if m else None
     if m is None:
         raise NotDeribitName(f"{name!r} is not a Deribit instrument name")
+    assert kind is not None
     g = m.groupdict()
     base, quote = g["base"], g.get("quote")
     settlement = "linear" if (quote or kind == "spot") else "inverse"
@@ -141,7 +143,7 @@ def underlying_of_index(index_name: str) -> str:
 
 def listing_event(row: Mapping[str, Any], ts_us: int) -> dict:
     """A canonical ``instrument`` event for an instruments row (expiry in µs)."""
-    out = {"type": "instrument", "ts": us_to_iso(ts_us)}
+    out: dict[str, Any] = {"type": "instrument", "ts": us_to_iso(ts_us)}
     out.update({k: row[k] for k in ("instrument", "underlying", "kind", "settlement", "option_type", "strike",
                                      "contract_size")})
     out["expiry"] = None if row.get("expiry") is None else us_to_iso(row["expiry"])
@@ -221,7 +223,7 @@ class DeribitMapper:
             ts_us = int(t["timestamp"]) * 1000 if ts else 0
             name = t.get("instrument_name")
             info = self._instrument(name, ts_us, out)
-            sign = {"buy": 1.0, "sell": -1.0}.get(t.get("direction"))
+            sign = {"buy": 1.0, "sell": -1.0}.get(str(t.get("direction")))
             contracts = _number(t.get("contracts"))
             amount = _number(t.get("amount"))
             quantity = None

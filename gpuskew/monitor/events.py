@@ -151,7 +151,7 @@ def _reject_constant(name: str) -> float:
     raise EventRejected("bad_number", f"{name} is not a finite number")
 
 
-def _string(obj: dict, name: str, required: bool = True) -> str | None:
+def _opt_string(obj: dict, name: str, required: bool = False) -> str | None:
     value = obj.get(name)
     if value is None:
         if required:
@@ -167,8 +167,8 @@ def _string(obj: dict, name: str, required: bool = True) -> str | None:
     return text
 
 
-def _number(obj: dict, name: str, required: bool = True, positive: bool = False,
-            nonzero: bool = False) -> float | None:
+def _opt_number(obj: dict, name: str, required: bool = False, positive: bool = False,
+                nonzero: bool = False) -> float | None:
     value = obj.get(name)
     if value is None:
         if required:
@@ -184,6 +184,20 @@ def _number(obj: dict, name: str, required: bool = True, positive: bool = False,
     if nonzero and x == 0.0:
         raise EventRejected("bad_value", f"'{name}' must not be 0")
     return x
+
+
+def _string(obj: dict, name: str) -> str:
+    """A required string field."""
+    value = _opt_string(obj, name, required=True)
+    assert value is not None
+    return value
+
+
+def _number(obj: dict, name: str, positive: bool = False, nonzero: bool = False) -> float:
+    """A required finite number field."""
+    value = _opt_number(obj, name, required=True, positive=positive, nonzero=nonzero)
+    assert value is not None
+    return value
 
 
 def ts_to_us(value: Any) -> int:
@@ -290,17 +304,17 @@ def parse_event(obj: Any) -> Event:
     if kind == "fill":
         ev: Event = Fill(ts, _string(obj, "trade_id"), _string(obj, "instrument"),
                          _number(obj, "quantity", nonzero=True), _number(obj, "price", positive=True),
-                         _number(obj, "fee", required=False), _tags(obj))
+                         _opt_number(obj, "fee"), _tags(obj))
     elif kind == "index":
         ev = IndexTick(ts, _string(obj, "underlying"), _number(obj, "spot", positive=True))
     elif kind == "mark":
-        iv, fwd = _number(obj, "iv", False, positive=True), _number(obj, "forward", False, positive=True)
+        iv, fwd = _opt_number(obj, "iv", positive=True), _opt_number(obj, "forward", positive=True)
         if iv is None and fwd is None:
             raise EventRejected("missing_field", "a mark needs 'iv' or 'forward'")
         ev = MarkTick(ts, _string(obj, "instrument"), iv, fwd)
     elif kind == "rate":
-        rate, funding = _number(obj, "rate", False), _number(obj, "funding_rate", False)
-        vol = _number(obj, "vol", False, positive=True)
+        rate, funding = _opt_number(obj, "rate"), _opt_number(obj, "funding_rate")
+        vol = _opt_number(obj, "vol", positive=True)
         if rate is None and funding is None and vol is None:
             raise EventRejected("missing_field", "a rate event needs 'rate', 'funding_rate' or 'vol'")
         ev = RateTick(ts, _string(obj, "underlying"), rate, funding, vol)

@@ -21,6 +21,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from gpuskew.errors import GpuskewError
 
@@ -71,7 +72,7 @@ class Journal:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._buffer: list[bytes] = []
-        self._fh = None
+        self._fh: Any = None
         self.last_seq = 0  #: last sequence number written (buffered ones included)
         self.synced_seq = 0  #: last sequence number known to be on disk
         self.truncated_bytes = 0  #: bytes of a torn tail cut off at open

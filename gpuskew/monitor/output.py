@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from gpuskew import schema
-from gpuskew.io import publish_run, write_parquet
+from gpuskew.io import publish_run
 from gpuskew.monitor.state import LiveState, Publication
 
 BOOK_FILES = tuple(f"{n}.parquet" for n in schema.INPUT_TABLES)
@@ -38,7 +38,9 @@ def write_snapshot_out(state: LiveState, pub: Publication, out_dir: str | Path, 
     out_dir = Path(out_dir)
     book_dir, run_dir = out_dir / "book", out_dir / "run"
     tables = state.book_tables()
-    publish_run(book_dir, {f"{n}.parquet": (lambda p, t=tables[n]: write_parquet(t, p)) for n in schema.INPUT_TABLES},
+    from gpuskew.monitor.snapshot import _parquet_writer
+
+    publish_run(book_dir, {f"{n}.parquet": _parquet_writer(tables[n]) for n in schema.INPUT_TABLES},
                 overwrite=True, stale=BOOK_FILES)
     book = load_book(book_dir)
     live = state.session

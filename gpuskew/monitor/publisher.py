@@ -39,7 +39,7 @@ class NatsPublisher:
             raise InvalidConfig("--publish", "publish", spec, "expected nats://HOST:PORT/PREFIX")
         self.port = port or 4222
         self.prefix = ".".join(token(p) for p in path.strip("/").split("/") if p) or "gpuskew"
-        self.nc = None
+        self.nc: Any = None
         self._hedges: dict[tuple, str] = {}
         self.published = 0
 

@@ -29,7 +29,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,18 +100,21 @@ class Monitor:
     def __init__(self, config: MonitorConfig, log: Callable[[str], None] = print):
         self.cfg = config
         self.log = log
-        self.state = None
-        self.journal = None
-        self.dead = None
+        self.state: Any = None  #: gpuskew.monitor.state.LiveState, once open
+        self.journal: Any = None  #: gpuskew.monitor.journal.Journal
+        self.dead: Any = None  #: gpuskew.monitor.deadletter.DeadLetters
+        self.alert_state: Any = None
+        self.limits: Any = None
         self.cursors: dict[str, int] = {}
         self.sources: list = []
-        self.last_pub = None
-        self.metrics = None
-        self.hub = None
-        self.publisher = None
-        self.alert_feed = None
+        self.last_pub: Any = None
+        self.metrics: Any = None
+        self.hub: Any = None
+        self.publisher: Any = None
+        self.alert_feed: Any = None
+        self.http_address: str | None = None
         self._lock_fd: int | None = None
-        self._stop = None
+        self._stop: Any = None
         self._snapshot_requested = False
         self._last_snapshot = time.monotonic()
         self._last_snapshot_seq = 0
@@ -285,7 +288,7 @@ class Monitor:
         if state.as_of_us is not None and (batch or state.as_of_us != as_of_before or self.last_pub is None):
             await self.publish(batch)
 
-    async def publish(self, batch: list = ()) -> Any:
+    async def publish(self, batch: Sequence[Any] = ()) -> Any:
         pub = self.state.publish()
         self.last_pub = pub
         now = time.monotonic()
@@ -339,7 +342,7 @@ class Monitor:
             if pub.alerts:
                 tables["alerts"] = alerts_table(pub.alerts)
         rid = hashlib.sha256(f"monitor:{pub.as_of_us}:{self.journal.synced_seq}".encode()).hexdigest()[:16]
-        append_run(self.cfg.history, pub.as_of, tables, rid)
+        append_run(Path(str(self.cfg.history)), pub.as_of, tables, rid)
 
     def feeds(self) -> list[dict]:
         now = time.time()
@@ -375,7 +378,7 @@ class Monitor:
     async def _serve(self) -> Any:
         from gpuskew.monitor.http import Hub, make_app, parse_host_port, start_server
 
-        host, port = parse_host_port(self.cfg.http)
+        host, port = parse_host_port(str(self.cfg.http))
         self.hub = Hub()
         runner = await start_server(make_app(self.hub, self.metrics), host, port)
         bound = runner.addresses[0] if runner.addresses else (host, port)
@@ -395,7 +398,7 @@ class Monitor:
         self._make_sources()
         for src in self.sources:
             self.metrics.watch_source(src.id, lambda s=src: s.last_message)
-        for reason, count in self.state.rejected.items():
+        for reason in self.state.rejected:
             self.metrics.rejected.labels(reason).inc(0)
         runner = await self._serve() if cfg.http else None
         if cfg.publish:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def save(state: LiveState, state_dir: str | Path, seq: int, cursors: Mapping[str
         "positions.parquet": state.positions.table(),
         "trades.parquet": pa.table({"trade_id": pa.array(sorted(state.seen_trades), pa.string())}),
     }
-    files = {name: (lambda p, t=t: write_parquet(t, p)) for name, t in tables.items()}
+    files: dict[str, Callable[[Path], None]] = {name: _parquet_writer(t) for name, t in tables.items()}
     files[META] = lambda p: write_json(meta, p)
     root = snapshots_dir(state_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -85,6 +85,10 @@ def save(state: LiveState, state_dir: str | Path, seq: int, cursors: Mapping[str
             :-KEEP_SNAPSHOTS]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _parquet_writer(table: pa.Table) -> Callable[[Path], None]:
+    return lambda path: write_parquet(table, path)
 
 
 def load(folder: Path, **state_kwargs: Any) -> tuple[LiveState, dict]:

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -296,7 +296,7 @@ class LiveState:
             rows = np.flatnonzero(dirty)
             i = inst[rows]
             inputs = reg.kernel_inputs(i)
-            inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), self.as_of_us)
+            inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us))
             inputs["qty"] = pos.quantity(rows)
             inputs["entry"] = pos.entry(rows)
             pricer.reprice(rows, inputs)
@@ -314,7 +314,7 @@ class LiveState:
         reg, pos, pricer = self.registry, self.positions, self.pricer
         cap = pricer.capacity
         inputs = reg.kernel_inputs(inst)
-        inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), self.as_of_us)
+        inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us or 0))
         inputs["qty"] = pos.ledger.quantity[:n]
         entry = pos.ledger.entry[:n]
         inputs["entry"] = np.where(np.isnan(entry), 0.0, entry)
@@ -369,10 +369,10 @@ class LiveState:
             sums = pricer.sums(k)
             if not np.isfinite(sums).all():
                 out, _ = pricer.host_out(pricer.rows)
-                _check_finite(sums, lambda: out, _NamedSource("<monitor state>"))
+                _check_finite(sums, lambda: out, cast(Any, _NamedSource("<monitor state>")))
             counts = np.bincount(lc.codes, minlength=lc.n_groups)
             expired = np.bincount(lc.codes[expired_mask], minlength=lc.n_groups)
-            tables.append(_exposures_table(lc.level, all_tags, lc, sums, counts, expired, spot_by_name))
+            tables.append(_exposures_table(lc.level, all_tags, cast(Any, lc), sums, counts, expired, spot_by_name))
         return schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
 
     def table(self, name: str) -> pa.Table:
@@ -396,7 +396,7 @@ class LiveState:
         t2 = time.perf_counter()
         self.publishes += 1
         n_alive = len(self.positions.ledger)
-        pub = Publication(self.publishes, int(self.as_of_us), exposures, repriced=repriced,
+        pub = Publication(self.publishes, int(self.as_of_us or 0), exposures, repriced=repriced,
                           positions=int(self.pricer.rows.size), pending=n_alive - int(self.pricer.rows.size))
         if self.limits is not None:
             step = self.adhere(exposures, pub.as_of, f"monitor-{self.publishes}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 from gpuskew.errors import InvalidConfig
 from gpuskew.monitor.events import EventRejected, decode, ts_to_us
@@ -52,7 +53,7 @@ class FileSource(Source):
                 line_no += 1
                 if line_no <= self.cursor or not line.strip():
                     continue
-                data: bytes | object = line
+                data: Any = line
                 if self.speed is not None:
                     try:
                         data = decode(line)

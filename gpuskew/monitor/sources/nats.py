@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from gpuskew.errors import InvalidConfig
 from gpuskew.monitor.sources import DRAIN_IDLE_S, Incoming, Source, split_spec
@@ -54,7 +55,7 @@ class NatsSource(Source):
         except ValueError:
             raise InvalidConfig("--source", "batch/ack_wait", spec, "batch must be an integer, ack_wait "
                                                                      "a number of seconds") from None
-        self.nc = None
+        self.nc: Any = None
         self.inflight = 0  #: delivered to the monitor, not yet acknowledged
         self.sub = None
         self._idle_since = 0.0
