@@ -76,6 +76,7 @@ def test_malformed_events_are_rejected_with_a_reason(line, reason):
 
 def test_timestamps_round_trip():
     assert ts_to_us(TS) == US
+    assert ts_to_us("2026-11-20") == US  # a date alone means 08:00 UTC (gpuskew.timeutil)
     assert us_to_iso(US) == TS
     assert us_to_iso(US + 5) == "2026-11-20T08:00:00.000005Z"
 

@@ -201,18 +201,17 @@ def _number(obj: dict, name: str, positive: bool = False, nonzero: bool = False)
 
 
 def ts_to_us(value: Any) -> int:
-    """Microseconds since the epoch of an ISO 8601 timestamp (naive = UTC, ``Z`` allowed)."""
+    """Microseconds since the epoch of an ISO 8601 timestamp, parsed by :func:`gpuskew.timeutil.to_utc`
+    (naive = UTC, ``Z`` allowed, a date alone = 08:00 UTC)."""
+    from gpuskew.errors import InvalidInput
+    from gpuskew.timeutil import to_utc
+
     if not isinstance(value, str):
         raise EventRejected("bad_timestamp", "'ts' must be an ISO 8601 string")
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
     try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
+        dt = to_utc(value, source="ts")
+    except (InvalidInput, ValueError, OverflowError):
         raise EventRejected("bad_timestamp", f"'ts' is not ISO 8601: {value[:40]!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
     return (dt - _EPOCH) // _US
 
 
