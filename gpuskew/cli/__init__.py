@@ -70,6 +70,9 @@ main.add_command(_demo.demo)
 main.add_command(_doctor.doctor)
 main.add_command(_scenarios.scenarios)
 main.add_command(_explain.explain)
+from gpuskew.cli import monitor as _monitor  # noqa: E402
+
+main.add_command(_monitor.monitor)
 
 if __name__ == "__main__":  # pragma: no cover
     entry_point()
