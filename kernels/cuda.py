@@ -7,6 +7,8 @@ NumPy arrays, thread by thread.
 * :func:`position_greeks_kernel` - one thread per position (grid-stride loop).
 * :func:`tile_sums_kernel` - one block of TILE/2 threads per tile; the tree of segsum.py in
   shared memory with ``syncthreads()``, looping over measures.
+* :func:`scenario_pnl_kernel` - one thread per position (grid-stride loop), every scenario of it
+  (scenarios.py); the book stays on the device, the scenarios are a small parameter array.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from numba import cuda, float64
 
 from .instruments import position_measures
+from .scenarios import position_scenarios
 from .segsum import HALF_TILE
 
 #: threads per block of the per-position kernel
@@ -77,3 +80,32 @@ def launch_tile_sums(values, index, tile_start, tile_len, out):
     if n_tiles == 0:
         return
     tile_sums_kernel[n_tiles, HALF_TILE](values, index, tile_start, tile_len, out)
+
+
+#: threads per block of the scenario kernel
+SCENARIO_BLOCK = 128
+
+
+def _scenario_pnl(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, ucode, greeks, moves,
+                  vol_case, vparams, pnl, taylor):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, qty.shape[0], stride):
+        position_scenarios(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i], S[i], fwd[i], r[i],
+                           vol[i], entry[i], ucode[i], greeks, moves, vol_case, vparams, pnl, taylor, i)
+
+
+KERNEL_SOURCES["scenario_pnl"] = _scenario_pnl
+
+scenario_pnl_kernel = cuda.jit(_scenario_pnl)
+
+
+def launch_scenario_pnl(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, ucode, greeks, moves,
+                        vol_case, vparams, pnl, taylor):
+    """Launch the scenario kernel over all positions (arrays already on the device)."""
+    n = qty.shape[0]
+    if n == 0:
+        return
+    blocks = min((n + SCENARIO_BLOCK - 1) // SCENARIO_BLOCK, 65535)
+    scenario_pnl_kernel[blocks, SCENARIO_BLOCK](kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry,
+                                                ucode, greeks, moves, vol_case, vparams, pnl, taylor)
