@@ -138,3 +138,12 @@ def chunk_check(work: str) -> dict:
 
 if __name__ == "__main__":
     print(json.dumps(chunk_check(sys.argv[1])))
+
+
+def extra_rows(book: Any, priced: Any, backend: Any, params: float) -> Any:
+    """An ``extra`` of sharded_step: per-position rows that are not measures (a stand-in for scenario
+    P&L): value x params, delta squared."""
+    from gpuskew.kernels.instruments import M_DELTA, M_VALUE_USD
+
+    out = backend.to_host(priced.out)
+    return np.ascontiguousarray(np.stack([out[M_VALUE_USD] * params, out[M_DELTA] ** 2]))

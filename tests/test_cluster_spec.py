@@ -82,3 +82,37 @@ def test_import_gpuskew_and_a_plain_run_do_not_import_dask(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_extra_rows_are_summed_over_the_shards_as_one_process(tmp_path):
+    """The seam for other per-position values (scenario P&L): rows computed on the shards, summed per
+    group by the same tree as one process's plan over the whole book, bit for bit."""
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import numpy as np
+    from distributed_helpers import extra_rows
+
+    import gpuskew
+    from gpuskew.core.backend import CpuBackend
+    from gpuskew.core.engine import price_positions
+    from gpuskew.core.groups import group_positions
+    from gpuskew.core.reduction import plan_segmented_sum
+    from gpuskew.distributed import open_sharded_book, sharded_step
+    from gpuskew.session import Session
+    from gpuskew.synthetic.demo import DEMO_AS_OF, write_demo_dataset
+
+    write_demo_dataset(tmp_path / "b", n_positions=4000, seed=12)
+    sharded = open_sharded_book(tmp_path / "b")
+    session = Session(sharded.book, None, "cpu", None, ["desk,book"])
+    with ThreadPoolExecutor(2) as pool, open_cluster(pool) as cluster:
+        step = sharded_step(session, sharded, cluster, DEMO_AS_OF, shard_positions=1, extra=(extra_rows, 3.0))
+    assert step.summary["distributed"]["shards"] == 5 and len(step.extra_sums) == 2
+    book = gpuskew.load_book(tmp_path / "b")
+    backend = CpuBackend("t")
+    priced = price_positions(book, DEMO_AS_OF, backend)
+    rows = extra_rows(book, priced, backend, 3.0)
+    flat = book.flat()
+    for level, reduced in zip([(), ("desk", "book")], step.extra_sums):
+        g = group_positions(flat.underlying_code, flat.underlying_names, book.positions, level)
+        one = backend.segmented_sum(rows, plan_segmented_sum(g.codes, g.n_groups))
+        assert reduced.grouping.keys == g.keys
+        np.testing.assert_array_equal(reduced.sums.view(np.int64), one.view(np.int64))

@@ -92,6 +92,9 @@ class ShardedStepResult(StepResult):
     positions_format: str = "parquet"
     #: what the shards did (cluster, shards, each shard's result: worker, timings, peak memory)
     info: Any = None
+    #: the group sums of ``sharded_step(extra=...)``'s rows per level (the per-underlying level
+    #: first), in the same groups and order as the exposures; empty without ``extra``
+    extra_sums: list = []
 
     def output_files(self, positions: str = "parquet") -> dict[str, Callable[[Path], None]]:
         from gpuskew.session import position_file
@@ -230,7 +233,7 @@ class ShardRunInfo:
 
 def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of: Any = None, *,
                  positions_dir: str | Path | None = None, positions_format: str = "parquet",
-                 shard_positions: int | None = None,
+                 shard_positions: int | None = None, extra: tuple[Any, Any] | None = None,
                  progress: Callable[[str], None] | None = None) -> ShardedStepResult:
     """One step of ``session`` with the positions priced by the shards (module docstring).
 
@@ -239,8 +242,12 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
     the shards write their part files of the positions into (``positions_format`` 'parquet' or
     'arrow'), on a filesystem the workers share: the output stage of the run (the CLI), or a folder
     the step's :meth:`~ShardedStepResult.write` moves into the run folder; None: no positions table;
-    ``shard_positions``: target positions per shard (default: 4 chunks of the reduction plan, or
-    GPUSKEW_SHARD_POSITIONS)."""
+    ``shard_positions``: target positions per shard (default: from the book's size and the
+    workers, or GPUSKEW_SHARD_POSITIONS); ``extra``: ``(fn, params)``, more per-position rows to
+    sum per group by the same tree (``fn(book, priced, backend, params)`` -> rows x positions, a
+    module-level function), returned in ``step.extra_sums`` (one
+    :class:`~gpuskew.distributed.reduce.ReducedLevel` per level): the seam for jobs that sum other
+    per-position values (scenario P&L) over the shards of a book."""
     from gpuskew import schema
     from gpuskew.core import reduction
     from gpuskew.core.engine import RunResult, _exposures_table, _summary, parse_as_of
@@ -271,7 +278,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
     timings["plan"] = time.perf_counter() - t0
     try:
         ctx = ShardContext(sharded.reference, sharded.sources, when, tuple(session.levels),
-                           session.requested_backend, staging, positions_format, TILE, chunk)
+                           session.requested_backend, staging, positions_format, TILE, chunk, extra)
         shared = cluster.share(ctx)
         t = time.perf_counter()
         results = _run_tasks(cluster, run_shard, shards, shared)
@@ -290,12 +297,15 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
         book = sharded.book
         all_tags = sorted({t for lv in session.levels for t in lv}, key=lambda t: book.tags.index(t))
         with_rows = [r for r in results if r.levels]
-        tables = []
+        tables, extra_sums = [], []
         for k, level in enumerate([(), *[lv for lv in session.levels if lv != ()]]):
             reduced = reduce_level(level, [r.levels[k] for r in with_rows], names)
             _check_sums(reduced, source)
             tables.append(_exposures_table(level, all_tags, reduced.grouping, reduced.sums, reduced.counts,
                                            reduced.expired, spots))
+            if extra is not None:
+                extra_sums.append(reduce_level(level, [r.extra_levels[k] for r in with_rows], names))
+                _check_sums(extra_sums[-1], source)
         exposures = schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
         timings["reduce"] = time.perf_counter() - t
         if progress:
@@ -314,6 +324,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
         step = ShardedStepResult(result, "")
         step.positions_dir, step.positions_format = staging, positions_format
         step.info = info
+        step.extra_sums = extra_sums
         if progress:
             progress("tables")
         return session.finish(step, when, warnings, progress)  # type: ignore[return-value]

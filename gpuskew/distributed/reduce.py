@@ -74,7 +74,8 @@ def reduce_level(level: tuple[str, ...], partials: Sequence[LevelPartial], under
     counts = np.zeros(n_groups, dtype=np.int64)
     expired = np.zeros(n_groups, dtype=np.int64)
     if n_groups == 0:
-        return ReducedLevel(level, grouping, np.zeros((N_MEASURES, 0)), counts, expired)
+        rows = partials[0].tile_sums.shape[0] if partials else N_MEASURES
+        return ReducedLevel(level, grouping, np.zeros((rows, 0)), counts, expired)
     tile_group = np.concatenate([m[p.tile_group] for m, p in zip(maps, partials)])
     tile_chunk = np.concatenate([p.tile_chunk for p in partials])
     tile_shard = np.concatenate([np.full(p.tile_group.size, k, np.int64) for k, p in enumerate(partials)])

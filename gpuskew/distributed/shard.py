@@ -46,6 +46,10 @@ class ShardContext:
     positions_format: str  #: 'parquet' | 'arrow'
     tile: int  #: the coordinator's reduction tile and chunk: a worker must use the same
     chunk: int
+    #: more per-position rows to sum per group, by the same tree: ``(fn, params)`` with
+    #: ``fn(book, priced, backend, params)`` -> (rows x positions) float64 array on the backend (a
+    #: module-level function: it travels to the workers by reference); None: none
+    extra: tuple[Any, Any] | None = None
 
 
 @dataclass
@@ -78,6 +82,8 @@ class ShardResult:
     index: int
     rows: int
     levels: list[LevelPartial] = field(default_factory=list)
+    #: the level-0 tiles of the ``extra`` rows, per level (same groups as ``levels``)
+    extra_levels: list[LevelPartial] = field(default_factory=list)
     #: a domain error (InvalidInput of a file, CudaUnavailable, ...) and the fragment it came from
     error: GpuskewError | None = None
     error_fragment: int | None = None
@@ -176,10 +182,17 @@ def run_shard(shard: Shard, ctx: ShardContext) -> ShardResult:
         numbers = shard.positions()
         expired_mask = priced.status == schema.STATUS_EXPIRED
         flat = priced.flat
+        extra = None
+        if ctx.extra is not None:
+            fn, params = ctx.extra
+            extra = fn(book, priced, backend, params)
         for level in ((), *ctx.levels):
             g = group_positions(flat.underlying_code, flat.underlying_names, book.positions, level)
             result.levels.append(level_partial(g.codes, g.n_groups, g.keys, numbers, priced.out, backend,
                                                expired_mask, ctx.chunk))
+            if extra is not None:
+                result.extra_levels.append(level_partial(g.codes, g.n_groups, g.keys, numbers, extra, backend,
+                                                         expired_mask, ctx.chunk))
         timings["tile_sums"] = time.perf_counter() - t
     except GpuskewError as exc:  # e.g. backend 'cuda' asked for and not usable on this worker
         result.error = exc
@@ -188,6 +201,8 @@ def run_shard(shard: Shard, ctx: ShardContext) -> ShardResult:
     result.n_expired = int(expired_mask.sum())
     if not all(np.isfinite(lv.tile_sums).all() for lv in result.levels):
         result.nonfinite = _nonfinite(np.asarray(backend.to_host(priced.out)), numbers)
+    elif extra is not None and not all(np.isfinite(lv.tile_sums).all() for lv in result.extra_levels):
+        result.nonfinite = _nonfinite(np.asarray(backend.to_host(extra)), numbers)
     if ctx.positions_dir is not None and result.nonfinite is None:
         from gpuskew.session import position_writer
 
