@@ -9,7 +9,8 @@
 * :mod:`~gpuskew.distributed.reduce`: the coordinator's reduction, in the fixed tree order;
 * :mod:`~gpuskew.distributed.job`: a Session step over the shards (:func:`sharded_step`), then
   adherence through the Session's own code;
-* :mod:`~gpuskew.distributed.sweep`: shared inputs scattered once, items sent out in blocks.
+* :mod:`~gpuskew.distributed.sweep`: shared inputs scattered once, items sent out in blocks
+  (``run_sweep_sharded``: the backtest's policy sweep in blocks of policies).
 
 Dask is optional (``pip install 'gpuskew[distributed]'``) and imported only by
 :func:`open_cluster` for a Dask spec. Docs: docs/distributed.md.

@@ -63,3 +63,55 @@ def map_blocks(cluster: Cluster, fn: Callable[[Any, int, int], Any], shared: Any
         for f in futures:
             f.cancel()
         raise
+
+
+# ---------------------------------------------------------------------------------------------
+# the backtest's policy sweep in blocks of policies
+
+
+def _policy_block(shared: dict, start: int, stop: int) -> Any:
+    """The sweep kernel over policies ``[start, stop)``: (paths, groups, policies, outputs)."""
+    from gpuskew.backtest.sweep import launch
+    from gpuskew.core.backend import resolve_backend
+
+    greeks, params = shared["greeks"], shared["params"][start:stop]
+    out, _ = launch(resolve_backend(shared["backend"], 0), params, greeks, shared["targets"])
+    return out.reshape(greeks.market.n_paths, greeks.n_groups, stop - start, -1)
+
+
+def run_sweep_sharded(greeks: Any, grid: Any, resolve_hedges: Any, cluster: Cluster,
+                      backend: Any = "auto") -> Any:
+    """``gpuskew.backtest.sweep.run_sweep`` with the policies sent out in blocks: the kernel
+    parameters and target paths are built here once, the greeks path, targets and parameters are
+    sent once to every worker, and each task runs the sweep kernel over a contiguous block of
+    policies. Every (policy, group, path) task of the kernel is independent, so the blocks'
+    outputs, concatenated on the policy axis, are the one-process outputs bit for bit (the same
+    :class:`~gpuskew.backtest.sweep.SweepResult`). The first block (one policy) runs here and times
+    the others' size (:func:`block_size`). No per-step traces (``run_backtest`` computes its traces
+    apart)."""
+    import time
+
+    import numpy as np
+
+    from gpuskew.backtest.sweep import SweepResult, book_terms, sweep_backend, target_paths
+    from gpuskew.policy.grid import PolicyGrid, kernel_params
+
+    policies = list(grid.policies if isinstance(grid, PolicyGrid) else grid)
+    m = greeks.market
+    rates = [float(m.rate[u]) for u in greeks.und]
+    kparams = kernel_params(policies, greeks.groups, resolve_hedges, m.step_seconds, rates)
+    n_pol = len(policies)
+    n_tasks = n_pol * greeks.n_groups * m.n_paths
+    chosen = backend if not isinstance(backend, str) else sweep_backend(backend, n_tasks)
+    targets = target_paths(greeks, kparams.targets, kparams.params)
+    shared = {"greeks": greeks, "params": kparams.params, "targets": targets, "backend": chosen.name}
+    t0 = time.perf_counter()
+    first = _policy_block(shared, 0, min(1, n_pol))
+    per_policy = time.perf_counter() - t0
+    size = block_size(max(0, n_pol - 1), cluster.worker_count(), per_policy)
+    rest = map_blocks(cluster, _policy_block, shared, [(a + 1, b + 1) for a, b in block_bounds(n_pol - 1, size)])
+    task = np.concatenate([first, *rest], axis=2) if n_pol else first
+    return SweepResult(policies, greeks, kparams, task, book_terms(greeks), {},
+                       {"used": chosen.name, "device": chosen.device, "reason": chosen.reason,
+                        "blocks": 1 + len(rest), "block_size": size, "cluster": cluster.description},
+                       time.perf_counter() - t0)
