@@ -2,6 +2,8 @@
 
 * :func:`position_greeks` - one pass over positions, every measure of each (see instruments.py).
 * :func:`tile_sums` - one level of the fixed reduction tree of :mod:`segsum`.
+* :func:`policy_sweep` - the hedge recurrence of every (policy, group, path) (see policy.py).
+* ``band_*_vec`` - the band half-width formulas of policy.py over arrays, for the adherence bands.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from numba import njit, prange
 
 from ._cache import configure_numba_cache
 from .instruments import position_measures
+from . import policy as _policy
 from .segsum import TILE
 
 CACHE_DIR = configure_numba_cache()
@@ -46,3 +49,58 @@ def tile_sums(values, index, tile_start, tile_len, out):
                     buf[j] += buf[j + s]
                 s //= 2
             out[m, t] = buf[0]
+
+
+@njit(parallel=True, cache=True)
+def policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, target, und, dt, trace_slot,
+                 out, trace):
+    """out[task] = statistics of the hedge recurrence of every task (policy, group, path); see
+    :func:`gpuskew.kernels.policy.policy_task`. Each task accumulates sequentially, in step order."""
+    for task in prange(out.shape[0]):
+        _policy.policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, target, und,
+                            dt, trace_slot, out, trace)
+
+
+@njit(cache=True)
+def band_fixed_vec(coins, usd, S, out):
+    """out[i] = fixed half-width coins[i] + usd[i] / S[i] (coins)."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.fixed_half_width(coins[i], usd[i], S[i])
+
+
+@njit(cache=True)
+def band_var_vec(budget, z, vol, S, sqrt_h, out):
+    """out[i] = var half-width budget[i] / (z sigma[i] S[i] sqrt(h)) (coins)."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.var_half_width(budget[i], z, vol[i], S[i], sqrt_h)
+
+
+@njit(cache=True)
+def band_whalley_wilmott_vec(cost, S, gamma, risk_aversion, out):
+    """out[i] = (3 lambda[i] S[i] Gamma[i]^2 / (2 gamma))^(1/3) (coins)."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.whalley_wilmott_half_width(cost[i], S[i], gamma[i], risk_aversion)
+
+
+@njit(cache=True)
+def band_zakamouline_vec(cost, risk_aversion, S, vol, tau, r, gamma, vanna, h0, h1, k, shift):
+    """Zakamouline's H0, H1, K and the centre shift vanna (sigma_m - sigma) * 100 per row."""
+    for i in range(h0.shape[0]):
+        h0[i] = _policy.zakamouline_h0(cost[i], risk_aversion, S[i], vol[i], tau)
+        h1[i] = _policy.zakamouline_h1(cost[i], tau, r[i], vol[i], gamma[i], risk_aversion)
+        k[i] = _policy.zakamouline_k(cost[i], tau, r[i], vol[i], risk_aversion, S[i], gamma[i])
+        shift[i] = vanna[i] * (_policy.zakamouline_modified_vol(vol[i], k[i], gamma[i]) - vol[i]) * 100.0
+
+
+@njit(cache=True)
+def band_floor_cap_vec(half, floor_coins, floor_usd, cap_coins, cap_usd, S, out):
+    """out[i] = max(min(half[i], cap), floor) with cap and floor in coins from coins and USD / S."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.floor_cap(half[i], floor_coins, floor_usd, cap_coins, cap_usd, S[i])
+
+
+@njit(cache=True)
+def skew_vec(dev, lower, upper, out):
+    """out[i] = dev[i] / the half-width on its side, clipped to +/- SKEW_CAP (policy.skew_of)."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.skew_of(dev[i], lower[i], upper[i])
