@@ -1,0 +1,326 @@
+"""Policies files: a limits file in which any value may be a list; each list is a grid axis.
+
+    grid = load_policies("policies.toml")
+    grid.axes            # [Axis("underlying.BTC.band.usd", (100000, 250000, 500000)), ...]
+    grid.policies        # the cartesian product: [PolicyPoint(policy_id, values, mapping, limits)]
+
+Every key of a limits file (``docs/adherence.md``) may hold a list instead of its value:
+
+* a scalar key (``usd = [1e5, 2.5e5]``, ``mode = ["to_band", "to_target"]``) is an axis of scalars;
+* ``band`` or ``target`` may be a list of tables (``band = [{model = "fixed", usd = 1e5},
+  {model = "whalley_wilmott", risk_aversion = 1e-6}]``): an axis of models;
+* keys whose value is a list already (``hedge.instruments``, ``target.cash_underlyings``) are axes
+  only when given a list of lists; ``match`` tables and the ``[[group]]`` /
+  ``[[hedge_instrument]]`` arrays are never axes.
+
+The policies are the cartesian product of the axes, in file order (the last axis varies fastest).
+Each policy is the limits file with every list replaced by one of its values, parsed and validated
+by :func:`gpuskew.policy.limits.parse_limits`: it is a valid file for ``gpuskew run --limits``
+(:func:`to_toml` writes it). ``policy_id`` is a hash of the policy's resolved mapping (not of its
+position in the grid): the same policy has the same id in any file and any axis order.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import itertools
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpuskew.errors import InvalidConfig
+from gpuskew.policy.limits import Limits, parse_limits
+
+if sys.version_info >= (3, 11):  # pragma: no cover - version dependent
+    import tomllib as _toml
+else:  # pragma: no cover
+    import tomli as _toml
+
+#: Most policies one file may describe (the product of the axis lengths).
+MAX_POLICIES: int = 1_000_000
+#: Characters of the sha256 hex digest kept as the policy id.
+POLICY_ID_LENGTH: int = 12
+#: Keys whose value is a list in a limits file: a list of lists makes them an axis.
+LIST_VALUED_KEYS: frozenset[str] = frozenset({"instruments", "cash_underlyings"})
+#: Top-level arrays of tables (their elements are walked, the arrays are never axes).
+TABLE_ARRAYS: frozenset[str] = frozenset({"group", "hedge_instrument"})
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One grid axis: the dotted key (``underlying.BTC.band.usd``, ``group[0].band``), its path in
+    the mapping and its values."""
+
+    name: str
+    path: tuple
+    values: tuple
+
+
+@dataclass
+class PolicyPoint:
+    """One policy of a grid: its id, its axis values, the limits mapping and the parsed limits."""
+
+    policy_id: str
+    values: dict[str, Any]
+    mapping: dict
+    limits: Limits
+    is_current: bool = False
+
+    @property
+    def label(self) -> str:
+        """``axis=value, ...`` (``current`` for the current limits outside the grid)."""
+        if not self.values:
+            return "current" if self.is_current else "(no axes)"
+        return ", ".join(f"{k}={_short(v)}" for k, v in self.values.items())
+
+
+@dataclass
+class PolicyGrid:
+    """A parsed policies file: its axes and policies (see the module docstring)."""
+
+    source: str
+    axes: list[Axis]
+    policies: list[PolicyPoint]
+    base: dict = field(repr=False, default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def by_id(self, policy_id: str) -> PolicyPoint:
+        for p in self.policies:
+            if p.policy_id == policy_id:
+                return p
+        raise KeyError(policy_id)
+
+    @property
+    def current(self) -> PolicyPoint | None:
+        for p in self.policies:
+            if p.is_current:
+                return p
+        return None
+
+    def with_current(self, mapping: Mapping[str, Any], source: str = "<current limits>") -> PolicyGrid:
+        """The grid with the current limits marked: the grid's policy with the same id, or an extra
+        policy (with no axis values) appended."""
+        limits = parse_limits(mapping, source=source)
+        pid = policy_id(mapping)
+        policies = [PolicyPoint(p.policy_id, p.values, p.mapping, p.limits, p.policy_id == pid)
+                    for p in self.policies]
+        if not any(p.is_current for p in policies):
+            policies.append(PolicyPoint(pid, {}, _plain(mapping), limits, True))
+        return PolicyGrid(self.source, self.axes, policies, self.base)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), default=str)
+    return str(v)
+
+
+def _plain(obj: Any) -> Any:
+    """A deep copy made of dicts, lists and scalars."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _canonical(obj: Any) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, (_dt.datetime, _dt.date, _dt.time)):
+            return o.isoformat()
+        raise TypeError(f"not serialisable: {type(o).__name__}")
+
+    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), default=default, allow_nan=True)
+
+
+def policy_id(mapping: Mapping[str, Any]) -> str:
+    """The stable id of a policy: the first 12 hex digits of the sha256 of its canonical JSON."""
+    return hashlib.sha256(_canonical(mapping).encode()).hexdigest()[:POLICY_ID_LENGTH]
+
+
+def _key_name(path: tuple) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _find_axes(node: Any, path: tuple, axes: list[Axis], source: str) -> None:
+    """Walk a limits mapping and collect its axes (see the module docstring)."""
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            if k == "match":
+                continue  # [[group]] match values may be lists of accepted values
+            _find_axes(v, path + (k,), axes, source)
+        return
+    if not isinstance(node, list):
+        return
+    key = path[-1] if path else ""
+    if len(path) == 1 and key in TABLE_ARRAYS:
+        for i, element in enumerate(node):
+            _find_axes(element, path + (i,), axes, source)
+        return
+    name = _key_name(path)
+    if key in LIST_VALUED_KEYS and not (node and all(isinstance(v, list) for v in node)):
+        return  # a plain value of a list-valued key
+    if not node:
+        raise InvalidConfig(source, name, [], "a grid axis needs at least one value")
+    for v in node:
+        if isinstance(v, Mapping):
+            inner: list[Axis] = []
+            _find_axes(v, path, inner, source)
+            if inner:
+                raise InvalidConfig(source, inner[0].name, inner[0].values,
+                                    f"a list inside a table that is itself a value of the axis {name} "
+                                    "(nested grid axes are not supported)")
+        elif isinstance(v, list) and key not in LIST_VALUED_KEYS:
+            raise InvalidConfig(source, name, v, "a grid axis holds values, not lists")
+    seen: list[str] = []
+    for v in node:
+        c = _canonical(v)
+        if c in seen:
+            raise InvalidConfig(source, name, v, "duplicate value in a grid axis")
+        seen.append(c)
+    axes.append(Axis(name, path, tuple(_plain(v) for v in node)))
+
+
+def _set(mapping: dict, path: tuple, value: Any) -> None:
+    node: Any = mapping
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = _plain(value)
+
+
+def expand_policies(mapping: Mapping[str, Any], source: str = "<policies>") -> PolicyGrid:
+    """The grid of a policies mapping (as read from TOML): its axes and every policy, each parsed
+    by :func:`parse_limits`. Raises :class:`InvalidConfig` naming the source, the key and rule."""
+    if not isinstance(mapping, Mapping):
+        raise InvalidConfig(source, "(file)", None, "a policies file is a TOML table")
+    base = _plain(mapping)
+    axes: list[Axis] = []
+    _find_axes(base, (), axes, source)
+    total = math.prod(len(a.values) for a in axes)
+    if total > MAX_POLICIES:
+        raise InvalidConfig(source, ", ".join(a.name for a in axes), total,
+                            f"the grid holds more than {MAX_POLICIES:,} policies")
+    policies: list[PolicyPoint] = []
+    for combo in itertools.product(*(a.values for a in axes)):
+        m = _plain(base)
+        values: dict[str, Any] = {}
+        for axis, v in zip(axes, combo):
+            _set(m, axis.path, v)
+            values[axis.name] = v
+        where = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
+        limits = parse_limits(m, source=f"{source} (policy {where})" if where else source)
+        policies.append(PolicyPoint(policy_id(m), values, m, limits))
+    return PolicyGrid(source, axes, policies, base)
+
+
+def read_toml(path: str | Path) -> dict:
+    """A TOML file as a mapping; unreadable or invalid files raise :class:`InvalidConfig`."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise InvalidConfig(str(p), "(file)", None, f"cannot read: {e.strerror or e}") from None
+    try:
+        return _toml.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, _toml.TOMLDecodeError) as e:
+        raise InvalidConfig(str(p), "(file)", None, f"not valid TOML: {e}") from None
+
+
+def load_policies(path: str | Path) -> PolicyGrid:
+    """Read a policies file (TOML) and expand its grid."""
+    return expand_policies(read_toml(path), source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# writing a limits mapping back as TOML (a proposed limits file)
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else json.dumps(k, ensure_ascii=False)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        text = repr(v)
+        return text if any(c in text for c in ".en") else text + ".0"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, _dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+            return v.isoformat() + "Z"
+        return v.isoformat()
+    if isinstance(v, (_dt.date, _dt.time)):
+        return v.isoformat()
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(str(k))} = {_toml_value(x)}" for k, x in v.items()) + " }" \
+            if v else "{}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def _section(lines: list[str], header: str, table: Mapping[str, Any]) -> None:
+    lines.append(header)
+    for k, v in table.items():
+        lines.append(f"{_toml_key(str(k))} = {_toml_value(v)}")
+    lines.append("")
+
+
+def to_toml(mapping: Mapping[str, Any], header: str = "") -> str:
+    """A limits mapping as TOML text (``[defaults]``, ``[underlying.NAME]``, ``[[group]]``,
+    ``[[hedge_instrument]]``; nested tables inline). ``header``: comment lines put first."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    if lines:
+        lines.append("")
+    scalars = [k for k, v in mapping.items() if not isinstance(v, (Mapping, list)) or
+               (isinstance(v, list) and not (v and all(isinstance(x, Mapping) for x in v)))]
+    for k in scalars:
+        lines.append(f"{_toml_key(k)} = {_toml_value(mapping[k])}")
+    if scalars:
+        lines.append("")
+    for k, v in mapping.items():
+        if k in scalars:
+            continue
+        if k == "underlying" and isinstance(v, Mapping):
+            for name, sec in v.items():
+                _section(lines, f"[underlying.{_toml_key(str(name))}]", sec)
+        elif isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
+            for element in v:
+                _section(lines, f"[[{_toml_key(k)}]]", element)
+        else:
+            _section(lines, f"[{_toml_key(k)}]", v)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+__all__ = ["Axis", "PolicyPoint", "PolicyGrid", "expand_policies", "load_policies", "policy_id", "read_toml",
+           "to_toml", "MAX_POLICIES"]
