@@ -251,6 +251,141 @@ def load_policies(path: str | Path) -> PolicyGrid:
 
 
 # ---------------------------------------------------------------------------------------------
+# policies as parameter arrays for the sweep kernel (gpuskew.kernels.policy)
+
+
+@dataclass
+class KernelParams:
+    """The sweep kernel's inputs for a list of policies over a list of groups.
+
+    ``params`` (policies, groups, N_PARAMS) float64 (layout: ``gpuskew.kernels.policy.P_*``);
+    ``monitored`` (policies, groups): the policy monitors the group (``enabled``); ``targets``: the
+    distinct non-neutral target specs (``params[..., P_TARGET]`` indexes them, -1 = neutral);
+    ``hedge`` (policies, groups): the hedge instrument each pair trades (None: it never trades);
+    ``warnings``: one line per reason a monitored pair cannot trade.
+    """
+
+    params: Any
+    monitored: Any
+    targets: list
+    hedge: list[list[str | None]]
+    warnings: list[str]
+
+
+def _choose_hedge(policy: Any, underlying: str, hedges: Sequence[Any]) -> Any | None:
+    """The cheapest allowed hedge instrument (fee + half_spread + impact) on the underlying; ties to
+    the first in the file (the rule of the adherence's Whalley-Wilmott cost)."""
+    allowed = policy.hedge.instruments
+    best = None
+    for h in hedges:
+        if h.underlying != underlying or (allowed is not None and h.name not in allowed):
+            continue
+        if best is None or h.spec.cost_fraction < best.spec.cost_fraction:
+            best = h
+    return best
+
+
+def kernel_params(policies: Sequence[PolicyPoint], groups: Sequence[Mapping[str, Any]],
+                  resolve_hedges: Any, step_seconds: float, rates: Sequence[float]) -> KernelParams:
+    """Parameter arrays of every (policy, group) for the sweep kernel.
+
+    ``groups``: group rows (level, underlying, tags: what limits match on); ``resolve_hedges(limits)``
+    -> the limits' hedge instruments resolved against the book (objects with ``name``,
+    ``underlying``, ``kind``, ``settlement``, ``contract_size`` and ``spec``, as
+    ``gpuskew.adherence.hedging.HedgeInstrument``); ``step_seconds``: the market's step;
+    ``rates``: each group's underlying rate r.
+    """
+    import numpy as np
+    from statistics import NormalDist
+
+    from gpuskew.kernels import policy as kp
+
+    n_pol, n_g = len(policies), len(groups)
+    params = np.zeros((n_pol, n_g, kp.N_PARAMS))
+    monitored = np.zeros((n_pol, n_g), dtype=bool)
+    targets: list = []
+    hedge_names: list[list[str | None]] = [[None] * n_g for _ in range(n_pol)]
+    warnings: list[str] = []
+    codes = {"fixed": kp.BAND_FIXED, "var": kp.BAND_VAR, "whalley_wilmott": kp.BAND_WHALLEY_WILMOTT,
+             "zakamouline": kp.BAND_ZAKAMOULINE}
+    resolved: dict[int, Sequence[Any]] = {}
+    for i, point in enumerate(policies):
+        limits = point.limits
+        if id(limits) not in resolved:
+            resolved[id(limits)] = resolve_hedges(limits)
+        hedges = resolved[id(limits)]
+        for g, row in enumerate(groups):
+            x = params[i, g]
+            x[kp.P_TARGET] = -1.0
+            x[kp.P_CAP_COINS] = math.inf
+            x[kp.P_CAP_USD] = math.inf
+            x[kp.P_INTERVAL] = 1.0
+            x[kp.P_FRACTION] = 1.0
+            x[kp.P_LOT] = 1.0
+            pol = limits.policy_for(row)
+            if not pol.enabled:
+                continue
+            monitored[i, g] = True
+            band = pol.band
+            u = row["underlying"]
+            x[kp.P_MEASURE] = 0.0 if pol.measure == "delta" else 1.0
+            if pol.target.model != "neutral":
+                if pol.target not in targets:
+                    targets.append(pol.target)
+                x[kp.P_TARGET] = float(targets.index(pol.target))
+            x[kp.P_BAND] = float(codes[band.model])
+            chosen = _choose_hedge(pol, u, hedges)
+            if band.model == "fixed":
+                for side in ("lo", "up"):
+                    full = "lower" if side == "lo" else "upper"
+                    coins, usd = getattr(band, f"{full}_coins"), getattr(band, f"{full}_usd")
+                    x[kp.P_LO_COINS if side == "lo" else kp.P_UP_COINS] = 0.0 if coins is None else coins
+                    x[kp.P_LO_USD if side == "lo" else kp.P_UP_USD] = 0.0 if usd is None else usd
+            elif band.model == "var":
+                x[kp.P_LO_BUDGET] = band.lower_budget_usd
+                x[kp.P_UP_BUDGET] = band.upper_budget_usd
+                x[kp.P_Z] = NormalDist().inv_cdf(band.confidence)
+                x[kp.P_SQRT_H] = math.sqrt(band.horizon_hours / (24.0 * 365.0))
+            else:
+                cost = band.cost if band.cost is not None else (chosen.spec.cost_fraction if chosen else None)
+                if cost is None:
+                    raise InvalidConfig(limits.source, f"{band.key}.cost", None,
+                                        f"required for underlying {u}: no [[hedge_instrument]] on {u} is "
+                                        "allowed for this group to derive lambda from")
+                x[kp.P_RISK_AVERSION] = band.risk_aversion
+                x[kp.P_COST] = cost
+                x[kp.P_TAU] = band.tau_days / 365.0
+            x[kp.P_FLOOR_COINS] = band.floor_coins or 0.0
+            x[kp.P_FLOOR_USD] = band.floor_usd or 0.0
+            x[kp.P_CAP_COINS] = band.cap_coins if band.cap_coins is not None else math.inf
+            x[kp.P_CAP_USD] = band.cap_usd if band.cap_usd is not None else math.inf
+            x[kp.P_RATE] = float(rates[g])
+            hedge = pol.hedge
+            if hedge.interval_hours is not None:
+                x[kp.P_INTERVAL] = float(max(1, round(hedge.interval_hours * 3600.0 / step_seconds)))
+            x[kp.P_MODE] = float(kp.MODE_TO_BAND if hedge.mode == "to_band" else kp.MODE_TO_TARGET)
+            x[kp.P_FRACTION] = hedge.fraction
+            if chosen is None:
+                if hedge.enabled:
+                    warnings.append(f"no allowed [[hedge_instrument]] on {u} for group "
+                                    f"{', '.join(f'{k}={v}' for k, v in row.items() if v is not None)}: "
+                                    f"policy {point.policy_id} never trades it")
+                continue
+            spec = chosen.spec
+            x[kp.P_ENABLED] = 1.0 if hedge.enabled else 0.0
+            x[kp.P_FEE] = spec.fee
+            x[kp.P_HALF_SPREAD] = spec.half_spread
+            x[kp.P_IMPACT] = spec.impact
+            x[kp.P_IMPACT_SLOPE] = spec.impact_per_million_usd / 1e6
+            x[kp.P_LOT] = spec.lot_size * chosen.contract_size
+            x[kp.P_MIN_SIZE] = spec.min_size * chosen.contract_size
+            x[kp.P_INVERSE] = 1.0 if chosen.settlement == "inverse" and chosen.kind != "spot" else 0.0
+            x[kp.P_FUNDING] = 1.0 if chosen.kind == "perpetual" else 0.0
+            hedge_names[i][g] = chosen.name
+    return KernelParams(params, monitored, targets, hedge_names, sorted(set(warnings)))
+
+
+# ---------------------------------------------------------------------------------------------
 # writing a limits mapping back as TOML (a proposed limits file)
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -322,5 +457,5 @@ def to_toml(mapping: Mapping[str, Any], header: str = "") -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-__all__ = ["Axis", "PolicyPoint", "PolicyGrid", "expand_policies", "load_policies", "policy_id", "read_toml",
-           "to_toml", "MAX_POLICIES"]
+__all__ = ["Axis", "PolicyPoint", "PolicyGrid", "KernelParams", "expand_policies", "load_policies", "policy_id",
+           "read_toml", "to_toml", "kernel_params", "MAX_POLICIES"]
