@@ -49,6 +49,12 @@ class BacktestRun:
     best: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
+def group_name(row: dict) -> str:
+    """``level/underlying[/tag=value,...]``: a group's name in summaries and logs."""
+    tags = ",".join(f"{k}={v}" for k, v in row.items() if k not in ("level", "underlying") and v is not None)
+    return f"{row['level']}/{row['underlying']}" + (f"/{tags}" if tags else "")
+
+
 def hedge_resolver(book: Book, as_of: Any) -> Callable[[Any], list]:
     """``limits -> hedge instruments`` resolved against the book's instruments and quotes
     (``gpuskew.adherence.hedging.resolve_hedge_instruments``), cached per set of entries."""
@@ -143,7 +149,7 @@ def run_backtest(book: Book, grid: PolicyGrid, market: MarketPaths, *, levels: S
         "current_policy_id": current.policy_id if current else None,
         "risk_aversion": risk_aversion,
         "greeks_path": dict(greeks.error),
-        "best_by_ce": [{**greeks.groups[g], "policy_id": result.policies[int(best[g])].policy_id,
+        "best_by_ce": [{"group": group_name(greeks.groups[g]), "policy_id": result.policies[int(best[g])].policy_id,
                         "label": result.policies[int(best[g])].label,
                         "ce_usd": float(summary.values["ce_usd"][best[g], g])}
                        for g in range(greeks.n_groups) if best[g] >= 0],
@@ -174,4 +180,4 @@ def output_writers(run: BacktestRun) -> dict[str, Callable[[Path], None]]:
     return files
 
 
-__all__ = ["BacktestRun", "run_backtest", "output_writers", "hedge_resolver", "BACKTEST_FILES", "file_hash"]
+__all__ = ["BacktestRun", "run_backtest", "group_name", "output_writers", "hedge_resolver", "BACKTEST_FILES", "file_hash"]

@@ -354,5 +354,7 @@ def entry_point() -> None:
     os._exit(code)
 
 
+main.add_command(__import__("gpuskew.cli.backtest", fromlist=["backtest"]).backtest)
+
 if __name__ == "__main__":  # pragma: no cover
     entry_point()
