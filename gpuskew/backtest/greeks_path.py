@@ -56,6 +56,8 @@ SETTLE_T: float = 1e-6 / schema.SECONDS_PER_YEAR
 SECONDS_PER_DAY: float = 86_400.0
 #: Default: a full revaluation every this many steps.
 DEFAULT_FULL_EVERY: int = 60
+#: Positions x revaluations priced in one kernel launch (revaluations are batched side by side).
+ROWS_PER_LAUNCH: int = 1 << 20
 
 _M = {name: i for i, name in enumerate(schema.MEASURE_NAMES)}
 #: measures the path keeps per group and step
@@ -246,14 +248,76 @@ def compute_greeks_path(book: Book, market: MarketPaths, levels: Sequence[tuple[
     events = set(int(s) for s in start_step if 0 < s <= n_t)
     events |= set(int(s) for s in settle if 0 <= s <= n_t)
     reval_steps = sorted(set(range(0, n_t + 1, full_every)) | {n_t} | events)
-    changes = np.array(sorted(events), dtype=np.int64)
 
-    static = {name: chosen.to_device(np.ascontiguousarray(getattr(flat, name))) for name in
-              ("kind", "settle", "cp", "csize", "strike")}
-    static["entry"] = chosen.to_device(np.ascontiguousarray(entry))
+    # every (path, step, variant) to revalue: variant 0 the book as held at the step (settling
+    # positions priced at their payoff), variant 1 the book after that step's settlements. They are
+    # independent, so they are revalued in batches: the positions of b blocks side by side in one
+    # kernel launch, summed per (block, group) by one reduction plan.
+    settle_steps = {int(x) for x in settle if 0 <= x <= n_t}
+    blocks = [(p, t, v) for p in range(n_p) for t in reval_steps for v in ((0, 1) if t in settle_steps else (0,))]
+    where = {blk: i for i, blk in enumerate(blocks)}
+    keep = PATH_MEASURES + ("volga",)
+    sums_all = np.empty((len(blocks), len(keep), n_g))
+    values_at: dict[int, np.ndarray] = {}
+    per_launch = max(1, min(len(blocks), ROWS_PER_LAUNCH // max(1, n)))
+    fill_steps = {int(x) for x in start_step[is_fill]}
+    static_cache: dict[int, dict] = {}
+    plan_cache: dict[tuple[int, int], tuple] = {}
 
-    def level_sums(values: Any) -> np.ndarray:
-        return np.concatenate([chosen.segmented_sum(values, L.plan, L.device_plan) for L in lv], axis=1)
+    def static_cols(b: int) -> dict:
+        if b not in static_cache:
+            static_cache.clear()
+            static_cache[b] = {name: chosen.to_device(np.ascontiguousarray(np.tile(a, b))) for name, a in
+                               (("kind", flat.kind), ("settle", flat.settle), ("cp", flat.cp), ("csize", flat.csize),
+                                ("strike", flat.strike), ("entry", entry), ("r", flat.r))}
+        return static_cache[b]
+
+    def level_plan(k: int, b: int) -> tuple:
+        if (k, b) not in plan_cache:
+            L = lv[k]
+            codes = (L.codes[None, :].astype(np.int64) + L.n_groups * np.arange(b, dtype=np.int64)[:, None]).ravel()
+            plan = plan_segmented_sum(codes, L.n_groups * b)
+            plan_cache[(k, b)] = (plan, chosen.plan_to_device(plan))
+        return plan_cache[(k, b)]
+
+    keep_rows = [_M[name] for name in keep]
+    for c0 in range(0, len(blocks), per_launch):
+        chunk = blocks[c0:c0 + per_launch]
+        b = len(chunk)
+        pi = np.array([x[0] for x in chunk], dtype=np.int64)[:, None]
+        ti = np.array([x[1] for x in chunk], dtype=np.int64)[:, None]
+        vi = np.array([x[2] for x in chunk], dtype=np.int64)[:, None]
+        S_pos = market.spot[pi, u_code[None, :], ti]
+        shift = market.atm_vol[pi, u_code[None, :], ti] - market.atm_vol[pi, u_code[None, :], 0]
+        fwd = np.where(fwd0 > 0, fwd0 * (S_pos / S0_pos), 0.0)
+        vol = np.where(is_option, np.maximum(vol0 + shift, IV_FLOOR), 0.0)
+        T = np.stack([flat.time_to_expiry(int(round(start_us + int(t) * step_us))) for t in ti[:, 0]])
+        settling = settle[None, :] == ti
+        T = np.where(settling, SETTLE_T, T)
+        active = (start_step[None, :] <= ti) & ((settle[None, :] >= ti) | (settle[None, :] < 0))
+        active &= ~(settling & (vi == 1))
+        qty = np.where(active, flat.qty[None, :], 0.0)
+        cols = dict(static_cols(b))
+        for name, a in (("qty", qty), ("S", S_pos), ("fwd", fwd), ("vol", vol), ("T", T)):
+            cols[name] = chosen.to_device(np.ascontiguousarray(a, dtype=np.float64).reshape(-1))
+        out_dev, _status = chosen.position_greeks(cols)
+        parts = []
+        for k, L in enumerate(lv):
+            plan, dplan = level_plan(k, b)
+            parts.append(chosen.segmented_sum(out_dev, plan, dplan).reshape(-1, b, L.n_groups))
+        sums = np.concatenate(parts, axis=2)[keep_rows]  # (measures, blocks, groups)
+        if not np.isfinite(sums).all():
+            bad = int(np.flatnonzero(~np.isfinite(sums).all(axis=(0, 2)))[0])
+            raise InvalidInput(ext.sources.get("positions", "positions"), None,
+                               f"non-finite greeks at step {chunk[bad][1]} of path {chunk[bad][0]} (check the "
+                               "market path and the book's quantities, strikes and vols)")
+        sums_all[c0:c0 + b] = np.transpose(sums, (1, 0, 2))
+        need = [j for j, (_, t, v) in enumerate(chunk) if v == 0 and (t in fill_steps or t in settle_steps)]
+        if need:
+            values = np.asarray(chosen.to_host(out_dev))[_M["value_usd"]].reshape(b, n)
+            for j in need:
+                values_at[c0 + j] = values[j].copy()
+    n_reval = len(blocks)
 
     def group_of_positions(per_position: np.ndarray) -> np.ndarray:
         """Host sums per group of a per-position vector (bincount per level)."""
@@ -264,61 +328,40 @@ def compute_greeks_path(book: Book, market: MarketPaths, levels: Sequence[tuple[
     err_v = err_d = 0.0  # value (USD) and delta x S (USD)
     err_v2 = err_d2 = move_v2 = 0.0
     err_n = 0
-    n_reval = 0
     dt_days = market.step_seconds / SECONDS_PER_DAY
     for p in range(n_p):
         cash = np.zeros(n_g)
+        cash_prev = cash
         base: dict[str, np.ndarray] | None = None
         base_step = 0
-        for r_i, t in enumerate(reval_steps):
-            S_u = market.spot[p, :, t]
-            L_u = market.atm_vol[p, :, t]
-            S_pos = S_u[u_code]
-            fwd = np.where(fwd0 > 0, fwd0 * (S_pos / S0_pos), 0.0)
-            vol = np.where(is_option, np.maximum(vol0 + (L_u - market.atm_vol[p, :, 0])[u_code], IV_FLOOR), 0.0)
-            T = flat.time_to_expiry(int(round(start_us + t * step_us)))
-            settling = settle == t
-            T = np.where(settling, SETTLE_T, T)
-            active = (start_step <= t) & ((settle >= t) | (settle < 0))
-            qty = np.where(active, flat.qty, 0.0)
-            cols = dict(static)
-            for name, a in (("qty", qty), ("S", S_pos), ("fwd", fwd), ("r", flat.r), ("vol", vol), ("T", T)):
-                cols[name] = chosen.to_device(np.ascontiguousarray(a, dtype=np.float64))
-            out_dev, _status = chosen.position_greeks(cols)
-            sums = level_sums(out_dev)
-            if not np.isfinite(sums).all():
-                raise InvalidInput(ext.sources.get("positions", "positions"), None,
-                                   f"non-finite greeks at step {t} of path {p} (check the market path and the "
-                                   "book's quantities, strikes and vols)")
-            n_reval += 1
+        for t in reval_steps:
+            k0 = where[(p, t, 0)]
+            state = {name: sums_all[k0, i] for i, name in enumerate(keep)}
             fills_here = (start_step == t) & is_fill
-            if fills_here.any() or settling.any():
-                values = np.asarray(chosen.to_host(out_dev))[_M["value_usd"]]
-                if fills_here.any():
-                    paid = np.zeros(n)
-                    rows_f = np.flatnonzero(fills_here)
-                    k = rows_f - (n - len(flow))  # index into the flow
-                    price = flow.price[k]
-                    v_row = values[rows_f]
-                    at_model = ~np.isfinite(price)
-                    contract_cash = -flat.qty[rows_f] * flat.csize[rows_f] * np.where(at_model, 0.0, price)
-                    model_cash = -v_row * (1.0 - np.sign(flat.qty[rows_f]) * flow.edge)
-                    linear_kind = (inst_kind[rows_f] == ki.KIND_PERPETUAL) | (inst_kind[rows_f] == ki.KIND_FUTURE)
-                    paid[rows_f] = np.where(at_model, model_cash, np.where(linear_kind, 0.0, contract_cash)) \
-                        - flow.fee[k]
-                    cash = cash + group_of_positions(paid)
-            # the state at t: the book as held at t (settling positions still in), then their payoff
-            # becomes cash and they leave the base of the next Taylor steps
-            state = {name: sums[_M[name]] for name in PATH_MEASURES + ("volga",)}
+            settling = settle == t
+            changed = bool(fills_here.any() or settling.any())
+            if fills_here.any():
+                values = values_at[k0]
+                paid = np.zeros(n)
+                rows_f = np.flatnonzero(fills_here)
+                k = rows_f - (n - len(flow))  # index into the flow
+                price = flow.price[k]
+                at_model = ~np.isfinite(price)
+                contract_cash = -flat.qty[rows_f] * flat.csize[rows_f] * np.where(at_model, 0.0, price)
+                model_cash = -values[rows_f] * (1.0 - np.sign(flat.qty[rows_f]) * flow.edge)
+                linear_kind = (inst_kind[rows_f] == ki.KIND_PERPETUAL) | (inst_kind[rows_f] == ki.KIND_FUTURE)
+                paid[rows_f] = np.where(at_model, model_cash, np.where(linear_kind, 0.0, contract_cash)) \
+                    - flow.fee[k]
+                cash = cash + group_of_positions(paid)
             if base is not None and t > base_step:
                 # Taylor steps base_step+1 .. t from the base; at t, measure the error when the book
                 # did not change since the base
                 ts = np.arange(base_step + 1, t + 1)
                 pred = _taylor(base, market, p, und, base_step, ts, dt_days)
                 _store(arrays, p, ts[:-1], pred, cash_prev)
-                if not (fills_here.any() or settling.any()):
+                if not changed:
                     dv = pred["value_usd"][:, -1] - state["value_usd"]
-                    dd = (pred["delta"][:, -1] - state["delta"]) * S_u[und]
+                    dd = (pred["delta"][:, -1] - state["delta"]) * market.spot[p, und, t]
                     err_v = max(err_v, float(np.max(np.abs(dv))) if dv.size else 0.0)
                     err_d = max(err_d, float(np.max(np.abs(dd))) if dd.size else 0.0)
                     err_v2 += float(np.sum(dv * dv))
@@ -328,14 +371,12 @@ def compute_greeks_path(book: Book, market: MarketPaths, levels: Sequence[tuple[
                     err_n += dv.size
             _store(arrays, p, np.array([t]), {k: v[:, None] for k, v in state.items()}, cash)
             if settling.any():
-                payoff = np.where(settling, values, 0.0)
-                cash = cash + group_of_positions(payoff)
-                post = np.where(settling, 0.0, qty)
-                cols["qty"] = chosen.to_device(np.ascontiguousarray(post))
-                out2, _ = chosen.position_greeks(cols)
-                sums = level_sums(out2)
-                state = {name: sums[_M[name]] for name in PATH_MEASURES + ("volga",)}
-            base = {k: v.copy() for k, v in state.items()}
+                # the settling positions' payoff becomes cash; the book after the settlement is the
+                # base of the next steps
+                cash = cash + group_of_positions(np.where(settling, values_at[k0], 0.0))
+                k1 = where[(p, t, 1)]
+                state = {name: sums_all[k1, i] for i, name in enumerate(keep)}
+            base = state
             base_step = t
             cash_prev = cash.copy()
         if progress:
