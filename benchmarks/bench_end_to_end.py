@@ -1,7 +1,7 @@
 """End to end: ``gpuskew run`` on a Parquet book vs the same job by hand (pyarrow + NumPy/SciPy).
 
 1. Writes a demo book of ``--size`` positions (default 10^6) as Parquet with
-   ``gpuskew.demo.write_demo_book`` into a temporary folder.
+   ``gpuskew.synthetic.demo.write_demo_book`` into a temporary folder.
 2. (a) ``gpuskew run BOOK --out OUT --backend cpu --group-by desk,book --as-of <demo as_of>
    --overwrite`` as a subprocess (the console script, as a user runs it), and
    (b) ``python benchmarks/by_hand.py BOOK --out OUT2 ...``: one untimed run of each first (warm
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         _, proc = run_cmd([*cmd_hand, "--timings"])
         hand_stages = json.loads(proc.stdout.strip().splitlines()[-1])
         t_imp_gs = best_of_cmd([sys.executable, "-c", "import gpuskew.cli, gpuskew.core.engine, gpuskew.core.book, "
-                                "gpuskew.io, gpuskew.validate, pyarrow.parquet; "
+                                "gpuskew.io, gpuskew.io.validate, pyarrow.parquet; "
                                 "from gpuskew.kernels import cpu"], args.repeat, warmup=1)[0]
         t_imp_hand = best_of_cmd([sys.executable, "-c", "import numpy, pyarrow.parquet, pyarrow.compute, "
                                   "scipy.special"], args.repeat, warmup=1)[0]

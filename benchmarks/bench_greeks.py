@@ -1,6 +1,6 @@
 """Greeks throughput: gpuskew's CPU kernel vs a vectorised NumPy/SciPy reference vs QuantLib.
 
-On mixed demo books (``gpuskew.demo.make_demo_book``: options, perpetuals, futures, spot) of each
+On mixed demo books (``gpuskew.synthetic.demo.make_demo_book``: options, perpetuals, futures, spot) of each
 size in ``--sizes``, in one process:
 
 * gpuskew CPU backend, kernel only: ``gpuskew.kernels.cpu.position_greeks`` on ``Book.flat()``

@@ -129,7 +129,7 @@ def child_stages(n: int, interval: float) -> None:
     from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
     from gpuskew.core.engine import compute
     from gpuskew.io import publish_run
-    from gpuskew.session import RiskRun, output_writers
+    from gpuskew.session import StepResult
     from gpuskew.kernels import cpu  # noqa: F401
     step("imports")
     tables = make_demo_book(n_positions=n, seed=7, as_of=DEMO_AS_OF)
@@ -148,7 +148,7 @@ def child_stages(n: int, interval: float) -> None:
     sizes["12 x n measures (float64)"] = 12 * n * 8
     out = Path(tempfile.mkdtemp(prefix="gpuskew-mem-child-"))
     try:
-        publish_run(out / "o", output_writers(RiskRun(result)), overwrite=True)
+        publish_run(out / "o", StepResult(result, run_id="bench").output_files(), overwrite=True)
         step("write outputs")
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -13,7 +13,7 @@
    then SciPy and pandas, made unimportable, as in a base install (both are only test
    dependencies of gpuskew). Where they are installed, numba would import ``scipy.linalg`` when
    it loads a cached kernel (a BLAS check) and pyarrow pandas on its first conversion; the
-   console script skips both probes (``gpuskew.startup``), and these rows check that it does.
+   console script skips both probes (``gpuskew.cli.startup``), and these rows check that it does.
 
     python benchmarks/bench_warm_start.py [--repeat 5] [--json-out]
 """
@@ -79,7 +79,7 @@ def _timeline_steps(demo_size: int, t0: float) -> None:
     from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
     from gpuskew.core.engine import compute
     from gpuskew.io import publish_run
-    from gpuskew.session import RiskRun, output_writers
+    from gpuskew.session import StepResult
     from gpuskew.kernels import cpu  # noqa: F401
     mark("import gpuskew (cli, engine, kernels.cpu, ...)")
     tables = make_demo_book(n_positions=demo_size, seed=7, as_of=DEMO_AS_OF)
@@ -98,7 +98,7 @@ def _timeline_steps(demo_size: int, t0: float) -> None:
     mark("compute")
     out = Path(tempfile.mkdtemp(prefix="gpuskew-warm-child-"))
     try:
-        publish_run(out / "o", output_writers(RiskRun(result)), overwrite=True)
+        publish_run(out / "o", StepResult(result, run_id="bench").output_files(), overwrite=True)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     mark("write outputs")
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
              ]), "",
              f"Target <= 2.5x: {ratio:.2f}x ({'met' if ratio <= 2.5 else 'MISSED'}). SciPy and pandas are "
              "test-only dependencies of gpuskew; the console script skips the probe imports of both "
-             "(numba's BLAS check, pyarrow's pandas check: gpuskew.startup), so these rows match the first. "
+             "(numba's BLAS check, pyarrow's pandas check: gpuskew.cli.startup), so these rows match the first. "
              + "; ".join(f"Without {label}: {t / t_base:.2f}x ({'met' if t / t_base <= 2.5 else 'MISSED'})"
                          for label, (t, _) in hidden.items())
              + f". First run of this benchmark: {t_first:.2f} s.",

@@ -169,7 +169,7 @@ def group_sums(out: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def flat_inputs(flat, T: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The 12 input arrays of the kernels, from a ``gpuskew.book.FlatPositions`` and T."""
+    """The 12 input arrays of the kernels, from a ``gpuskew.core.book.FlatPositions`` and T."""
     return (flat.kind, flat.settle, flat.cp, flat.qty, flat.csize, flat.strike, T, flat.S, flat.fwd,
             flat.r, flat.vol, flat.entry)
 

@@ -21,7 +21,8 @@ class GpuskewError(Exception):
 class InvalidInput(GpuskewError):
     """Bad input data: names the file (or table), the column, the first offending rows and the rule.
 
-    ``rows`` are 0-based row numbers of the table as read (data rows, header excluded).
+    ``rows`` are 0-based indices of the data rows as read (header excluded); the message shows them
+    as a person counts rows in a spreadsheet's data: from 1 (``row_numbers``).
     """
 
     exit_code = EXIT_INVALID
@@ -39,12 +40,19 @@ class InvalidInput(GpuskewError):
             where += f", column '{column}'"
         msg = f"invalid input: {where}: {rule}"
         if self.rows:
-            shown = ", ".join(str(r) for r in self.rows)
-            more = f" (first {len(self.rows)} of {self.n_bad})" if self.n_bad > len(self.rows) else ""
-            msg += f"; rows {shown}{more}"
+            shown = ", ".join(str(r) for r in self.row_numbers)
+            more = f", first {len(self.rows)} of {self.n_bad}" if self.n_bad > len(self.rows) else ""
+            word = "row" if len(self.rows) == 1 and self.n_bad == 1 else "rows"
+            msg += f"; {word} {shown} (data rows counted from 1{more})"
             if self.values:
                 msg += f"; values {', '.join(repr(v) for v in self.values)}"
         super().__init__(msg)
+
+
+    @property
+    def row_numbers(self) -> list[int]:
+        """The offending rows counted from 1 (the first data row is row 1)."""
+        return [r + 1 for r in self.rows]
 
 
 class InvalidConfig(GpuskewError):
@@ -53,8 +61,13 @@ class InvalidConfig(GpuskewError):
     exit_code = EXIT_INVALID
 
     def __init__(self, source: str, key: str, value: object, rule: str):
+        import reprlib
+
         self.source, self.key, self.value, self.rule = source, key, value, rule
-        super().__init__(f"invalid configuration: {source}: {key} = {value!r}: {rule}")
+        short = reprlib.Repr()
+        short.maxlevel, short.maxstring, short.maxlong, short.maxlist, short.maxdict, short.maxother = 3, 60, 40, 6, 6, 60
+        shown = short.repr(value)
+        super().__init__(f"invalid configuration: {source}: {key} = {shown}: {rule}")
 
 
 class CudaUnavailable(GpuskewError):

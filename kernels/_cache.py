@@ -43,5 +43,5 @@ def configure_numba_cache() -> Path:
     import numba
 
     folder = cache_root() / f"numba-{kernel_source_hash()}"
-    numba.config.CACHE_DIR = str(folder)
+    setattr(numba.config, "CACHE_DIR", str(folder))  # numba reads it when it caches a kernel
     return folder

@@ -46,7 +46,11 @@ def test_run_writes_outputs_and_json_summary(runner, book_dir, tmp_path):
     assert positions.schema.field("delta").metadata[b"unit"] == b"coins"
     full = json.loads((out / "summary.json").read_text())
     assert full["backend"]["used"] == "cpu" and full["inputs"]["positions"]["hash"].startswith("sha256:")
-    assert "Net exposure per underlying" in res.stdout
+    # --json: stdout is exactly one JSON object on one line (| jq works), no tables
+    assert res.stdout.count("\n") == 1 and "Net exposure per underlying" not in res.stdout
+    tables = runner.invoke(main, ["run", str(book_dir), "--out", str(tmp_path / "o2"), "--as-of",
+                                  "2026-11-20T08:00:00Z", "--group-by", "desk"])
+    assert tables.exit_code == 0 and "Net exposure per underlying" in tables.stdout
 
 
 def test_rerun_gives_byte_identical_data_files(runner, book_dir, tmp_path):

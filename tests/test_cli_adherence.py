@@ -154,9 +154,12 @@ def test_demo_steps_and_report(tmp_path):
     assert (tmp_path / "r" / "report.parquet").exists()
 
 
-def test_demo_steps_need_history(tmp_path):
-    res = _run(["run", "--demo", "--demo-steps", 3, "--out", tmp_path / "o"])
-    assert res.exit_code == 2 and "--history" in res.output
+def test_demo_steps_without_history_keep_alert_state_in_memory(tmp_path):
+    res = _run(["run", "--demo", "--demo-size", 500, "--demo-steps", 3, "--out", tmp_path / "o", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["as_of"] == "2026-11-20T08:30:00Z" and summary["adherence"]["previous_run_found"]
+    assert _run(["run", tmp_path / "o", "--demo-steps", 2, "--out", tmp_path / "o2"]).exit_code == 2
 
 
 def test_report_on_empty_history_exit_2(tmp_path):

@@ -122,7 +122,7 @@ def test_non_finite_results_are_refused_with_the_rows():
     bad = pos.set_column(pos.column_names.index("quantity"), "quantity", pa.array(q))
     with pytest.raises(InvalidInput) as err:
         _run(dict(tables, positions=bad))
-    assert "7" in str(err.value) and "non-finite" in str(err.value)
+    assert "row 8 (data rows counted from 1)" in str(err.value) and "non-finite" in str(err.value)
 
 
 def test_auto_backend_records_why():

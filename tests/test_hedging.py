@@ -265,6 +265,8 @@ KINDS = {  # name -> (kind, settlement, contract_size) defined inline (no instru
     "IPERP": ("perpetual", "inverse", 10.0),
     "IFUT": ("future", "inverse", 100.0),
 }
+#: inline expiry of the future (a date alone: 08:00 UTC), a year after AS_OF
+EXPIRY = {"IFUT": "2027-11-26"}
 
 
 @st.composite
@@ -289,7 +291,8 @@ def run_scenario(sc):
                         "target": {"model": "fixed", "coins": target},
                         "hedge": {"mode": mode}},
            "hedge_instrument": [hi(name, underlying="BTC", kind=kind, settlement=settle,
-                                   contract_size=cs, lot_size=lot)]}
+                                   contract_size=cs, lot_size=lot,
+                                   **({"expiry": EXPIRY[name]} if name in EXPIRY else {}))]}
     q = pa.table({"instrument": [name], "iv": pa.array([None], pa.float64()),
                   "forward": [S * (1 + premium)]})
     # the managed measure is the one moved: give the other one a different value

@@ -67,9 +67,10 @@ def test_cli_draws_no_bar_when_stderr_is_not_a_terminal(tmp_path):
 
 
 def test_cli_on_a_terminal_draws_the_bar_and_clears_it_before_an_error(tmp_path, monkeypatch):
-    import gpuskew.cli as cli
+    import gpuskew.cli.demo as cli_demo
+    import gpuskew.cli.run as cli_run
 
-    monkeypatch.setattr(cli, "_stderr_is_tty", lambda: True)
+    monkeypatch.setattr(cli_run, "stderr_is_tty", lambda: True)
     ok = CliRunner().invoke(main, ["run", "--demo", "--demo-size", "200", "--out", str(tmp_path / "o")])
     assert ok.exit_code == 0, ok.output
     assert "building the demo book..." in ok.output and "9/9" in ok.output
@@ -84,9 +85,10 @@ def test_cli_on_a_terminal_draws_the_bar_and_clears_it_before_an_error(tmp_path,
 
 
 def test_demo_command_on_a_terminal_shows_the_bar(tmp_path, monkeypatch):
-    import gpuskew.cli as cli
+    import gpuskew.cli.demo as cli_demo
+    import gpuskew.cli.run as cli_run
 
-    monkeypatch.setattr(cli, "_stderr_is_tty", lambda: True)
+    monkeypatch.setattr(cli_demo, "stderr_is_tty", lambda: True)
     result = CliRunner().invoke(main, ["demo", str(tmp_path / "book"), "--demo-size", "100"])
     assert result.exit_code == 0, result.output
     assert "0/2  0.0 s  building the demo book..." in result.output

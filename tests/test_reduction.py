@@ -67,3 +67,45 @@ def test_many_groups_use_wider_sort_keys_and_stay_exact():
         values = np.ones((1, codes.size))
         got = _sums(codes, values, n_groups)
         np.testing.assert_array_equal(got[0], np.bincount(codes, minlength=n_groups).astype(float))
+
+
+def test_tiles_never_cross_a_chunk_so_whole_chunks_reproduce_the_bits(monkeypatch):
+    """A shard holding whole chunks of the book computes exactly the one-process level-0 tiles: per
+    group, the shards' tiles (in chunk order) are the one-process tiles, bit for bit."""
+    from gpuskew.core import reduction
+    from gpuskew.kernels import cpu
+
+    monkeypatch.setattr(reduction, "CHUNK", 3 * TILE)
+    rng = np.random.default_rng(5)
+    n, n_groups = 11 * TILE + 7, 4
+    codes = rng.integers(0, n_groups, n).astype(np.int32)
+    codes[codes == 3] = 2  # group 3 empty
+    values = rng.normal(size=(2, n)) * 10.0 ** rng.integers(-6, 6, (2, n))
+    plan = plan_segmented_sum(codes, n_groups)
+    lv0 = plan.levels[0]
+    chunk_of = lv0.index // reduction.CHUNK
+    for start, length in zip(lv0.tile_start, lv0.tile_len):  # no tile crosses a chunk
+        assert length == 0 or len(set(chunk_of[start:start + length])) == 1
+    one = np.empty((2, lv0.tile_start.size))
+    cpu.tile_sums(values, lv0.index, lv0.tile_start, lv0.tile_len, one)
+    # the one-process tiles of each group, in order
+    order_groups = codes[lv0.index]
+    tile_group = np.array([order_groups[s] if l else -1 for s, l in zip(lv0.tile_start, lv0.tile_len)])
+    shard = {g: [] for g in range(n_groups)}
+    for c in range(-(-n // reduction.CHUNK)):
+        sel = np.arange(c * reduction.CHUNK, min(n, (c + 1) * reduction.CHUNK))
+        order = np.argsort(codes[sel], kind="stable")
+        level, per_group = reduction._level0(codes[sel], n_groups, order, positions=sel)
+        out = np.empty((2, level.tile_start.size))
+        cpu.tile_sums(values[:, sel], level.index, level.tile_start, level.tile_len, out)
+        k = 0
+        for g in range(n_groups):
+            for _ in range(per_group[g]):
+                if level.tile_len[k]:  # a group absent from this shard gets an empty tile: not a real one
+                    shard[g].append(out[:, k])
+                k += 1
+    for g in range(n_groups):
+        mine = one[:, tile_group == g]
+        theirs = np.stack(shard[g], axis=1) if shard[g] else np.zeros((2, 0))
+        np.testing.assert_array_equal(mine.view(np.int64), theirs.view(np.int64))
+    assert not shard[3] and np.isfinite(CpuBackend("t").segmented_sum(values, plan)).all()

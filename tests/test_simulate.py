@@ -1,50 +1,63 @@
-"""The demo's intraday simulation: seeded, the market moves, flow moves inventory, hedges fill."""
+"""The demo's intraday loop: one Session, seeded market moves, flow and hedge fills as updates."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 
+from gpuskew.core.book import load_book
+from gpuskew.policy.limits import load_example_limits
+from gpuskew.session import MemoryAlertState, Session
 from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
 from gpuskew.synthetic.simulate import DemoSimulation
 
 
-def _path(seed: int, steps: int = 4):
-    sim = DemoSimulation(make_demo_book(n_positions=2000, seed=3), start=DEMO_AS_OF, seed=seed)
-    return [(t, {k: v for k, v in tables.items()}) for t, tables in sim.steps(steps)]
+def _loop(seed: int, steps: int = 4, **kw):
+    session = Session(load_book(make_demo_book(n_positions=2000, seed=3)), load_example_limits(), "cpu",
+                      MemoryAlertState())
+    sim = DemoSimulation(start=DEMO_AS_OF, seed=seed, **kw)
+    out = [session.step(DEMO_AS_OF, positions_table=False)]
+    books = [session.book]
+    for _ in range(steps - 1):
+        sim.propose(out[-1].hedges)
+        when, market, fills = sim.advance(session.book)
+        out.append(session.step(when, market=market, fills=fills, positions_table=False))
+        books.append(session.book)
+    return out, books, sim
 
 
 def test_same_seed_same_path_and_clock_steps():
-    a, b = _path(5), _path(5)
-    assert [t for t, _ in a] == [t for t, _ in b]
-    assert (a[1][0] - a[0][0]).total_seconds() == 15 * 60
-    for (_, x), (_, y) in zip(a, b):
-        assert all(x[k].equals(y[k]) for k in x)
-    c = _path(6)
-    assert not c[-1][1]["underlyings"].equals(a[-1][1]["underlyings"])
+    a, ba, _ = _loop(5)
+    b, bb, _ = _loop(5)
+    assert [s.as_of for s in a] == [s.as_of for s in b] == ["2026-11-20T08:00:00Z", "2026-11-20T08:15:00Z",
+                                                           "2026-11-20T08:30:00Z", "2026-11-20T08:45:00Z"]
+    for x, y in zip(a, b):
+        assert x.exposures.equals(y.exposures)
+    c, bc, _ = _loop(6)
+    assert not bc[-1].underlyings.equals(ba[-1].underlyings)
 
 
-def test_market_moves_and_flow_changes_option_quantities_only():
-    path = _path(1)
-    first, last = path[0][1], path[-1][1]
-    s0 = first["underlyings"]["spot"].to_numpy()
-    s1 = last["underlyings"]["spot"].to_numpy()
+def test_market_moves_and_client_flow_trades_options():
+    steps, books, _ = _loop(1, hedge_fill_probability=0.0)
+    s0 = books[0].underlyings["spot"].to_numpy()
+    s1 = books[-1].underlyings["spot"].to_numpy()
     assert not np.array_equal(s0, s1) and (s1 > 0).all()
-    q0, q1 = first["positions"]["quantity"].to_numpy(), last["positions"]["quantity"].to_numpy()
-    changed = np.flatnonzero(q0 != q1)
-    assert changed.size > 0
-    kinds = dict(zip(first["instruments"]["instrument"].to_pylist(), first["instruments"]["kind"].to_pylist()))
-    assert {kinds[first["positions"]["instrument"][int(i)].as_py()] for i in changed} == {"option"}
+    kinds = dict(zip(books[0].instruments["instrument"].to_pylist(), books[0].instruments["kind"].to_pylist()))
+    before = {(r["instrument"], r["desk"], r["book"], r["account"]): r["quantity"] for r in books[0].positions.to_pylist()}
+    after = {(r["instrument"], r["desk"], r["book"], r["account"]): r["quantity"] for r in books[-1].positions.to_pylist()}
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed and {kinds[k[0]] for k in changed} == {"option"}
+    # the same resident book: instruments are the very same table, never re-read
+    assert books[-1].instruments is books[0].instruments
 
 
-def test_hedges_fill_at_the_coarsest_level_as_new_positions():
-    tables = make_demo_book(n_positions=2000, seed=3)
-    sim = DemoSimulation(tables, start=DEMO_AS_OF, seed=2, hedge_fill_probability=1.0)
-    hedges = pa.table({"level": ["desk", "desk,book"], "underlying": ["BTC", "BTC"],
-                       "desk": ["options-mm", "options-mm"], "book": [None, "btc-vol"],
-                       "hedge_instrument": ["BTC-PERPETUAL", "BTC-PERPETUAL"], "contracts": [100.0, 100.0]})
-    before = sim.tables["positions"].num_rows
-    assert sim.execute_hedges(hedges) == 1  # the desk-level proposal only
-    new = sim.tables["positions"].slice(before).to_pylist()
-    assert len(new) == 1 and new[0]["instrument"] == "BTC-PERPETUAL" and new[0]["quantity"] == 100.0
-    assert new[0]["desk"] == "options-mm" and new[0]["entry_price"] > 0
+def test_proposed_hedges_fill_at_the_coarsest_level():
+    steps, books, sim = _loop(2, steps=2, hedge_fill_probability=1.0)
+    proposed = steps[0].hedges
+    coarsest = min((lv for lv in set(proposed["level"].to_pylist()) if lv != "underlying"),
+                   key=lambda lv: (lv.count(","), lv))
+    expected = proposed.filter(pa.compute.equal(proposed["level"], coarsest))
+    assert sim.executions is not None and sim.executions.num_rows == expected.num_rows
+    assert set(sim.executions["level"].to_pylist()) == {coarsest}
+    # each hedge landed: the group's delta moved by its coin delta (up to the market move)
+    assert sim.executions["hedge_instrument"].to_pylist() == expected["hedge_instrument"].to_pylist()

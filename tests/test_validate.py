@@ -110,8 +110,8 @@ def _assert_error(err: InvalidInput, table: str, column: str | None, rule: str,
         assert f"column '{column}'" in msg
     if rows is not None:
         assert err.rows == rows, msg
-        if rows:
-            assert f"rows {', '.join(map(str, rows))}" in msg
+        if rows:  # counted from 1 in the message (the row a person sees in a spreadsheet)
+            assert f" {', '.join(str(r + 1) for r in rows[:5])} (data rows counted from 1" in msg
         assert err.n_bad == (len(rows) if n_bad is None else n_bad)
     if values is not None:
         assert len(err.values) == len(values)
@@ -233,14 +233,14 @@ def test_expiry_accepts_any_timestamp_or_iso_string(book, expiry):
     assert out.column("expiry").to_pylist() == [None, None, None, EXPIRY, EXPIRY, EXPIRY]
 
 
-def test_expiry_dates_are_midnight_utc(book):
+def test_expiry_dates_alone_mean_0800_utc(book):
     t = _tables(book)
     ins = t["instruments"]
     d = date(2026, 12, 27)
     for expiry in (pa.array([None, None, None, d, d, d], pa.date32()), pa.array([None, None, None, "2026-12-27"] + ["2026-12-27"] * 2)):
         t["instruments"] = ins.set_column(ins.schema.get_field_index("expiry"), "expiry", expiry)
         out = validate_book(t, SOURCES)["instruments"]
-        assert out.column("expiry").to_pylist()[3:] == [datetime(2026, 12, 27, tzinfo=timezone.utc)] * 3
+        assert out.column("expiry").to_pylist()[3:] == [datetime(2026, 12, 27, 8, tzinfo=timezone.utc)] * 3
 
 
 def test_option_type_and_strike_of_non_options_are_ignored(book):
@@ -555,7 +555,7 @@ def test_first_five_rows_and_total_count(book):
     pos["quantity"] = [NAN if i % 2 else 1.0 for i in range(18)]
     err = _error(book)
     _assert_error(err, "positions", "quantity", "must be finite", rows=[1, 3, 5, 7, 9], n_bad=9)
-    assert "(first 5 of 9)" in str(err)
+    assert "rows 2, 4, 6, 8, 10 (data rows counted from 1, first 5 of 9)" in str(err)
 
 
 def test_tables_are_checked_in_fixed_order(book):

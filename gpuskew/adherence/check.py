@@ -149,7 +149,7 @@ def compute_adherence(exposures: pa.Table, underlyings: pa.Table | None,
     groups = GroupIndex(exposures, EXPOSURES)
     tags = groups.tags
     schema = adherence_schema(tags)
-    hedge_instruments = resolve_hedge_instruments(limits, instruments, quotes, as_of)
+    hedge_instruments = resolve_hedge_instruments(limits, instruments, quotes, as_of, underlyings)
 
     level_all = [str(v) for v in exposures.column("level").to_pylist()]
     und_all = [str(v) for v in exposures.column("underlying").to_pylist()]

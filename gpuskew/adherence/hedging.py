@@ -5,9 +5,12 @@ inverse perpetual, future), the trade in contracts is computed, rounded to the i
 and costed; the group gets the cheapest instrument that reaches the goal (trades that lot
 rounding prevents from reaching it are only chosen when no instrument can reach it).
 
-Coin delta per contract (the change of the managed delta, ``delta`` or ``delta_pa``, coins), with
-F the instrument's price (the quotes' ``forward``: a perpetual's mark or a future's forward; the
-index S when absent):
+Coin delta per contract (the change of the managed delta, ``delta`` or ``delta_pa``, coins): the
+kernel's own measure of one contract (:func:`gpuskew.kernels.instruments.position_measures`,
+quantity 1, entered at its price), with the kernel's forward F
+(:func:`gpuskew.kernels.instruments.forward_price`: the quotes' ``forward`` when given, a perpetual's
+mark; else S for spot and perpetuals and S e^{rT} for futures), so a proposed hedge lands exactly
+where the risk it books says:
 
 * spot: contract_size;
 * linear perpetual / future: contract_size * F / S;
@@ -40,7 +43,7 @@ import pyarrow.compute as pc
 from gpuskew.adherence.bands import HOURS_PER_YEAR
 from gpuskew.errors import InvalidConfig
 from gpuskew.policy.limits import HedgeInstrumentSpec, Limits, Policy
-from gpuskew.schema import ADHERENCE, HEDGE_COLUMNS, HEDGES, TIMESTAMP
+from gpuskew.schema import ADHERENCE, HEDGE_COLUMNS, HEDGES, SECONDS_PER_YEAR, TIMESTAMP
 from gpuskew.timeutil import to_utc
 
 _TOL = 1e-9  # in lots: float slack for rounding and band checks
@@ -55,29 +58,49 @@ class HedgeInstrument:
     kind: str
     settlement: str
     contract_size: float
-    #: quoted mark/forward (USD), NaN when none: the index S is used
+    #: quoted mark/forward (USD), NaN when none: the kernel's forward rule applies
     price: float = math.nan
     expiry: _dt.datetime | None = None
+    #: the underlying's rate and the years to expiry at as_of (futures): the kernel's S e^{rT}
+    rate: float = 0.0
+    years_to_expiry: float = 0.0
 
     @property
     def name(self) -> str:
         return self.spec.instrument
 
-    def price_at(self, spot: np.ndarray) -> np.ndarray:
-        s = np.asarray(spot, dtype=np.float64)
-        if self.kind == "spot" or not (self.price > 0):
-            return s
-        return np.full(s.shape, self.price)
+    def _codes(self) -> tuple[int, int]:
+        from gpuskew.schema import KINDS, SETTLEMENTS
 
-    def coin_delta_per_contract(self, spot: np.ndarray) -> np.ndarray:
-        """Coins of (premium-adjusted) delta per contract: see the module docstring."""
+        return KINDS.index(self.kind), SETTLEMENTS.index(self.settlement)
+
+    def price_at(self, spot: np.ndarray) -> np.ndarray:
+        """The kernel's forward F of the instrument at index price(s) ``spot`` (USD)."""
+        from gpuskew.kernels.instruments import forward_price
+
+        kind, _ = self._codes()
+        quoted = self.price if self.price > 0 and self.kind != "spot" else 0.0
+        s = np.asarray(spot, dtype=np.float64)
+        return np.array([forward_price(kind, float(x), self.rate, self.years_to_expiry, quoted)
+                         for x in s.ravel()]).reshape(s.shape)
+
+    def coin_delta_per_contract(self, spot: np.ndarray, measure: str = "delta") -> np.ndarray:
+        """Coins of ``measure`` (``delta`` or ``delta_pa``) per contract entered at the kernel's
+        forward: the kernel's measure of one contract (see the module docstring)."""
+        from gpuskew.kernels.instruments import M_DELTA, M_DELTA_PA, N_MEASURES, position_measures
+
+        kind, settle = self._codes()
+        row = M_DELTA if measure == "delta" else M_DELTA_PA
         s = np.asarray(spot, dtype=np.float64)
         f = self.price_at(s)
-        if self.kind == "spot":
-            return np.full(s.shape, self.contract_size)
-        if self.settlement == "linear":
-            return self.contract_size * f / s
-        return self.contract_size / f
+        quoted = self.price if self.price > 0 and self.kind != "spot" else 0.0
+        out = np.zeros((N_MEASURES, 1))
+        result = np.empty(s.size)
+        for i, (x, fx) in enumerate(zip(s.ravel(), f.ravel())):
+            position_measures(kind, settle, 0, 1.0, self.contract_size, 0.0, self.years_to_expiry, float(x),
+                              quoted, self.rate, 0.0, float(fx), out, 0)
+            result[i] = out[row, 0]
+        return result.reshape(s.shape)
 
     def notional_usd(self, contracts: np.ndarray, spot: np.ndarray) -> np.ndarray:
         """|contracts| * contract_size * F (linear, spot; F = S for spot), or
@@ -103,7 +126,8 @@ def _rows_by_name(table: pa.Table | None, key: str, names: Sequence[str]) -> dic
 
 def resolve_hedge_instruments(limits: Limits, instruments: pa.Table | None = None,
                               quotes: pa.Table | None = None,
-                              as_of: _dt.datetime | None = None) -> list[HedgeInstrument]:
+                              as_of: _dt.datetime | None = None,
+                              underlyings: pa.Table | None = None) -> list[HedgeInstrument]:
     """The limits' ``[[hedge_instrument]]`` entries resolved by name against ``instruments``
     (kind, settlement, contract_size, underlying, expiry) and ``quotes`` (forward = mark/forward).
 
@@ -112,6 +136,10 @@ def resolve_hedge_instruments(limits: Limits, instruments: pa.Table | None = Non
     """
     names = [spec.instrument for spec in limits.hedge_instruments]
     by_name = _rows_by_name(instruments, "instrument", names)
+    rates: dict[str, float] = {}
+    if underlyings is not None and "rate" in underlyings.column_names:
+        rates = {r["underlying"]: float(r["rate"] or 0.0)
+                 for r in underlyings.select(["underlying", "rate"]).to_pylist()}
     q_by_name = _rows_by_name(quotes, "instrument", names)
     as_of = _utc(as_of)
     out: list[HedgeInstrument] = []
@@ -122,8 +150,7 @@ def resolve_hedge_instruments(limits: Limits, instruments: pa.Table | None = Non
             for k in ("underlying", "kind", "settlement", "contract_size", "expiry"):
                 tv, iv = row.get(k), getattr(spec, k)
                 if k == "expiry" and tv is not None:
-                    tv = _utc(tv if isinstance(tv, _dt.datetime) else
-                              _dt.datetime.fromisoformat(str(tv)))
+                    tv = to_utc(tv)
                 if iv is not None and tv is not None:
                     same = (math.isclose(iv, tv, rel_tol=1e-12) if k == "contract_size"
                             else iv == tv)
@@ -149,17 +176,24 @@ def resolve_hedge_instruments(limits: Limits, instruments: pa.Table | None = Non
         if attrs["kind"] == "spot" and attrs["settlement"] != "linear":
             raise InvalidConfig(limits.source, f"{spec.key}.settlement", attrs["settlement"],
                                 "a spot hedge is linear")
-        if attrs["kind"] == "future" and as_of is not None and attrs["expiry"] is not None \
-                and attrs["expiry"] <= as_of:
+        if attrs["kind"] == "future" and attrs["expiry"] is None:
+            raise InvalidConfig(limits.source, f"{spec.key}.expiry", None,
+                                f"required: {spec.instrument} is a future; give its expiry (the "
+                                "instruments table's, or inline)")
+        if attrs["kind"] == "future" and as_of is not None and attrs["expiry"] <= as_of:
             continue
         price = math.nan
         qrow = q_by_name.get(spec.instrument)
         if qrow is not None and qrow.get("forward") is not None and qrow["forward"] > 0:
             price = float(qrow["forward"])
+        years = 0.0
+        if attrs["kind"] == "future" and as_of is not None and attrs["expiry"] is not None:
+            years = (attrs["expiry"] - as_of).total_seconds() / SECONDS_PER_YEAR
         out.append(HedgeInstrument(spec=spec, underlying=str(attrs["underlying"]),
                                    kind=attrs["kind"], settlement=attrs["settlement"],
                                    contract_size=float(attrs["contract_size"]), price=price,
-                                   expiry=attrs["expiry"]))
+                                   expiry=attrs["expiry"], rate=rates.get(str(attrs["underlying"]), 0.0),
+                                   years_to_expiry=years))
     return out
 
 
@@ -196,7 +230,7 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
     as_of = _utc(as_of)
     n = adherence.num_rows
     if hedge_instruments is None:
-        hedge_instruments = resolve_hedge_instruments(limits, instruments, quotes, as_of)
+        hedge_instruments = resolve_hedge_instruments(limits, instruments, quotes, as_of, underlyings)
     if n == 0 or not hedge_instruments:
         return schema.empty_table()
 
@@ -224,6 +258,7 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
     inside_ok = np.array([p.hedge.propose_inside_band for p in policies], dtype=bool)
     to_band_mode = np.array([p.hedge.mode == "to_band" for p in policies], dtype=bool)
     horizon = np.array([p.hedge.horizon_hours for p in policies]) / HOURS_PER_YEAR
+    is_pa = np.array([p.measure == "delta_pa" for p in policies], dtype=bool)
 
     # out of band = |skew| > 1, the same test as the adherence statuses
     above = num["skew"] > 1.0
@@ -240,7 +275,7 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
     for j, h in enumerate(hedge_instruments):
         ok = candidate & np.array([allowed(p, h, u) for p, u in zip(policies, und)], dtype=bool)
         s = np.where(ok, spot, 1.0)
-        d1 = h.coin_delta_per_contract(s)
+        d1 = np.where(is_pa, h.coin_delta_per_contract(s, "delta_pa"), h.coin_delta_per_contract(s, "delta"))
         lot = h.spec.lot_size
         lot_delta = lot * d1
         x = need / lot_delta

@@ -65,7 +65,7 @@ def hedge_resolver(book: Book, as_of: Any) -> Callable[[Any], list]:
     def resolve(limits: Any) -> list:
         key = tuple(limits.hedge_instruments)
         if key not in cache:
-            cache[key] = resolve_hedge_instruments(limits, book.instruments, book.quotes, as_of)
+            cache[key] = resolve_hedge_instruments(limits, book.instruments, book.quotes, as_of, book.underlyings)
         return cache[key]
 
     return resolve

@@ -1,10 +1,14 @@
-"""`gpuskew doctor`: versions, CUDA usability and why not, cache folders."""
+"""``gpuskew doctor``: versions, CUDA usability and why not, cache folders."""
 
 from __future__ import annotations
 
 import importlib.metadata as md
 import platform
 import sys
+
+import click
+
+from gpuskew.cli.common import emit_json, handle_errors
 
 
 def _version(dist: str) -> str:
@@ -35,3 +39,21 @@ def collect() -> dict:
         "cache": {"numba_cpu_kernels": str(cache_root() / f"numba-{kernel_source_hash()}"),
                   "reduce_tile": str(TILE)},
     }
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one JSON line).")
+@handle_errors
+def doctor(as_json: bool) -> None:
+    """Versions, whether CUDA is usable (and why not), and the cache folders."""
+    info = collect()
+    if as_json:
+        emit_json(info)
+        return
+    for key, value in info.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k}: {v}")
+        else:
+            click.echo(f"{key}: {value}")

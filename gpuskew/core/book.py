@@ -74,7 +74,7 @@ class Book:
     underlyings: pa.Table
     quotes: pa.Table
     sources: dict[str, str]
-    input_hashes: dict[str, str]
+    input_hashes: dict[str, str | None]  #: sha256 per table; None until computed (in-memory tables)
     _flat: FlatPositions | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -84,6 +84,17 @@ class Book:
         from gpuskew.io.validate import tag_columns
 
         return tuple(tag_columns(self.positions))
+
+    def content_hashes(self) -> dict[str, str]:
+        """sha256 of each input table's content: the file's bytes for a table read from a file,
+        else the table's Arrow IPC bytes (computed on first use, then kept)."""
+        out: dict[str, str] = {}
+        for name, table in self.tables.items():
+            known = self.input_hashes.get(name)
+            if known is None:
+                known = self.input_hashes[name] = _table_hash(table)
+            out[name] = known
+        return out
 
     @property
     def tables(self) -> dict[str, pa.Table]:
@@ -107,21 +118,42 @@ class Book:
         loop re-prices a resident book by moving only the market columns (S, forward, r, vol).
         The new underlyings table must name the same underlyings.
         """
-        from gpuskew.io.validate import validate_book
+        from gpuskew.io.validate import validate_market
 
         sources = dict(self.sources, underlyings="<underlyings table>", quotes="<quotes table>")
-        valid = validate_book({"instruments": self.instruments, "positions": self.positions,
-                               "underlyings": underlyings, "quotes": quotes}, sources)
-        new = Book(self.instruments, self.positions, valid["underlyings"], valid["quotes"], sources,
-                   dict(self.input_hashes, underlyings="in-memory", quotes="in-memory"))
+        und, quo = validate_market(self.instruments, self.positions, underlyings, quotes, sources)
+        new = Book(self.instruments, self.positions, und, quo, sources,
+                   dict(self.input_hashes, underlyings=None, quotes=None))
         flat = self.flat()
-        if sorted(valid["underlyings"]["underlying"].to_pylist()) != flat.underlying_names:
+        if sorted(und["underlying"].to_pylist()) != flat.underlying_names:
             return new  # another set of underlyings: group codes change, rebuild everything
-        market = _market_columns(new, flat.instrument_index, flat.underlying_code,
-                                 flat.kind == schema.KINDS.index("option"), flat.underlying_names)
+        market: dict[str, Any] = _market_columns(new, flat.instrument_index, flat.underlying_code,
+                                                 flat.kind == schema.KINDS.index("option"), flat.underlying_names)
         new._flat = replace(flat, **market)
         new._cache = {k: v for k, v in self._cache.items() if k[0] in ("static", "grouping", "plan")}
         return new
+
+    def with_positions(self, positions: pa.Table, instruments: pa.Table | None = None) -> Book:
+        """The same market under new positions (and, optionally, an instruments table with new
+        listings), built from rows that are already valid (a :class:`gpuskew.core.ledger.PositionLedger`
+        table fed by validated fills): nothing is validated again; flat arrays are rebuilt."""
+        inst = self.instruments if instruments is None else instruments
+        return Book(inst, positions, self.underlyings, self.quotes,
+                    dict(self.sources, positions="<positions table>"),
+                    dict(self.input_hashes, positions=None, **({} if instruments is None else {"instruments": None})))
+
+    def __repr__(self) -> str:
+        tags = ", ".join(self.tags) or "none"
+        return (f"<gpuskew.Book: {len(self):,} positions on {self.instruments.num_rows:,} instruments, "
+                f"{self.underlyings.num_rows} underlyings; tags: {tags}>")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><th>{html.escape(n)}</th><td>{t.num_rows:,} rows</td>"
+                       f"<td>{html.escape(self.sources.get(n, ''))}</td></tr>" for n, t in self.tables.items())
+        return (f"<b>gpuskew.Book</b>: {len(self):,} positions; tags: {html.escape(', '.join(self.tags) or 'none')}"
+                f"<table>{rows}</table>")
 
 
 def _codes(values: pa.ChunkedArray, vocabulary: tuple[str, ...]) -> np.ndarray:
@@ -185,6 +217,17 @@ def flatten(book: Book) -> FlatPositions:
     )
 
 
+def _table_hash(table: pa.Table) -> str:
+    """sha256 of a table's content (its Arrow IPC stream bytes): the same rows give the same hash
+    wherever the table came from."""
+    import pyarrow.ipc as ipc
+
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema.remove_metadata()) as writer:
+        writer.write_table(table.replace_schema_metadata(None))
+    return "sha256:" + hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
 def _file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -205,14 +248,14 @@ def load_book(source: str | Path | Mapping[str, Any]) -> Book:
 
     if isinstance(source, (str, Path)):
         tables, sources = read_book_dir(Path(source))
-        hashes = {name: _file_sha256(path) for name, path in sources.items()}
+        hashes: dict[str, str | None] = {name: _file_sha256(path) for name, path in sources.items()}
     else:
         missing = [n for n in schema.INPUT_TABLES if n not in source]
         if missing:
             raise InvalidInput("<tables>", None, f"missing table(s): {', '.join(missing)}")
         tables = {n: to_arrow_table(source[n], n) for n in schema.INPUT_TABLES}
         sources = {n: f"<{n} table>" for n in schema.INPUT_TABLES}
-        hashes = {n: "in-memory" for n in schema.INPUT_TABLES}
+        hashes = {n: None for n in schema.INPUT_TABLES}
     valid = validate_book(tables, sources)
     return Book(valid["instruments"], valid["positions"], valid["underlyings"], valid["quotes"],
                 sources, hashes)

@@ -40,6 +40,20 @@ class RunResult:
     summary: dict
     levels: list[tuple[str, ...]] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        s = self.summary
+        levels = ", ".join(",".join(lv) for lv in self.levels) or "underlying only"
+        return (f"<gpuskew.RunResult {s['as_of']}: {s['counts']['positions']:,} positions, "
+                f"{self.exposures.num_rows} groups ({levels}), backend {s['backend']['used']}>")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        totals = "".join(f"<tr><td>{html.escape(u)}</td><td>{t['delta']:,.4f}</td><td>{t['delta_usd']:,.0f}</td></tr>"
+                         for u, t in self.summary["totals"].items())
+        return (f"<b>{html.escape(repr(self))}</b><table><tr><th>underlying</th><th>delta (coins)</th>"
+                f"<th>delta (USD)</th></tr>{totals}</table>")
+
 
 def parse_as_of(as_of: str | datetime | None) -> datetime:
     """UTC valuation time: ISO 8601 string or datetime (naive = UTC); None = now."""
@@ -98,18 +112,33 @@ def _device_plan(book: Book, backend: Backend, grouping: Grouping) -> tuple[Any,
     return book._cache[key]
 
 
-def _check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book) -> None:
-    """Never let NaN or inf reach an aggregate silently: name the positions that produced them."""
+def _check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book,
+                  grouping: Grouping | None = None) -> None:
+    """Never let NaN or inf reach an aggregate silently: name the positions that produced them, or,
+    when every position is finite but a group's sum overflows, the group."""
     if np.isfinite(sums).all():
         return
     values = out_host()
     bad_cols = ~np.isfinite(values)
     rows = np.flatnonzero(bad_cols.any(axis=0))
-    measure = schema.MEASURE_NAMES[int(np.flatnonzero(bad_cols.any(axis=1))[0])]
-    raise InvalidInput(book.sources.get("positions", "positions"), measure,
-                       "inputs give a non-finite result (overflow: check quantity, contract_size, "
-                       "spot, strike, iv and forward of these positions)", rows=rows.tolist(),
-                       n_bad=int(rows.size))
+    source = book.sources.get("positions", "positions")
+    if rows.size:
+        measure = schema.MEASURE_NAMES[int(np.flatnonzero(bad_cols.any(axis=1))[0])]
+        raise InvalidInput(source, measure,
+                           "inputs give a non-finite result (overflow: check quantity, contract_size, "
+                           "spot, strike, iv and forward of these positions)", rows=rows.tolist(),
+                           n_bad=int(rows.size))
+    m, g = (int(x[0]) for x in np.nonzero(~np.isfinite(sums)))
+    where = ""
+    if grouping is not None:
+        where = " (group " + ", ".join(f"{k}={grouping.keys[k][g]}" for k in grouping.keys) + ")"
+        members = np.flatnonzero(grouping.codes == g)
+    else:
+        members = np.zeros(0, dtype=np.int64)
+    raise InvalidInput(source, schema.MEASURE_NAMES[m],
+                       f"every position is finite but their sum per group overflows{where}: check the "
+                       "quantities and contract sizes of its positions", rows=members.tolist(),
+                       n_bad=int(members.size))
 
 
 def _exposures_table(level: tuple[str, ...], all_tags: list[str], grouping: Grouping,
@@ -170,7 +199,7 @@ def _positions_table(book: Book, flat: FlatPositions, T: np.ndarray, out: np.nda
     for m, name in enumerate(schema.MEASURE_NAMES):
         cols[name] = pa.array(out[m], pa.float64())
     cols["status"] = _dictionary(status, pa.array(schema.STATUS_NAMES, pa.string()))
-    return schema.with_units(pa.table(cols))
+    return schema.with_units(pa.table(cols), schema.POSITIONS_OUT)
 
 
 def _summary(book: Book, chosen: Backend, requested: str, when: datetime, levels: list[tuple[str, ...]],
@@ -190,7 +219,7 @@ def _summary(book: Book, chosen: Backend, requested: str, when: datetime, levels
         "as_of": iso_z(when),
         "backend": {"requested": requested, "used": chosen.name, "device": chosen.device,
                     "reason": chosen.reason},
-        "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name]}
+        "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name] or "in-memory"}
                    for name in schema.INPUT_TABLES},
         "counts": {"positions": len(book), "instruments": book.instruments.num_rows,
                    "underlyings": book.underlyings.num_rows, "expired": n_expired,
@@ -202,56 +231,113 @@ def _summary(book: Book, chosen: Backend, requested: str, when: datetime, levels
     }
 
 
-def compute(book: Book, as_of: str | datetime | None = None, backend: str = "auto",
-            group_by: str | Sequence[str] | Sequence[Sequence[str]] | None = (),
-            progress: Callable[[str], None] | None = None, positions_table: bool = True) -> RunResult:
-    """Price every position of ``book`` at ``as_of`` and sum per underlying and per ``group_by``.
+@dataclass
+class Priced:
+    """Every measure of every position on the backend: ``out`` (N_MEASURES x n, on the backend's
+    device), ``status`` (host int8), ``T`` (host, years to expiry) and the flat view priced."""
 
-    ``backend``: 'auto' | 'cpu' | 'cuda'. ``group_by``: tag columns, e.g. "desk,book" (one level)
-    or ["desk", "desk,book"] (two levels); the per-underlying level is always there.
-    Returns a :class:`RunResult`; ``positions_table=False`` skips building the per-position table.
-    """
-    timer = _Timer(progress)
-    when = parse_as_of(as_of)
-    levels = parse_levels(group_by, book.tags)
-    chosen = resolve_backend(backend, len(book))
+    out: Any
+    status: np.ndarray
+    T: np.ndarray
+    flat: FlatPositions
+    when: datetime
+
+
+@dataclass
+class GroupSums:
+    """Sums of every measure per group of one level, in the fixed reduction order:
+    ``sums`` (N_MEASURES x n_groups, float64), group keys in ``grouping.keys``, position counts."""
+
+    level: tuple[str, ...]
+    grouping: Grouping
+    sums: np.ndarray
+    counts: np.ndarray
+    expired: np.ndarray
+
+
+def price_positions(book: Book, when: datetime, chosen: Backend) -> Priced:
+    """One kernel pass over every position of ``book`` at ``when`` on backend ``chosen`` (static
+    columns stay on the device with the book; only the market columns and T move)."""
     flat = book.flat()
     T = flat.time_to_expiry(_as_of_us(when))
-    timer.lap("prepare")
-
     cols = dict(_device_state(book, chosen, flat))
     for name in MARKET_COLUMNS:
         cols[name] = chosen.to_device(getattr(flat, name))
     cols["T"] = chosen.to_device(T)
+    out_dev, status_dev = chosen.position_greeks(cols)
+    status = np.asarray(chosen.to_host(status_dev))
+    return Priced(out_dev, status, T, flat, when)
+
+
+def sum_groups(book: Book, priced: Priced, chosen: Backend, levels: Sequence[tuple[str, ...]]) -> list[GroupSums]:
+    """Group sums of every level (the per-underlying level ``()`` first), by the fixed tree;
+    raises InvalidInput naming the positions when a sum is not finite."""
+    expired_mask = priced.status == schema.STATUS_EXPIRED
+    out: list[GroupSums] = []
+    for level in [()] + [lv for lv in levels if lv != ()]:
+        grouping = _grouping(book, priced.flat, level)
+        plan, dev_plan = _device_plan(book, chosen, grouping)
+        sums = chosen.segmented_sum(priced.out, plan, dev_plan)
+        _check_finite(sums, lambda: np.asarray(chosen.to_host(priced.out)), book, grouping)
+        counts = np.bincount(grouping.codes, minlength=grouping.n_groups)
+        expired = np.bincount(grouping.codes[expired_mask], minlength=grouping.n_groups)
+        out.append(GroupSums(level, grouping, sums, counts, expired))
+    return out
+
+
+def as_backend(backend: str | Backend, n_positions: int) -> Backend:
+    """A Backend instance: ``backend`` itself, or the one :func:`resolve_backend` picks."""
+    return backend if isinstance(backend, Backend) else resolve_backend(backend, n_positions)
+
+
+def compute(book: Book, as_of: str | datetime | None = None, backend: str | Backend = "auto",
+            group_by: str | Sequence[str] | Sequence[Sequence[str]] | None = (),
+            progress: Callable[[str], None] | None = None, positions_table: bool = True) -> RunResult:
+    """Price every position of ``book`` at ``as_of`` and sum per underlying and per ``group_by``.
+
+    ``backend``: 'auto' | 'cpu' | 'cuda', or a resolved :class:`Backend` (kept by a Session).
+    ``group_by``: tag columns, e.g. "desk,book" (one level) or ["desk", "desk,book"] (two levels);
+    the per-underlying level is always there. Returns a :class:`RunResult`;
+    ``positions_table=False`` skips building the per-position table.
+    """
+    if not isinstance(book, Book):
+        from collections.abc import Mapping as _Mapping
+        from pathlib import Path as _Path
+
+        from gpuskew.core.book import load_book
+
+        if not isinstance(book, (_Mapping, str, _Path)):
+            raise TypeError(f"compute() takes a Book (gpuskew.load_book), a book folder or a mapping of the "
+                            f"four tables, got {type(book).__name__}")
+        book = load_book(book)
+    timer = _Timer(progress)
+    when = parse_as_of(as_of)
+    levels = parse_levels(group_by, book.tags)
+    chosen = as_backend(backend, len(book))
+    book.flat()
+    timer.lap("prepare")
     chosen.synchronize()
     timer.lap("to_device")
-    out_dev, status_dev = chosen.position_greeks(cols)
+    priced = price_positions(book, when, chosen)
     chosen.synchronize()
     timer.lap("greeks")
 
-    status = np.asarray(chosen.to_host(status_dev))
-    expired_mask = status == schema.STATUS_EXPIRED
     all_tags = sorted({t for lv in levels for t in lv}, key=lambda t: book.tags.index(t))
-    spot_by_name = dict(zip(flat.underlying_names, flat.underlying_spot.tolist()))
-    tables = []
-    for level in [()] + levels:
-        grouping = _grouping(book, flat, level)
-        plan, dev_plan = _device_plan(book, chosen, grouping)
-        sums = chosen.segmented_sum(out_dev, plan, dev_plan)
-        _check_finite(sums, lambda: np.asarray(chosen.to_host(out_dev)), book)
-        counts = np.bincount(grouping.codes, minlength=grouping.n_groups)
-        expired = np.bincount(grouping.codes[expired_mask], minlength=grouping.n_groups)
-        tables.append(_exposures_table(level, all_tags, grouping, sums, counts, expired, spot_by_name))
-    exposures = schema.with_units(pa.concat_tables(tables))
+    spot_by_name = dict(zip(priced.flat.underlying_names, priced.flat.underlying_spot.tolist()))
+    groups = sum_groups(book, priced, chosen, levels)
+    tables = [_exposures_table(g.level, all_tags, g.grouping, g.sums, g.counts, g.expired, spot_by_name)
+              for g in groups]
+    exposures = schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
     chosen.synchronize()
     timer.lap("group_sums")
 
     positions = pa.table({})
     if positions_table:
-        out = np.asarray(chosen.to_host(out_dev))
-        positions = _positions_table(book, flat, T, out, status)
+        out = np.asarray(chosen.to_host(priced.out))
+        positions = _positions_table(book, priced.flat, priced.T, out, priced.status)
     timer.lap("tables")
 
-    summary = _summary(book, chosen, backend, when, levels, tables, exposures, int(expired_mask.sum()),
-                       timer.timings)
+    n_expired = int((priced.status == schema.STATUS_EXPIRED).sum())
+    summary = _summary(book, chosen, backend if isinstance(backend, str) else chosen.name, when, levels,
+                       tables, exposures, n_expired, timer.timings)
     return RunResult(positions, exposures, summary, levels)

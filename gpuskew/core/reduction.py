@@ -4,8 +4,13 @@ The tree itself is in ``gpuskew.kernels.segsum`` (and its two implementations in
 kernels/cuda.py). Here we only lay out which elements each tile sums, level after level:
 
 * level 0: the positions of each group, in ascending position order (a stable sort by group
-  code), cut into tiles of TILE consecutive elements; every group has at least one tile (an empty
-  tile sums to 0.0);
+  code), cut into tiles of at most TILE consecutive elements that never cross a chunk boundary:
+  positions are numbered in book order and cut into chunks of :data:`CHUNK` (2^20) positions, and
+  a group's members in one chunk are tiled on their own. Every group has at least one tile (an
+  empty tile sums to 0.0). A book below CHUNK positions is one chunk. Because no tile crosses a
+  chunk, a shard holding whole chunks (or every position of its groups) computes exactly the
+  level-0 tile sums of the one-process plan, and the rest of the tree over them gives the same
+  bits (:mod:`gpuskew.distributed`);
 * level k+1: the tile sums of level k, which are contiguous per group, cut again into tiles;
 * until every group has one tile: its sum is the group total.
 
@@ -20,6 +25,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpuskew.kernels.segsum import TILE
+
+
+def _chunk_from_env() -> int:
+    import os
+
+    text = os.environ.get("GPUSKEW_REDUCE_CHUNK", str(1 << 20))
+    try:
+        chunk = int(text)
+    except ValueError:
+        chunk = -1
+    if chunk < TILE or chunk % TILE:
+        raise ValueError(f"GPUSKEW_REDUCE_CHUNK must be a multiple of the tile ({TILE}), got {text!r}")
+    return chunk
+
+
+#: positions per chunk of the book (a multiple of TILE): level-0 tiles never cross a chunk
+CHUNK: int = _chunk_from_env()
 
 
 @dataclass(frozen=True)
@@ -62,15 +84,51 @@ def _stable_order(codes: np.ndarray, n_groups: int) -> np.ndarray:
     return np.argsort(codes, kind="stable")
 
 
+def _level0(codes: np.ndarray, n_groups: int, order: np.ndarray,
+            positions: np.ndarray | None = None) -> tuple[TileLevel, np.ndarray]:
+    """Level 0: each group's members (``order``: positions sorted stably by group) cut into tiles
+    of at most TILE that do not cross a chunk of CHUNK positions; ``positions``: the global index
+    of each element (default: its index). Returns the level and the tiles per group."""
+    pos = np.arange(codes.size, dtype=np.int64) if positions is None else np.asarray(positions, np.int64)
+    chunk = pos[order] // CHUNK
+    group = codes[order].astype(np.int64)
+    n_chunks = int(chunk.max()) + 1 if chunk.size else 1
+    # segments: runs of (group, chunk) in the sorted order (sorted by group, then by position)
+    key = group * n_chunks + chunk
+    if key.size:
+        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    seg_len = np.diff(np.append(starts, key.size)).astype(np.int64)
+    seg_group = group[starts] if key.size else np.zeros(0, dtype=np.int64)
+    # every group at least one tile: empty groups get an empty segment
+    present = np.zeros(n_groups, dtype=bool)
+    present[seg_group] = True
+    empty = np.flatnonzero(~present)
+    if empty.size:
+        all_group = np.concatenate((seg_group, empty))
+        all_start = np.concatenate((starts, np.zeros(empty.size, dtype=np.int64)))
+        all_len = np.concatenate((seg_len, np.zeros(empty.size, dtype=np.int64)))
+        o = np.argsort(all_group, kind="stable")
+        seg_group, starts, seg_len = all_group[o], all_start[o], all_len[o]
+    tiles_per_seg = np.maximum(1, -(-seg_len // TILE))
+    first_tile = np.concatenate(([0], np.cumsum(tiles_per_seg)[:-1])).astype(np.int64)
+    tile_seg = np.repeat(np.arange(seg_len.size), tiles_per_seg)
+    rank = np.arange(tile_seg.size, dtype=np.int64) - first_tile[tile_seg]
+    tile_start = starts[tile_seg] + rank * TILE
+    tile_len = np.clip(seg_len[tile_seg] - rank * TILE, 0, TILE).astype(np.int64)
+    tiles_per_group = np.bincount(seg_group, weights=tiles_per_seg, minlength=n_groups).astype(np.int64)
+    return TileLevel(order.astype(np.int64, copy=False), tile_start, tile_len), tiles_per_group
+
+
 def plan_segmented_sum(codes: np.ndarray, n_groups: int) -> SegmentedSumPlan:
     """Plan the sums of every group ``g`` in ``range(n_groups)`` of the elements with ``codes == g``."""
     codes = np.asarray(codes)
     if n_groups == 0:
         return SegmentedSumPlan(0, ())
     order = _stable_order(codes, n_groups)
-    counts = np.bincount(codes, minlength=n_groups).astype(np.int64)
     levels = []
-    level, counts = _tiles(counts, order)
+    level, counts = _level0(codes, n_groups, order)
     levels.append(level)
     while counts.sum() > n_groups:
         level, counts = _tiles(counts, np.arange(int(counts.sum()), dtype=np.int64))

@@ -6,9 +6,10 @@ Outputs are written so that a reader never sees a half-written file or a half-wr
   the same filesystem: the final ``os.replace`` is atomic even when the folder is a mount point),
   fsyncs it, then renames it into place; :func:`write_parquet` / :func:`write_json` /
   :func:`write_text` use it; re-running with the same data gives byte-identical files.
-* :func:`publish_run` writes every file of a run into a temporary folder beside the output folder,
-  then renames the whole folder into place (or, if the folder exists, moves the files in one by one
-  with ``summary.json`` last: it is the commit marker of a run).
+* :func:`publish_run` writes every file of a run into a temporary folder beside a new output
+  folder, then renames the whole folder into place; into an existing output folder (perhaps a mount
+  point) through a temporary folder inside it, moving the files in one by one with ``summary.json``
+  last: it is the commit marker of a run. Every rename stays on one filesystem.
 * :func:`remove_stale_temporaries` removes temporary files and folders a killed process left.
 """
 
@@ -151,9 +152,13 @@ def write_text(text: str, path: str | Path) -> None:
     write_atomic(Path(path), lambda f: f.write(data))
 
 
-def _fresh_dir_next_to(out_dir: Path) -> Path:
+def _fresh_dir_for(out_dir: Path) -> Path:
+    """A new temporary folder on the same filesystem as ``out_dir``'s files: inside it when it
+    exists (it may be a mount point: a folder beside it would be on another filesystem, and the
+    final renames would fail with "Invalid cross-device link"), else beside it."""
     while True:
-        tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        name = f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = out_dir / name if out_dir.is_dir() else out_dir.with_name(name)
         try:
             os.mkdir(tmp)  # mode 0o777 & ~umask, unlike tempfile.mkdtemp (0700)
             return tmp
@@ -181,13 +186,18 @@ def _clashes(out_dir: Path, names: list[str]) -> list[str]:
 def check_output_free(out_dir: str | Path, overwrite: bool, names: Sequence[str]) -> None:
     """Fail early (before any work) with :class:`OutputExists` if ``out_dir`` is a file, or holds one
     of ``names`` and ``overwrite`` is not given. :func:`publish_run` checks again at the end."""
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))
+    if out_dir.parent == out_dir:
+        raise OutputExists(out_dir, reason="is the filesystem root: give a folder to create or fill")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputExists(out_dir, reason="exists and is not a folder")
     if out_dir.is_dir() and not overwrite:
         clash = _clashes(out_dir, list(names))
         if clash:
             raise OutputExists(out_dir, clash)
+    existing = out_dir if out_dir.is_dir() else next((p for p in out_dir.parents if p.exists()), out_dir.parent)
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputExists(out_dir, reason=f"cannot be written ({existing} is not a writable folder)")
 
 
 def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]],
@@ -209,7 +219,9 @@ def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]]
 
     Returns the final paths, in the order of ``files``.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))
+    if out_dir.parent == out_dir:
+        raise OutputExists(out_dir, reason="is the filesystem root: give a folder to create or fill")
     names = list(files)
     for n in names:
         if not n or n in (".", "..") or "/" in n or os.sep in n or (os.altsep and os.altsep in n):
@@ -222,7 +234,7 @@ def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]]
             raise OutputExists(out_dir, clash)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
 
-    tmp = _fresh_dir_next_to(out_dir)
+    tmp = _fresh_dir_for(out_dir)
     try:
         for n in names:
             files[n](tmp / n)

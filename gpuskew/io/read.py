@@ -161,6 +161,11 @@ def find_table_file(book_dir: str | Path, name: str) -> Path:
         reason = "not a folder" if book_dir.exists() else "no such folder"
         raise InvalidInput(source=str(book_dir), column=None, rule=f"book folder: {reason}")
     found = [book_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS if (book_dir / f"{name}{ext}").is_file()]
+    folders = [book_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS if (book_dir / f"{name}{ext}").is_dir()]
+    if not found and folders:
+        raise InvalidInput(source=str(folders[0]), column=None,
+                           rule=f"table '{name}' is a folder, not a file (a partitioned dataset is not a "
+                                f"book table here: write one file {name}{TABLE_EXTENSIONS[0]})")
     if not found:
         raise InvalidInput(source=str(book_dir), column=None,
                            rule=f"missing table '{name}' (expected {_expected_names(name)})")

@@ -43,8 +43,9 @@ import pyarrow.compute as pc
 
 from gpuskew import schema
 from gpuskew.errors import InvalidInput
+from gpuskew.timeutil import DATE_HOUR_UTC
 
-__all__ = ["validate_book", "validate_table", "tag_columns", "Rule", "TABLE_ORDER", "RULES"]
+__all__ = ["validate_book", "validate_market", "validate_table", "tag_columns", "Rule", "TABLE_ORDER", "RULES"]
 
 #: Order in which the tables are validated (cross-references point to earlier tables).
 TABLE_ORDER: tuple[str, ...] = ("instruments", "underlyings", "quotes", "positions")
@@ -163,13 +164,9 @@ def _to_float64(col: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray
 
 
 def _iso_to_micros(text: str) -> int:
-    s = text.strip()
-    if s[-1:] in ("Z", "z"):
-        s = s[:-1] + "+00:00"
-    dt = datetime.fromisoformat(s)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return (dt - _EPOCH) // timedelta(microseconds=1)
+    from gpuskew.timeutil import to_micros
+
+    return to_micros(text)
 
 
 def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray:
@@ -183,7 +180,7 @@ def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.Ch
     for code, text in enumerate(enc.dictionary.to_pylist()):
         try:
             micros.append(_iso_to_micros(text))
-        except (ValueError, OverflowError, IndexError):
+        except (ValueError, OverflowError, IndexError, InvalidInput):
             micros.append(None)
             bad_codes.append(code)
     if bad_codes:
@@ -197,7 +194,14 @@ def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.Ch
 
 def _to_timestamp(col: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray:
     t = col.type
-    if pa.types.is_null(t) or pa.types.is_timestamp(t) or pa.types.is_date(t):
+    if pa.types.is_date(t):  # a date alone means 08:00 UTC (gpuskew.timeutil)
+        try:
+            midnight = pc.cast(col, options=pc.CastOptions(schema.TIMESTAMP, allow_time_truncate=True))
+            hours = pa.scalar(DATE_HOUR_UTC * 3_600_000_000, pa.int64())
+            return pc.cast(pc.add(pc.cast(midnight, pa.int64()), hours), schema.TIMESTAMP)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInput(source=source, column=name, rule=f"timestamp out of range: {exc}") from exc
+    if pa.types.is_null(t) or pa.types.is_timestamp(t):
         try:
             return pc.cast(col, options=pc.CastOptions(schema.TIMESTAMP, allow_time_truncate=True))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -442,19 +446,52 @@ def validate_book(tables: Mapping[str, Any], sources: Mapping[str, str]) -> dict
 
     out: dict[str, pa.Table] = {}
     instruments = out["instruments"] = validate_table("instruments", raw["instruments"], src["instruments"])
-    underlyings = out["underlyings"] = validate_table("underlyings", raw["underlyings"], src["underlyings"])
-
-    quotes = out["quotes"] = validate_table("quotes", raw["quotes"], src["quotes"])
-    _raise_rows(src["quotes"], "instrument", "quote for an unknown instrument",
-                _unknown(quotes.column("instrument"), instruments.column("instrument")),
-                quotes.column("instrument"))
-
+    out["underlyings"], out["quotes"] = _market_tables(instruments, raw["underlyings"], raw["quotes"], src)
     positions = out["positions"] = validate_table("positions", raw["positions"], src["positions"])
+    _check_tag_names(positions, src["positions"])
     _raise_rows(src["positions"], "instrument", "position on an unknown instrument",
                 _unknown(positions.column("instrument"), instruments.column("instrument")),
                 positions.column("instrument"))
-    _check_held_instruments(instruments, underlyings, quotes, positions, src)
+    _check_held_instruments(instruments, out["underlyings"], out["quotes"], positions, src)
     return {name: out[name] for name in schema.INPUT_TABLES}
+
+
+def _market_tables(instruments: pa.Table, underlyings: Any, quotes: Any,
+                   src: Mapping[str, str]) -> tuple[pa.Table, pa.Table]:
+    from gpuskew.io.read import to_arrow_table
+
+    if not isinstance(underlyings, pa.Table):
+        underlyings = to_arrow_table(underlyings, src["underlyings"])
+    if not isinstance(quotes, pa.Table):
+        quotes = to_arrow_table(quotes, src["quotes"])
+    underlyings = validate_table("underlyings", underlyings, src["underlyings"])
+    quotes = validate_table("quotes", quotes, src["quotes"])
+    _raise_rows(src["quotes"], "instrument", "quote for an unknown instrument",
+                _unknown(quotes.column("instrument"), instruments.column("instrument")),
+                quotes.column("instrument"))
+    return underlyings, quotes
+
+
+def validate_market(instruments: pa.Table, positions: pa.Table, underlyings: Any, quotes: Any,
+                    sources: Mapping[str, str]) -> tuple[pa.Table, pa.Table]:
+    """Check new market tables against a book's validated instruments and positions: the
+    underlyings and quotes tables on their own, quotes of known instruments, the market data every
+    held instrument needs. Returns the normalised (underlyings, quotes). The positions are not
+    checked again (a resident book re-priced under a new market)."""
+    src = {name: _source(sources, name) for name in schema.INPUT_TABLES}
+    underlyings, quotes = _market_tables(instruments, underlyings, quotes, src)
+    _check_held_instruments(instruments, underlyings, quotes, positions, src)
+    return underlyings, quotes
+
+
+def _check_tag_names(positions: pa.Table, source: str) -> None:
+    """A tag may not take the name of a column the engine writes (it would collide with it in the
+    outputs)."""
+    clash = [t for t in schema.POSITIONS.tag_columns(positions) if t in schema.RESERVED_TAG_NAMES]
+    if clash:
+        raise InvalidInput(source=source, column=clash[0],
+                           rule=f"tag column named like a column gpuskew writes; rename it (reserved names: "
+                                f"{', '.join(sorted(schema.RESERVED_TAG_NAMES))})")
 
 
 def _check_held_instruments(instruments: pa.Table, underlyings: pa.Table, quotes: pa.Table,

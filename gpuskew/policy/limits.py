@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from gpuskew.errors import InvalidConfig
+from gpuskew.errors import InvalidConfig, InvalidInput
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version dependent
     import tomllib as _toml
@@ -66,9 +66,20 @@ VALUE_SCOPES: tuple[str, ...] = ("group", "pair")
 #: Largest fee / half spread / impact accepted, as a fraction of notional (catches bp/% typos).
 MAX_COST_FRACTION: float = 0.05
 
+#: Largest magnitude of any number in a limits file (coins, USD): beyond it sums and products of
+#: the adherence table could overflow.
+MAX_MAGNITUDE: float = 1e15
+
+
+def _short(value: object) -> object:
+    """A value for an error message: long numbers and strings shortened."""
+    text = repr(value)
+    return value if len(text) <= 40 else text[:20] + f"...({len(text)} characters)"
+
+
 _POLICY_KEYS = ("enabled", "measure", "hysteresis", "target", "band", "thresholds", "hedge",
                 "quote")
-_TOP_KEYS = ("defaults", "underlying", "group", "hedge_instrument")
+_TOP_KEYS = ("levels", "defaults", "underlying", "group", "hedge_instrument")
 _RA_REQUIRED = "required: risk aversion gamma in 1/USD, > 0"
 
 
@@ -97,9 +108,14 @@ class _Checker:
                lt: float | None = None, le: float | None = None) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, value, "must be a number")
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:
+            v = math.inf
         if not math.isfinite(v):
-            raise self.fail(key, value, "must be finite")
+            raise self.fail(key, _short(value), "must be finite")
+        if abs(v) > MAX_MAGNITUDE:
+            raise self.fail(key, _short(value), f"must be at most {MAX_MAGNITUDE:g} in magnitude")
         if gt is not None and not v > gt:
             raise self.fail(key, value, f"must be > {gt:g}")
         if ge is not None and not v >= ge:
@@ -446,21 +462,15 @@ def _parse_match(c: _Checker, key: str, raw: object) -> tuple[tuple[str, tuple[s
 
 
 def _parse_datetime(c: _Checker, key: str, v: object) -> _dt.datetime:
-    if isinstance(v, _dt.datetime):
-        d = v
-    elif isinstance(v, _dt.date):
-        d = _dt.datetime(v.year, v.month, v.day, 8, 0)  # crypto expiries settle at 08:00 UTC
-    elif isinstance(v, str):
-        try:
-            d = _dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
-            raise c.fail(key, v, "must be an ISO 8601 date-time (e.g. 2026-12-27T08:00:00Z)"
-                         ) from None
-    else:
+    """A date-time of the file (TOML date-time, date or string; a date alone means 08:00 UTC)."""
+    from gpuskew.timeutil import to_utc
+
+    if not isinstance(v, (str, _dt.date)):
         raise c.fail(key, v, "must be a date-time")
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.timezone.utc)
-    return d.astimezone(_dt.timezone.utc)
+    try:
+        return to_utc(v, source=key)
+    except (InvalidInput, ValueError):
+        raise c.fail(key, v, "must be an ISO 8601 date-time (e.g. 2026-12-27T08:00:00Z) or date") from None
 
 
 def _parse_hedge_instrument(c: _Checker, key: str, raw: object) -> HedgeInstrumentSpec:
@@ -518,6 +528,9 @@ class Limits:
     underlyings: dict[str, dict]
     groups: list[GroupEntry]
     hedge_instruments: tuple[HedgeInstrumentSpec, ...]
+    #: grouping levels the file manages (``levels = ["desk", "desk,book"]``): computed by every run
+    #: with these limits, whatever ``--group-by`` says
+    levels: tuple[tuple[str, ...], ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def policy_for(self, row: Mapping[str, Any], *, _require_band: bool = True) -> Policy:
@@ -602,6 +615,14 @@ def parse_limits(mapping: Mapping[str, Any], source: str = "<limits>") -> Limits
     c = _Checker(source)
     top = c.table("", mapping)
     c.unknown("", top, _TOP_KEYS)
+    levels: list[tuple[str, ...]] = []
+    if "levels" in top:
+        for lv in c.strings("levels", top["levels"]):
+            cols = tuple(x.strip() for x in lv.split(",") if x.strip())
+            if not cols or any(not x for x in cols):
+                raise c.fail("levels", lv, "a level is tag columns joined by ',' (e.g. \"desk,book\")")
+            if cols not in levels:
+                levels.append(cols)
     defaults = _parse_layer(c, "defaults", top.get("defaults", {}))
     unders: dict[str, dict] = {}
     for name, sec in c.table("underlying", top.get("underlying", {})).items():
@@ -631,7 +652,7 @@ def parse_limits(mapping: Mapping[str, Any], source: str = "<limits>") -> Limits
                          "duplicate instrument")
         his.append(spec)
     limits = Limits(source=source, defaults=defaults, underlyings=unders, groups=groups,
-                    hedge_instruments=tuple(his))
+                    hedge_instruments=tuple(his), levels=tuple(levels))
     # Resolve what can be resolved now, so that cross-key errors (thresholds order, missing band,
     # unknown hedge instrument names) surface when the file is loaded, not mid-run.
     # (A missing band is only known per group: it is reported when a group needs one.)
@@ -645,16 +666,24 @@ def parse_limits(mapping: Mapping[str, Any], source: str = "<limits>") -> Limits
 
 def load_limits(path: str | Path) -> Limits:
     """Read and validate a TOML limits file."""
+    return parse_limits(read_toml(path), source=str(path))
+
+
+def read_toml(path: str | Path, raw: bytes | None = None) -> dict:
+    """Parse a TOML file; a file that is not valid TOML, or is nested deeper than any limits or
+    policies file needs (a hostile file), raises :class:`InvalidConfig` naming it."""
     p = Path(path)
+    if raw is None:
+        try:
+            raw = p.read_bytes()
+        except OSError as e:
+            raise InvalidConfig(str(p), "(file)", None, f"cannot read: {e.strerror or e}") from None
     try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise InvalidConfig(str(p), "(file)", None, f"cannot read: {e.strerror or e}") from None
-    try:
-        mapping = _toml.loads(raw.decode("utf-8"))
+        return _toml.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, _toml.TOMLDecodeError) as e:
         raise InvalidConfig(str(p), "(file)", None, f"not valid TOML: {e}") from None
-    return parse_limits(mapping, source=str(p))
+    except RecursionError:
+        raise InvalidConfig(str(p), "(file)", None, "nested too deeply to be a configuration file") from None
 
 
 def example_limits_path() -> Path:

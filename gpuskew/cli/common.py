@@ -1,0 +1,87 @@
+"""What every command shares: stderr logging, safe terminal text, error handling and exit codes.
+
+stdout carries results (a readable table; with ``--json`` exactly one compact JSON object on one
+line and nothing else); logs, warnings and progress go to stderr. Exit codes: 0 ok, 1 runtime
+error, 2 usage or invalid input, 3 a limit breached and ``--fail-on`` asked to fail on it, 75
+CUDA required but not usable. With ``--json`` an error also prints its JSON line
+(``{"status": "error", "exit_code": 2, "error": ...}``) so that the status always agrees with the
+exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from gpuskew.errors import EXIT_INVALID, EXIT_RUNTIME, GpuskewError
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: object, newlines: bool = True) -> str:
+    """``text`` fit for a terminal: control characters (ESC, BEL, C1, ...) written as ``\\xNN`` so
+    that text from inputs can never drive the terminal (retitle it, move the cursor)."""
+    s = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return s if newlines else s.replace("\n", "\\n")
+
+
+def log(message: str) -> None:
+    """A log line on stderr (control characters escaped)."""
+    click.echo(f"gpuskew: {safe(message)}", err=True)
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def emit_json(obj: dict) -> None:
+    """The one JSON line of ``--json`` on stdout (compact, sorted keys, no NaN)."""
+    click.echo(json.dumps(obj, separators=(",", ":"), sort_keys=True, allow_nan=False, default=str))
+
+
+def _wants_json() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.params.get("as_json"))
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Map domain errors to their exit codes, with one clear line on stderr and no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GpuskewError as exc:
+            _fail(str(exc), exc.exit_code, "error")
+        except click.exceptions.Exit:
+            raise
+        except click.UsageError as exc:
+            if _wants_json():
+                emit_json({"status": "error", "exit_code": EXIT_INVALID, "error": exc.format_message()})
+            raise
+        except (click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # runtime error: exit 1, traceback only when asked
+            if os.environ.get("GPUSKEW_DEBUG"):
+                raise
+            _fail(f"{type(exc).__name__}: {exc} (set GPUSKEW_DEBUG=1 for a traceback)", EXIT_RUNTIME,
+                  "runtime error")
+
+    return wrapper
+
+
+def _fail(message: str, code: int, label: str) -> None:
+    click.echo(f"gpuskew: {label}: {safe(message)}", err=True)
+    if _wants_json():
+        emit_json({"status": "error", "exit_code": code, "error": message})
+    sys.exit(code)
+
+
+__all__ = ["safe", "log", "stderr_is_tty", "emit_json", "handle_errors"]
