@@ -315,7 +315,7 @@ def trade_coins(net: float, centre: float, lower: float, upper: float, mode: int
         else:
             need = centre - lower - net
         sign = 1.0 if need > 0.0 else -1.0
-        k = math.ceil(abs(need) / lot - LOT_TOL)
+        k = float(math.ceil(abs(need) / lot - LOT_TOL))
         post = net + sign * k * lot
         if k > 0.0 and (post - centre > upper or centre - post > lower):
             # overshoot past the far edge: keep the count nearest to the band
@@ -329,7 +329,7 @@ def trade_coins(net: float, centre: float, lower: float, upper: float, mode: int
         sign = 1.0 if need > 0.0 else -1.0
         k = round_half_away(abs(need) / lot)
     if k > 0.0 and k * lot < min_size:
-        k = math.ceil(min_size / lot - LOT_TOL)
+        k = float(math.ceil(min_size / lot - LOT_TOL))
     return sign * k * lot
 
 
