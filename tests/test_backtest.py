@@ -211,3 +211,47 @@ def test_a_client_fill_enters_the_book_at_its_price(tmp_path):
         tables["quotes"] = tables["quotes"].set_column(1, "iv", pa.array([float(market.atm_vol[p, 0, 6])]))
         value = gpuskew.compute(gpuskew.load_book(tables), as_of=t, backend="cpu").exposures["value_usd"][0].as_py()
         assert gp.wealth[p, g, 6] == pytest.approx(value - 4.0 * 3_000.0 - 5.0, rel=1e-9)
+
+
+def test_full_revaluations_equal_the_session_group_sums():
+    """At its full revaluations the greeks path prices and sums exactly as Session.group_sums does
+    for the same market (same kernel, same reduction tree, same bits)."""
+    from gpuskew.session import MarketUpdate, Session
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.synthetic.markets import synthetic_market
+
+    tables = make_demo_book(400, seed=6)
+    inst = tables["instruments"]
+    keep = [k in ("option", "spot") for k in inst["kind"].to_pylist()]
+    names = set(inst.filter(pa.array(keep))["instrument"].to_pylist())
+    pos = tables["positions"]
+    tables["positions"] = pos.filter(pa.array([n in names for n in pos["instrument"].to_pylist()]))
+    book = gpuskew.load_book(tables)
+    market, _ = synthetic_market({"market": {"steps": 30, "step_seconds": 600, "paths": 2, "seed": 4},
+                                  "underlying": {"ETH": {"model": "merton", "iv_vol_of_vol": 1.5}}}, book, DEMO_AS_OF)
+    gp = compute_greeks_path(book, market, [("desk",)], "cpu", full_every=10)
+    quotes = book.quotes
+    q_inst = quotes["instrument"].to_pylist()
+    und_of = dict(zip(book.instruments["instrument"].to_pylist(), book.instruments["underlying"].to_pylist()))
+    iv0 = quotes["iv"].to_numpy(zero_copy_only=False)
+    fwd0 = quotes["forward"].fill_null(0.0).to_numpy(zero_copy_only=False)
+    for p, t in ((0, 10), (1, 30)):
+        session = Session(gpuskew.load_book(tables), backend="cpu", group_by=[("desk",)])
+        j = [market.index(und_of[i]) for i in q_inst]
+        shift = market.atm_vol[p, j, t] - market.atm_vol[p, j, 0]
+        iv = np.where(np.isfinite(iv0), np.maximum(iv0 + shift, 0.01), np.nan)
+        fwd = np.where(fwd0 > 0, fwd0 * (market.spot[p, j, t] / market.spot[p, j, 0]), 0.0)
+        update = MarketUpdate(
+            underlyings=pa.table({"underlying": market.underlyings, "spot": market.spot[p, :, t]}),
+            quotes=pa.table({"instrument": q_inst, "iv": pa.array(iv, mask=~np.isfinite(iv)),
+                             "forward": pa.array(fwd, mask=~(fwd > 0))}))
+        sums = session.group_sums(market.time_at(t), update)
+        got = np.concatenate([s.sums for s in sums], axis=1)
+        from gpuskew import schema
+
+        m = {n: i for i, n in enumerate(schema.MEASURE_NAMES)}
+        np.testing.assert_array_equal(gp.wealth[p, :, t], got[m["value_usd"]])
+        np.testing.assert_array_equal(gp.delta[p, :, t], got[m["delta"]])
+        np.testing.assert_array_equal(gp.delta_pa[p, :, t], got[m["delta_pa"]])
+        np.testing.assert_array_equal(gp.gamma[p, :, t], got[m["gamma"]])
+        np.testing.assert_array_equal(gp.vega[p, :, t], got[m["vega_usd"]])

@@ -106,6 +106,9 @@ def backtest(book_dir: Path, policies_path: Path, out_dir: Path, synthetic: Path
     if limits_path is not None:
         grid = grid.with_current(read_toml(limits_path), source=str(limits_path))
     levels = parse_levels(list(group_by), book.tags)
+    for point in grid.policies:  # the levels the limits manage are computed too
+        managed = parse_levels([",".join(lv) for lv in point.limits.levels], book.tags)
+        levels += [lv for lv in managed if lv not in levels]
     market, flow = load_market(book, synthetic, market_dir, flow_dir, seed, as_of, step_seconds)
     log(f"{len(grid.policies)} policies, {market.n_paths} path(s) x {market.n_steps} steps of "
         f"{market.step_seconds:g} s from {market.start.isoformat()}")

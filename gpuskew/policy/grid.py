@@ -9,8 +9,8 @@ Every key of a limits file (``docs/adherence.md``) may hold a list instead of it
 * a scalar key (``usd = [1e5, 2.5e5]``, ``mode = ["to_band", "to_target"]``) is an axis of scalars;
 * ``band`` or ``target`` may be a list of tables (``band = [{model = "fixed", usd = 1e5},
   {model = "whalley_wilmott", risk_aversion = 1e-6}]``): an axis of models;
-* keys whose value is a list already (``hedge.instruments``, ``target.cash_underlyings``) are axes
-  only when given a list of lists; ``match`` tables and the ``[[group]]`` /
+* keys whose value is a list already (``levels``, ``hedge.instruments``,
+  ``target.cash_underlyings``) are axes only when given a list of lists; ``match`` tables and the ``[[group]]`` /
   ``[[hedge_instrument]]`` arrays are never axes.
 
 The policies are the cartesian product of the axes, in file order (the last axis varies fastest).
@@ -47,7 +47,7 @@ MAX_POLICIES: int = 1_000_000
 #: Characters of the sha256 hex digest kept as the policy id.
 POLICY_ID_LENGTH: int = 12
 #: Keys whose value is a list in a limits file: a list of lists makes them an axis.
-LIST_VALUED_KEYS: frozenset[str] = frozenset({"instruments", "cash_underlyings"})
+LIST_VALUED_KEYS: frozenset[str] = frozenset({"instruments", "cash_underlyings", "levels"})
 #: Top-level arrays of tables (their elements are walked, the arrays are never axes).
 TABLE_ARRAYS: frozenset[str] = frozenset({"group", "hedge_instrument"})
 
