@@ -55,9 +55,10 @@ def group_name(row: dict) -> str:
     return f"{row['level']}/{row['underlying']}" + (f"/{tags}" if tags else "")
 
 
-def hedge_resolver(book: Book, as_of: Any) -> Callable[[Any], list]:
+def hedge_resolver(book: Book | None, as_of: Any) -> Callable[[Any], list]:
     """``limits -> hedge instruments`` resolved against the book's instruments and quotes
-    (``gpuskew.adherence.hedging.resolve_hedge_instruments``), cached per set of entries."""
+    (``gpuskew.adherence.hedging.resolve_hedge_instruments``), cached per set of entries; without a
+    book the limits must describe their hedge instruments inline."""
     from gpuskew.adherence.hedging import resolve_hedge_instruments
 
     cache: dict[tuple, list] = {}
@@ -65,7 +66,11 @@ def hedge_resolver(book: Book, as_of: Any) -> Callable[[Any], list]:
     def resolve(limits: Any) -> list:
         key = tuple(limits.hedge_instruments)
         if key not in cache:
-            cache[key] = resolve_hedge_instruments(limits, book.instruments, book.quotes, as_of, book.underlyings)
+            if book is None:
+                cache[key] = resolve_hedge_instruments(limits, None, None, as_of, None)
+            else:
+                cache[key] = resolve_hedge_instruments(limits, book.instruments, book.quotes, as_of,
+                                                       book.underlyings)
         return cache[key]
 
     return resolve
@@ -98,16 +103,20 @@ def _traces(result: SweepResult, summary: Summary, best: np.ndarray, trace_ids: 
     return {(i, g, 0): traces[k] for k, (i, g) in enumerate(wanted)}
 
 
-def run_backtest(book: Book, grid: PolicyGrid, market: MarketPaths, *, levels: Sequence[tuple[str, ...]] = (),
-                 backend: str = "auto", full_every: int = DEFAULT_FULL_EVERY, flow: Flow | None = None,
-                 risk_aversion: float = DEFAULT_RISK_AVERSION, trace_ids: Sequence[str] = (),
-                 greeks: GreeksPath | None = None, inputs: dict | None = None,
+def run_backtest(book: Book | None, grid: PolicyGrid, market: MarketPaths, *,
+                 levels: Sequence[tuple[str, ...]] = (), backend: str = "auto", full_every: int = DEFAULT_FULL_EVERY,
+                 flow: Flow | None = None, risk_aversion: float = DEFAULT_RISK_AVERSION,
+                 trace_ids: Sequence[str] = (), greeks: GreeksPath | None = None, inputs: dict | None = None,
+                 resolve_hedges: Callable[[Any], list] | None = None,
                  progress: Callable[[str], None] | None = None) -> BacktestRun:
     """Run every policy of ``grid`` through ``market`` (see the module docstring). ``greeks``: a
-    greeks path already computed for this book and market (e.g. by calibrate)."""
+    greeks path already computed for this book and market (e.g. by calibrate; needed without a
+    book); ``resolve_hedges``: see :func:`hedge_resolver` (default: against ``book``)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if greeks is None:
+        if book is None:
+            raise ValueError("a backtest without a book needs its greeks path")
         greeks = compute_greeks_path(book, market, levels, backend, full_every, flow)
     timings["greeks_path"] = round(time.perf_counter() - t0, 6)
     if progress:
@@ -115,7 +124,8 @@ def run_backtest(book: Book, grid: PolicyGrid, market: MarketPaths, *, levels: S
     t0 = time.perf_counter()
     n_tasks = len(grid.policies) * greeks.n_groups * market.n_paths
     chosen = sweep_backend(backend, n_tasks)
-    result = run_sweep(greeks, grid, hedge_resolver(book, market.start), chosen)
+    resolve = resolve_hedges if resolve_hedges is not None else hedge_resolver(book, market.start)
+    result = run_sweep(greeks, grid, resolve, chosen)
     timings["sweep"] = round(time.perf_counter() - t0, 6)
     timings["sweep_kernel"] = round(result.seconds, 6)
     if progress:

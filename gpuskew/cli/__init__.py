@@ -67,6 +67,7 @@ main.add_command(_report.report)
 main.add_command(_demo.demo)
 main.add_command(_doctor.doctor)
 main.add_command(__import__("gpuskew.cli.backtest", fromlist=["backtest"]).backtest)
+main.add_command(__import__("gpuskew.cli.calibrate", fromlist=["calibrate"]).calibrate)
 
 if __name__ == "__main__":  # pragma: no cover
     entry_point()
