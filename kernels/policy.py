@@ -199,11 +199,21 @@ def zakamouline_h1_coef(cost: float, tau: float, r: float) -> float:
 
 
 @register_jitable
-def zakamouline_k_coef(cost: float, tau: float, r: float) -> float:
-    """-4.76 lambda^0.78 tau^-0.02 exp(-r tau)^0.25: the part of K constant along a path."""
+def zakamouline_k_coef(cost: float, tau: float, r: float, risk_aversion: float) -> float:
+    """-4.76 lambda^0.78 tau^-0.02 exp(-r tau)^0.25 gamma^0.15: the part of K constant along a path."""
     if cost == 0.0:
         return 0.0
-    return ZAK_K_C * cost ** ZAK_K_LAMBDA * tau ** ZAK_K_TAU * math.exp(-ZAK_DISC * r * tau)
+    return (ZAK_K_C * cost ** ZAK_K_LAMBDA * tau ** ZAK_K_TAU * math.exp(-ZAK_DISC * r * tau)
+            * risk_aversion ** ZAK_K_GAMMA)
+
+
+@register_jitable
+def zakamouline_gamma_factor(S: float, gamma: float) -> float:
+    """(S^2 |Gamma|)^0.15, the part of K that moves with the market and the book."""
+    x = S * S * abs(gamma)
+    if x == 0.0:
+        return 0.0
+    return x ** ZAK_K_GAMMA
 
 
 @register_jitable
@@ -213,12 +223,9 @@ def zakamouline_h1_from(coef: float, vol_factor: float, gamma: float, risk_avers
 
 
 @register_jitable
-def zakamouline_k_from(coef: float, vol_factor: float, risk_aversion: float, S: float, gamma: float) -> float:
-    """K = coef sigma^-0.25 (gamma S^2 |Gamma|)^0.15 (<= 0)."""
-    x = risk_aversion * S * S * abs(gamma)
-    if x == 0.0:
-        return 0.0
-    return coef * vol_factor * x ** ZAK_K_GAMMA
+def zakamouline_k_from(coef: float, vol_factor: float, gamma_factor: float) -> float:
+    """K = coef sigma^-0.25 (S^2 |Gamma|)^0.15 (<= 0), coef from :func:`zakamouline_k_coef`."""
+    return coef * vol_factor * gamma_factor
 
 
 @register_jitable
@@ -233,8 +240,8 @@ def zakamouline_h1(cost: float, tau: float, r: float, vol: float, gamma: float,
 def zakamouline_k(cost: float, tau: float, r: float, vol: float, risk_aversion: float, S: float,
                   gamma: float) -> float:
     """K = -4.76 lambda^0.78 tau^-0.02 (exp(-r tau)/sigma)^0.25 (gamma S^2 |Gamma|)^0.15 (<= 0)."""
-    return zakamouline_k_from(zakamouline_k_coef(cost, tau, r), zakamouline_vol_factor(vol), risk_aversion,
-                              S, gamma)
+    return zakamouline_k_from(zakamouline_k_coef(cost, tau, r, risk_aversion), zakamouline_vol_factor(vol),
+                              zakamouline_gamma_factor(S, gamma))
 
 
 @register_jitable
@@ -337,10 +344,11 @@ def trade_coins(net: float, centre: float, lower: float, upper: float, mode: int
 def band_half_widths(model: int, S: float, vol: float, gamma: float, lo_coins: float, up_coins: float,
                      lo_usd: float, up_usd: float, lo_budget: float, up_budget: float, z: float,
                      sqrt_h: float, risk_aversion: float, cost: float, tau: float, h1_coef: float,
-                     floor_coins: float, floor_usd: float, cap_coins: float, cap_usd: float):
+                     vol_factor: float, floor_coins: float, floor_usd: float, cap_coins: float, cap_usd: float):
     """(lower, upper) half-widths in coins of a band model (BAND_*) at spot S, vol sigma and the
-    group's gamma, before the Zakamouline centre shift; floors and caps applied. ``h1_coef``:
-    :func:`zakamouline_h1_coef` of the band (zakamouline only)."""
+    group's gamma, before the Zakamouline centre shift; floors and caps applied. ``h1_coef``,
+    ``vol_factor``: :func:`zakamouline_h1_coef` of the band and
+    :func:`zakamouline_vol_factor` of sigma (zakamouline only)."""
     if model == BAND_FIXED:
         lo = fixed_half_width(lo_coins, lo_usd, S)
         up = fixed_half_width(up_coins, up_usd, S)
@@ -352,7 +360,7 @@ def band_half_widths(model: int, S: float, vol: float, gamma: float, lo_coins: f
         up = lo
     else:
         lo = zakamouline_h0(cost, risk_aversion, S, vol, tau) + zakamouline_h1_from(
-            h1_coef, zakamouline_vol_factor(vol), gamma, risk_aversion)
+            h1_coef, vol_factor, gamma, risk_aversion)
         up = lo
     lo = floor_cap(lo, floor_coins, floor_usd, cap_coins, cap_usd, S)
     if model == BAND_WHALLEY_WILMOTT or model == BAND_ZAKAMOULINE:
@@ -361,16 +369,16 @@ def band_half_widths(model: int, S: float, vol: float, gamma: float, lo_coins: f
 
 
 @register_jitable
-def zakamouline_shift(k_coef: float, risk_aversion: float, S: float, vol: float, gamma: float,
+def zakamouline_shift(k_coef: float, vol: float, vol_factor: float, gamma: float, gamma_factor: float,
                       vanna: float) -> float:
     """Centre shift of a Zakamouline band, coins: vanna (sigma_m - sigma) * 100, with K from
-    ``k_coef`` (:func:`zakamouline_k_coef`)."""
-    k = zakamouline_k_from(k_coef, zakamouline_vol_factor(vol), risk_aversion, S, gamma)
+    ``k_coef`` (:func:`zakamouline_k_coef`) and the market factors."""
+    k = zakamouline_k_from(k_coef, vol_factor, gamma_factor)
     return vanna * (zakamouline_modified_vol(vol, k, gamma) - vol) * 100.0
 
 
 @register_jitable
-def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, target, und, dt,
+def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zvf, zgf, target, und, dt,
                 trace_slot, out, trace):
     """Run the hedge recurrence of one task and write its statistics into ``out[task]``.
 
@@ -378,8 +386,11 @@ def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vann
     N_PARAMS); S, vol, fund (paths, underlyings, steps + 1): index price (USD), ATM implied vol,
     annualised funding rate; wealth, delta, delta_pa, gamma, vanna (paths, groups, steps + 1):
     the book's value plus cash (USD), deltas (coins), gamma (coins/USD), vanna (coins per vol
-    point); target (n_targets, paths, groups, steps + 1) coins; und (groups,) the group's
-    underlying; dt (steps,) years of each step; trace_slot (tasks,) the trace row of a task or -1.
+    point); zvf (paths, underlyings, steps + 1) and zgf (paths, groups, steps + 1): Zakamouline's
+    market factors (:func:`zakamouline_vol_factor`, :func:`zakamouline_gamma_factor`; read only by
+    zakamouline bands, may be empty otherwise); target (n_targets, paths, groups, steps + 1) coins;
+    und (groups,) the group's underlying; dt (steps,) years of each step; trace_slot (tasks,) the
+    trace row of a task or -1.
     """
     n_pol = params.shape[0]
     n_grp = params.shape[1]
@@ -408,7 +419,7 @@ def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vann
     k_coef = 0.0
     if model == BAND_ZAKAMOULINE:
         h1_coef = zakamouline_h1_coef(lam, tau, rate)
-        k_coef = zakamouline_k_coef(lam, tau, rate)
+        k_coef = zakamouline_k_coef(lam, tau, rate, risk_aversion)
     floor_coins = params[pol, g, P_FLOOR_COINS]
     floor_usd = params[pol, g, P_FLOOR_USD]
     cap_coins = params[pol, g, P_CAP_COINS]
@@ -479,15 +490,18 @@ def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vann
             if not static_band or t == 0:
                 v = 0.0
                 gm = 0.0
+                vf = 0.0
                 if model == BAND_VAR or model == BAND_ZAKAMOULINE:
                     v = vol[p, u, t]
                 if model == BAND_WHALLEY_WILMOTT or model == BAND_ZAKAMOULINE:
                     gm = gamma[p, g, t]
+                if model == BAND_ZAKAMOULINE:
+                    vf = zvf[p, u, t]
                 lo, up = band_half_widths(model, s0, v, gm, lo_coins, up_coins, lo_usd, up_usd, lo_budget,
-                                          up_budget, z, sqrt_h, risk_aversion, lam, tau, h1_coef, floor_coins,
+                                          up_budget, z, sqrt_h, risk_aversion, lam, tau, h1_coef, vf, floor_coins,
                                           floor_usd, cap_coins, cap_usd)
                 if model == BAND_ZAKAMOULINE:
-                    centre += zakamouline_shift(k_coef, risk_aversion, s0, v, gm, vanna[p, g, t])
+                    centre += zakamouline_shift(k_coef, v, vf, gm, zgf[p, g, t], vanna[p, g, t])
                     dev = net - centre
                     a = abs(dev)
             # statistics of the state the market brought (before this step's trade)

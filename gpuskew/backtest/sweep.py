@@ -126,6 +126,20 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
     return np.require(a, np.float64, ("C", "W"))
 
 
+def zakamouline_factors(params: np.ndarray, spot: np.ndarray, vol: np.ndarray, gamma: np.ndarray,
+                        und: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Zakamouline's market factors (``kernels.cpu.zakamouline_factors``), computed on the host once
+    for every policy; empty arrays when no policy has a zakamouline band."""
+    if not (params[..., kp.P_BAND] == kp.BAND_ZAKAMOULINE).any():
+        return np.zeros((0, 0, 0)), np.zeros((0, 0, 0))
+    from gpuskew.kernels import cpu
+
+    zvf = np.empty(vol.shape)
+    zgf = np.empty(gamma.shape)
+    cpu.zakamouline_factors(_contiguous(spot), _contiguous(vol), _contiguous(gamma), und, zvf, zgf)
+    return zvf, zgf
+
+
 def launch(backend: Backend, params: np.ndarray, greeks: GreeksPath, targets: np.ndarray,
            trace_tasks: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Run the kernel over every task; return (out (tasks, N_OUTPUTS), traces (len(trace_tasks),
@@ -136,10 +150,12 @@ def launch(backend: Backend, params: np.ndarray, greeks: GreeksPath, targets: np
     slots = np.full(n_tasks, -1, dtype=np.int64)
     for i, task in enumerate(trace_tasks):
         slots[task] = i
+    und = np.ascontiguousarray(greeks.und, dtype=np.int64)
+    zvf, zgf = zakamouline_factors(params, m.spot, m.atm_vol, greeks.gamma, und)
     arrays = [_contiguous(params), _contiguous(m.spot), _contiguous(m.atm_vol), _contiguous(m.funding),
               _contiguous(greeks.wealth), _contiguous(greeks.delta), _contiguous(greeks.delta_pa),
-              _contiguous(greeks.gamma), _contiguous(greeks.vanna), _contiguous(targets),
-              np.ascontiguousarray(greeks.und, dtype=np.int64), _contiguous(m.dt_years), slots]
+              _contiguous(greeks.gamma), _contiguous(greeks.vanna), zvf, zgf, _contiguous(targets), und,
+              _contiguous(m.dt_years), slots]
     out = np.zeros((n_tasks, kp.N_OUTPUTS))
     trace = np.zeros((len(trace_tasks), kp.N_TRACE_FIELDS, m.n_steps))
     if backend.name == "cpu":
