@@ -161,3 +161,20 @@ def test_disabled_groups_are_not_monitored_and_disabled_hedges_never_trade():
     kparams = kernel_params(expand_policies(m).policies, rows, _resolver(book), 60.0, [0.0, 0.0])
     assert kparams.params[0, 0, kp.P_ENABLED] == 0 and len(kparams.warnings) == 1
     assert np.isfinite(kparams.params[..., kp.P_LOT]).all()
+
+
+def test_zakamouline_band_in_gpuskew_run_needs_its_cost():
+    import gpuskew
+    from backtest_helpers import AS_OF
+
+    from gpuskew.adherence import compute_adherence
+
+    book = bs_book()
+    exposures = gpuskew.compute(book, as_of=AS_OF, backend="cpu").exposures
+    limits = parse_limits({"defaults": {"band": {"model": "zakamouline", "risk_aversion": 1e-6}}})
+    with pytest.raises(InvalidConfig) as err:
+        compute_adherence(exposures, book.underlyings, book.instruments, book.quotes, limits, AS_OF)
+    assert err.value.key == "defaults.band.cost"
+    limits = parse_limits({"defaults": {"band": {"model": "zakamouline", "risk_aversion": 1e-6, "cost": 0.001}}})
+    adh = compute_adherence(exposures, book.underlyings, book.instruments, book.quotes, limits, AS_OF)
+    assert adh.table["band_model"].to_pylist() == ["zakamouline"] and adh.table["half_width_upper"][0].as_py() > 0
