@@ -6,7 +6,7 @@ quotes (hash lookups with ``pyarrow.compute.index_in`` + ``take``), prices every
 vectorised reference (reference_numpy.py), sums every measure per underlying and per
 (underlying, desk, book) with ``np.bincount``, and writes ``positions.parquet`` (the input columns,
 the instrument/market context, the 12 measures and a status), ``exposures.parquet`` and a small
-``summary.json``, Parquet with zstd like gpuskew. It does not validate its inputs, hash them, or
+``summary.json``, Parquet with pyarrow's default options (Snappy). It does not validate its inputs, hash them, or
 write atomically (gpuskew does all three).
 
     python benchmarks/by_hand.py BOOK_DIR --out OUT_DIR --as-of 2026-11-20T08:00:00Z --group-by desk,book
@@ -142,8 +142,8 @@ def run(book: Path, out: Path, as_of: datetime, group_by: list[str]) -> dict:
     t["tables"] = time.perf_counter()
 
     out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out / "positions.parquet", compression="zstd", row_group_size=1_048_576)
-    pq.write_table(exposures, out / "exposures.parquet", compression="zstd", row_group_size=1_048_576)
+    pq.write_table(table, out / "positions.parquet")  # pyarrow's defaults (Snappy, dictionary, statistics)
+    pq.write_table(exposures, out / "exposures.parquet")
     under = exposures.filter(pc.equal(exposures["level"], "underlying")).to_pylist()
     summary = {"as_of": as_of.isoformat(), "positions": len(p), "expired": int(expired.sum()),
                "totals": {r["underlying"]: {k: r[k] for k in ("delta", "delta_pa", "delta_usd")}

@@ -42,8 +42,10 @@ from gpuskew.policy.limits import Limits
 from gpuskew.timeutil import iso_z
 
 #: output files of a run, in the order they are published (summary.json last: the commit marker)
-RUN_FILES = ("positions.parquet", "exposures.parquet", "adherence.parquet", "hedges.parquet",
+RUN_FILES = ("positions.parquet", "positions.arrow", "exposures.parquet", "adherence.parquet", "hedges.parquet",
              "alerts.jsonl", "summary.json")
+#: formats of the per-position output: Parquet, Arrow IPC (fastest to write and to memory-map), none
+POSITION_FORMATS = ("parquet", "arrow", "none")
 
 _SEVERITY = {s: i for i, s in enumerate(schema.ADHERENCE_STATUSES)}
 
@@ -231,14 +233,15 @@ class StepResult:
     def as_of(self) -> str:
         return self.summary["as_of"]
 
-    def output_files(self) -> dict[str, Callable[[Path], None]]:
-        """The files of a run folder and how to write each (for :func:`gpuskew.io.publish_run`)."""
+    def output_files(self, positions: str = "parquet") -> dict[str, Callable[[Path], None]]:
+        """The files of a run folder and how to write each (for :func:`gpuskew.io.publish_run`);
+        ``positions``: ``parquet`` (positions.parquet), ``arrow`` (positions.arrow) or ``none``."""
         from gpuskew.io import write_json, write_parquet
 
-        files: dict[str, Callable[[Path], None]] = {
-            "positions.parquet": lambda p: write_parquet(self.result.positions, p),
-            "exposures.parquet": lambda p: write_parquet(self.result.exposures, p),
-        }
+        files: dict[str, Callable[[Path], None]] = {}
+        if positions != "none":
+            files[position_file(positions)] = position_writer(self.result.positions, positions)
+        files["exposures.parquet"] = lambda p: write_parquet(self.result.exposures, p)
         if self.adherence is not None:
             from gpuskew.adherence.alerts import write_alerts_jsonl
 
@@ -250,12 +253,22 @@ class StepResult:
         files["summary.json"] = lambda p: write_json(self.summary, p)
         return files
 
-    def write(self, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
-        """Write the run folder atomically (summary.json last)."""
+    def write(self, out_dir: str | Path, overwrite: bool = False, positions: str = "parquet",
+              stage: Any = None) -> list[Path]:
+        """Write the run folder atomically (summary.json last). ``stage``: a
+        :class:`gpuskew.io.OutputStage` already holding some files (the positions written in the
+        background while the step went on): the rest is added to it and it is published."""
         from gpuskew.io import publish_run
 
         self.summary.setdefault("outputs", {})["folder"] = str(out_dir)
-        return publish_run(out_dir, self.output_files(), overwrite=overwrite, stale=RUN_FILES)
+        self.summary["outputs"]["positions"] = positions
+        files = self.output_files(positions)
+        if stage is None:
+            return publish_run(out_dir, files, overwrite=overwrite, stale=RUN_FILES)
+        for name, writer in files.items():
+            if name not in stage.names:
+                stage.write(name, writer)
+        return stage.publish(RUN_FILES)
 
     def history_tables(self) -> dict[str, pa.Table]:
         """The tables a history stores for this step."""
@@ -280,6 +293,20 @@ class StepResult:
         import html
 
         return f"<b>{html.escape(repr(self))}</b>"
+
+
+def position_file(fmt: str) -> str:
+    """The file name of the per-position output in format ``fmt`` (parquet or arrow)."""
+    if fmt not in POSITION_FORMATS[:2]:
+        raise ValueError(f"positions format must be one of {', '.join(POSITION_FORMATS)}, got {fmt!r}")
+    return f"positions.{fmt}"
+
+
+def position_writer(table: pa.Table, fmt: str) -> Callable[[Path], None]:
+    """How to write the positions table in format ``fmt`` (atomic, deterministic)."""
+    from gpuskew.io import write_arrow, write_parquet
+
+    return (lambda p: write_parquet(table, p)) if fmt == "parquet" else (lambda p: write_arrow(table, p))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,8 +494,12 @@ class Session:
 
     def step(self, as_of: Any = None, market: MarketUpdate | None = None,
              fills: pa.Table | Sequence[Mapping[str, Any]] | None = None,
-             progress: Callable[[str], None] | None = None, positions_table: bool = True) -> StepResult:
-        """One step: apply ``market`` and ``fills``, price, group, adherence, alerts, hedges, quotes."""
+             progress: Callable[[str], None] | None = None, positions_table: bool = True,
+             on_priced: Callable[[RunResult], None] | None = None) -> StepResult:
+        """One step: apply ``market`` and ``fills``, price, group, adherence, alerts, hedges, quotes.
+
+        ``on_priced(result)`` is called as soon as the positions and exposures are computed, before
+        adherence (the CLI starts writing positions there, in the background)."""
         if market is not None:
             self.apply_market(market)
         if fills is not None:
@@ -477,6 +508,8 @@ class Session:
         warnings = self._plausibility(when)
         result = compute(self.book, as_of=when, backend=self.backend, group_by=self.levels, progress=progress,
                          positions_table=positions_table)
+        if on_priced is not None:
+            on_priced(result)
         summary = result.summary
         summary["backend"]["requested"] = self.requested_backend
         summary["warnings"].extend(warnings)
@@ -562,6 +595,6 @@ def unmatched_rules(limits: Any, exposures: pa.Table) -> list[dict]:
     return out
 
 
-__all__ = ["Session", "StepResult", "MarketUpdate", "AlertState", "NoAlertState", "MemoryAlertState",
+__all__ = ["Session", "StepResult", "MarketUpdate", "POSITION_FORMATS", "position_file", "position_writer", "AlertState", "NoAlertState", "MemoryAlertState",
            "ArrayAlertState", "Plausibility", "plausibility_warnings", "run_id", "worst_statuses",
            "unmatched_rules", "RUN_FILES"]

@@ -97,7 +97,7 @@ def test_levels_must_be_tags(book, tmp_path):
 def test_a_run_whose_out_fails_leaves_no_trace_in_the_history(book, tmp_path, monkeypatch):
     from gpuskew.session import StepResult
 
-    def fail(self, out_dir, overwrite=False):
+    def fail(self, out_dir, overwrite=False, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(StepResult, "write", fail)

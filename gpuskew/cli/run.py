@@ -64,6 +64,10 @@ def _file_hash(path: Path | None) -> str | None:
 @history_option
 @click.option("--fail-on", "fail_on", type=click.Choice(["breach", "critical"]), default=None,
               envvar="GPUSKEW_FAIL_ON", help="Exit 3 (after writing everything) if any group is at this status or worse.")
+@click.option("--positions", "positions_format", type=click.Choice(["parquet", "arrow", "none"]), default="parquet",
+              show_default=True, envvar="GPUSKEW_POSITIONS",
+              help="Per-position output: positions.parquet, positions.arrow (Arrow IPC: fastest to write and "
+                   "to memory-map, larger), or none (schedulers that only need the exposures).")
 @strict_option
 @plausibility_options
 @json_option
@@ -71,8 +75,8 @@ def _file_hash(path: Path | None) -> str | None:
 @handle_errors
 def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_size: int, demo_seed: int,
         demo_steps: int, as_of: str | None, backend: str, group_by: tuple[str, ...], limits_path: Path | None,
-        history: Path | None, fail_on: str | None, strict: bool, max_iv: float, max_abs_rate: float,
-        max_expiry_years: float, as_json: bool) -> None:
+        history: Path | None, fail_on: str | None, positions_format: str, strict: bool, max_iv: float,
+        max_abs_rate: float, max_expiry_years: float, as_json: bool) -> None:
     """Price a book, check it against its limits, and write the results to --out."""
     from gpuskew.cli.progress import ProgressBar, run_stages
     from gpuskew.session import RUN_FILES, MemoryAlertState, NoAlertState, Plausibility, Session
@@ -111,8 +115,18 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
         session = Session(book, limits, backend, state, group_by, limits_hash=_file_hash(limits_path),
                           limits_source=str(limits_path) if limits_path else None, strict=strict,
                           plausibility=Plausibility(max_iv, max_abs_rate, max_expiry_years))
-        step = _steps(session, as_of, demo_steps, demo_seed, history, progress)
-        step.write(out, overwrite=overwrite)
+        from gpuskew.io import OutputStage
+        from gpuskew.session import position_file, position_writer
+
+        with OutputStage(out, overwrite) as stage:
+            def write_positions_early(result) -> None:  # in the background, while adherence runs
+                if demo_steps == 1 and positions_format != "none":
+                    stage.write_async(position_file(positions_format),
+                                      position_writer(result.positions, positions_format))
+
+            step = _steps(session, as_of, demo_steps, demo_seed, history, progress, write_positions_early,
+                          positions_format != "none")
+            step.write(out, overwrite=overwrite, positions=positions_format, stage=stage)
         progress("write")
         appended = _append(history, step) if history is not None else None
     _report(step, out, history, appended, as_json, fail_on)
@@ -134,10 +148,10 @@ def _load(book_dir, demo, demo_size, demo_seed, progress):
     return book
 
 
-def _steps(session, as_of, demo_steps, demo_seed, history, progress):
+def _steps(session, as_of, demo_steps, demo_seed, history, progress, on_priced=None, positions_table=True):
     """The run's step, or the demo loop: every step but the last appended to the history at once
     (each is a complete run); the last one is published first, then appended."""
-    step = session.step(as_of, progress=progress)
+    step = session.step(as_of, progress=progress, on_priced=on_priced, positions_table=positions_table)
     if demo_steps == 1:
         return step
     from gpuskew.core.engine import parse_as_of
@@ -151,7 +165,7 @@ def _steps(session, as_of, demo_steps, demo_seed, history, progress):
         sim.propose(step.hedges)
         when, market, fills = sim.advance(session.book)
         progress("load")
-        step = session.step(when, market=market, fills=fills, progress=progress)
+        step = session.step(when, market=market, fills=fills, progress=progress, positions_table=positions_table)
     step.executions = sim.executions
     return step
 

@@ -88,29 +88,30 @@ def _level0(codes: np.ndarray, n_groups: int, order: np.ndarray,
             positions: np.ndarray | None = None) -> tuple[TileLevel, np.ndarray]:
     """Level 0: each group's members (``order``: positions sorted stably by group) cut into tiles
     of at most TILE that do not cross a chunk of CHUNK positions; ``positions``: the global index
-    of each element (default: its index). Returns the level and the tiles per group."""
-    pos = np.arange(codes.size, dtype=np.int64) if positions is None else np.asarray(positions, np.int64)
-    chunk = pos[order] // CHUNK
-    group = codes[order].astype(np.int64)
-    n_chunks = int(chunk.max()) + 1 if chunk.size else 1
-    # segments: runs of (group, chunk) in the sorted order (sorted by group, then by position)
-    key = group * n_chunks + chunk
-    if key.size:
-        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    of each element (default: its index). Returns the level and the tiles per group.
+
+    Segments are the (group, chunk) cells in row-major order, which is the order of ``order``
+    (sorted by group, positions ascending within a group); a group with no member gets one empty
+    segment (one empty tile)."""
+    codes = np.asarray(codes)
+    if positions is None:
+        n_chunks = max(1, -(-codes.size // CHUNK))
+        chunk = None if n_chunks == 1 else np.arange(codes.size, dtype=np.int64) // CHUNK
     else:
-        starts = np.zeros(0, dtype=np.int64)
-    seg_len = np.diff(np.append(starts, key.size)).astype(np.int64)
-    seg_group = group[starts] if key.size else np.zeros(0, dtype=np.int64)
-    # every group at least one tile: empty groups get an empty segment
-    present = np.zeros(n_groups, dtype=bool)
-    present[seg_group] = True
-    empty = np.flatnonzero(~present)
-    if empty.size:
-        all_group = np.concatenate((seg_group, empty))
-        all_start = np.concatenate((starts, np.zeros(empty.size, dtype=np.int64)))
-        all_len = np.concatenate((seg_len, np.zeros(empty.size, dtype=np.int64)))
-        o = np.argsort(all_group, kind="stable")
-        seg_group, starts, seg_len = all_group[o], all_start[o], all_len[o]
+        pos = np.asarray(positions, dtype=np.int64)
+        chunk = pos // CHUNK
+        n_chunks = int(chunk.max()) + 1 if chunk.size else 1
+    if n_chunks == 1:
+        cells = np.bincount(codes, minlength=n_groups).astype(np.int64).reshape(n_groups, 1)
+    else:
+        key = codes.astype(np.int64) * n_chunks + chunk
+        cells = np.bincount(key, minlength=n_groups * n_chunks).astype(np.int64).reshape(n_groups, n_chunks)
+    empty = cells.sum(axis=1) == 0
+    keep = cells > 0
+    keep[empty, 0] = True  # one (empty) segment for a group without members
+    seg_group, _ = np.nonzero(keep)
+    seg_len = cells[keep]
+    starts = np.concatenate(([0], np.cumsum(seg_len)[:-1])).astype(np.int64)
     tiles_per_seg = np.maximum(1, -(-seg_len // TILE))
     first_tile = np.concatenate(([0], np.cumsum(tiles_per_seg)[:-1])).astype(np.int64)
     tile_seg = np.repeat(np.arange(seg_len.size), tiles_per_seg)

@@ -29,8 +29,8 @@ import pyarrow as pa
 
 from gpuskew.errors import EXIT_INVALID, GpuskewError
 
-__all__ = ["OutputExists", "write_atomic", "write_parquet", "write_json", "write_text", "dumps_json",
-           "publish_run", "check_output_free", "PARQUET_ROW_GROUP_SIZE", "COMMIT_MARKER"]
+__all__ = ["OutputExists", "OutputStage", "write_atomic", "write_parquet", "write_arrow", "write_json", "write_text",
+           "dumps_json", "publish_run", "check_output_free", "PARQUET_ROW_GROUP_SIZE", "COMMIT_MARKER"]
 
 #: Rows per Parquet row group of every output file (fixed, so that output bytes are deterministic).
 PARQUET_ROW_GROUP_SIZE: int = 1_048_576
@@ -111,6 +111,18 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
     def write(f: Any) -> None:
         pq.write_table(table, f, compression=codecs, row_group_size=PARQUET_ROW_GROUP_SIZE,
                        write_statistics=with_statistics, use_dictionary=not_float)
+
+    write_atomic(Path(path), write)
+
+
+def write_arrow(table: pa.Table, path: str | Path) -> None:
+    """Write ``table`` as an Arrow IPC file (uncompressed: the fastest to write and to memory-map),
+    atomically."""
+    import pyarrow.ipc as ipc
+
+    def write(f: Any) -> None:
+        with ipc.new_file(f, table.schema) as writer:
+            writer.write_table(table, max_chunksize=PARQUET_ROW_GROUP_SIZE)
 
     write_atomic(Path(path), write)
 
@@ -200,14 +212,119 @@ def check_output_free(out_dir: str | Path, overwrite: bool, names: Sequence[str]
         raise OutputExists(out_dir, reason=f"cannot be written ({existing} is not a writable folder)")
 
 
+class OutputStage:
+    """The files of one run folder, written into a temporary folder on the target's filesystem
+    (beside ``out_dir`` when it does not exist yet, inside it when it does), then published.
+
+    ``write(name, writer)`` runs ``writer(path)`` now; ``write_async(name, writer)`` runs it in a
+    background thread (pyarrow releases the GIL while it encodes: the big positions file is written
+    while the run goes on). ``publish(stale)`` waits for the background writers, then publishes as
+    :func:`publish_run` describes; any failure removes the temporary folder: nothing is published.
+    Use as a context manager: leaving the block without publishing discards everything.
+    """
+
+    def __init__(self, out_dir: str | Path, overwrite: bool):
+        out_dir = Path(os.path.abspath(out_dir))
+        if out_dir.parent == out_dir:
+            raise OutputExists(out_dir, reason="is the filesystem root: give a folder to create or fill")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputExists(out_dir, reason="exists and is not a folder")
+        self.out_dir, self.overwrite = out_dir, overwrite
+        self.names: list[str] = []
+        self._threads: list[tuple[str, Any]] = []
+        self._errors: list[BaseException] = []
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = _fresh_dir_for(out_dir)
+
+    def _check(self, name: str) -> None:
+        if not name or name in (".", "..") or "/" in name or os.sep in name or (os.altsep and os.altsep in name):
+            raise ValueError(f"output file name must be a plain file name, got {name!r}")
+        if name in self.names:
+            raise ValueError(f"output file {name!r} written twice")
+        if self.out_dir.is_dir() and not self.overwrite and os.path.lexists(self.out_dir / name):
+            raise OutputExists(self.out_dir, [name])
+        self.names.append(name)
+
+    def write(self, name: str, writer: Callable[[Path], None]) -> None:
+        self._check(name)
+        writer(self.tmp / name)
+        if not (self.tmp / name).is_file():
+            raise RuntimeError(f"writer for {name!r} did not write a file")
+
+    def write_async(self, name: str, writer: Callable[[Path], None]) -> None:
+        import threading
+
+        self._check(name)
+
+        def run() -> None:
+            try:
+                writer(self.tmp / name)
+            except BaseException as exc:  # re-raised by publish()
+                self._errors.append(exc)
+
+        thread = threading.Thread(target=run, name=f"gpuskew-write-{name}", daemon=True)
+        thread.start()
+        self._threads.append((name, thread))
+
+    def wait(self) -> None:
+        """Wait for the background writers; re-raise the first error."""
+        for _, thread in self._threads:
+            thread.join()
+        self._threads = []
+        if self._errors:
+            raise self._errors[0]
+
+    def publish(self, stale: Sequence[str] = ()) -> list[Path]:
+        out_dir, tmp, names = self.out_dir, self.tmp, self.names
+        try:
+            self.wait()
+            for n in names:
+                if not (tmp / n).is_file():
+                    raise RuntimeError(f"writer for {n!r} did not write a file")
+            if not out_dir.exists() and tmp.parent == out_dir.parent:
+                try:
+                    os.replace(tmp, out_dir)
+                    _fsync_dir(out_dir.parent)
+                    return [out_dir / n for n in names]
+                except OSError:
+                    if not out_dir.is_dir():  # not a race with another publisher: a real failure
+                        raise
+            clash = _clashes(out_dir, names)
+            if clash and not self.overwrite:
+                raise OutputExists(out_dir, clash)
+            order = [n for n in names if n != COMMIT_MARKER] + [n for n in names if n == COMMIT_MARKER]
+            for n in stale:
+                if n not in names and os.path.lexists(out_dir / n):
+                    os.remove(out_dir / n)
+            for n in order:
+                os.replace(tmp / n, out_dir / n)
+            _fsync_dir(out_dir)
+            return [out_dir / n for n in names]
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        for _, thread in self._threads:
+            thread.join()
+        self._threads = []
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> OutputStage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+
 def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]],
                 overwrite: bool, stale: Sequence[str] = ()) -> list[Path]:
     """Write every output file of a run, atomically, into ``out_dir``.
 
     ``files`` maps a file name (no folders) to ``writer(path)`` that writes that file at ``path``.
-    All writers run first, into a fresh folder ``.{out_dir.name}.tmp-<pid>-<random>`` next to
-    ``out_dir`` (same filesystem); if one raises, that folder is removed and the error re-raised:
-    nothing is published. Then:
+    All writers run first, into a fresh temporary folder on ``out_dir``'s filesystem
+    (:class:`OutputStage`); if one raises, that folder is removed and the error re-raised: nothing
+    is published. Then:
 
     * ``out_dir`` missing: the temporary folder is renamed to ``out_dir`` (one atomic rename);
     * ``out_dir`` exists and already holds one of the names: :class:`OutputExists` unless
@@ -219,46 +336,12 @@ def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]]
 
     Returns the final paths, in the order of ``files``.
     """
-    out_dir = Path(os.path.abspath(out_dir))
-    if out_dir.parent == out_dir:
-        raise OutputExists(out_dir, reason="is the filesystem root: give a folder to create or fill")
-    names = list(files)
-    for n in names:
-        if not n or n in (".", "..") or "/" in n or os.sep in n or (os.altsep and os.altsep in n):
-            raise ValueError(f"output file name must be a plain file name, got {n!r}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExists(out_dir, reason="exists and is not a folder")
-    if out_dir.is_dir() and not overwrite:  # fail before doing any work
-        clash = _clashes(out_dir, names)
+    target = Path(os.path.abspath(out_dir))
+    if target.is_dir() and not overwrite:  # fail before doing any work, naming every clash
+        clash = _clashes(target, list(files))
         if clash:
-            raise OutputExists(out_dir, clash)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-
-    tmp = _fresh_dir_for(out_dir)
-    try:
-        for n in names:
-            files[n](tmp / n)
-            if not (tmp / n).is_file():
-                raise RuntimeError(f"writer for {n!r} did not write a file")
-        if not out_dir.exists():
-            try:
-                os.replace(tmp, out_dir)
-                _fsync_dir(out_dir.parent)
-                return [out_dir / n for n in names]
-            except OSError:
-                if not out_dir.is_dir():  # not a race with another publisher: a real failure
-                    raise
-        clash = _clashes(out_dir, names)
-        if clash and not overwrite:
-            raise OutputExists(out_dir, clash)
-        order = [n for n in names if n != COMMIT_MARKER] + [n for n in names if n == COMMIT_MARKER]
-        for n in stale:
-            if n not in files and os.path.lexists(out_dir / n):
-                os.remove(out_dir / n)
-        for n in order:
-            os.replace(tmp / n, out_dir / n)
-        _fsync_dir(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return [out_dir / n for n in names]
+            raise OutputExists(target, clash)
+    with OutputStage(out_dir, overwrite) as stage:
+        for name, writer in files.items():
+            stage.write(name, writer)
+        return stage.publish(stale)
