@@ -48,6 +48,8 @@ import math
 
 from numba.extending import register_jitable
 
+from . import mathfn
+
 #: band model codes (params[..., P_BAND])
 BAND_FIXED = 0
 BAND_VAR = 1
@@ -148,6 +150,15 @@ N_TRACE_FIELDS = 7
 
 
 @register_jitable
+def power(x: float, y: float) -> float:
+    """x^y for x > 0 (0 for x = 0), as exp(y log x) with :mod:`mathfn`'s exp and log: the same
+    operations on the CPU, CUDA and the simulator (libm's and libdevice's pow round differently)."""
+    if x == 0.0:
+        return 0.0
+    return mathfn.exp(y * mathfn.log(x))
+
+
+@register_jitable
 def fixed_half_width(coins: float, usd: float, S: float) -> float:
     """coins + usd / S, coins (one of the two is 0; the division only when usd is given)."""
     if usd == 0.0:
@@ -175,7 +186,7 @@ def whalley_wilmott_half_width(cost: float, S: float, gamma: float, risk_aversio
     x = whalley_wilmott_cube(cost, S, gamma, risk_aversion)
     if x <= 0.0:
         return 0.0
-    return x ** (1.0 / 3.0)
+    return power(x, 1.0 / 3.0)
 
 
 @register_jitable
@@ -195,7 +206,7 @@ def zakamouline_h1_coef(cost: float, tau: float, r: float) -> float:
     """1.12 lambda^0.31 tau^0.05 exp(-r tau)^0.25: the part of H1 constant along a path."""
     if cost == 0.0:
         return 0.0
-    return ZAK_H1_C * cost ** ZAK_H1_LAMBDA * tau ** ZAK_H1_TAU * math.exp(-ZAK_DISC * r * tau)
+    return ZAK_H1_C * power(cost, ZAK_H1_LAMBDA) * power(tau, ZAK_H1_TAU) * mathfn.exp(-ZAK_DISC * r * tau)
 
 
 @register_jitable
@@ -203,17 +214,14 @@ def zakamouline_k_coef(cost: float, tau: float, r: float, risk_aversion: float) 
     """-4.76 lambda^0.78 tau^-0.02 exp(-r tau)^0.25 gamma^0.15: the part of K constant along a path."""
     if cost == 0.0:
         return 0.0
-    return (ZAK_K_C * cost ** ZAK_K_LAMBDA * tau ** ZAK_K_TAU * math.exp(-ZAK_DISC * r * tau)
-            * risk_aversion ** ZAK_K_GAMMA)
+    return (ZAK_K_C * power(cost, ZAK_K_LAMBDA) * power(tau, ZAK_K_TAU) * mathfn.exp(-ZAK_DISC * r * tau)
+            * power(risk_aversion, ZAK_K_GAMMA))
 
 
 @register_jitable
 def zakamouline_gamma_factor(S: float, gamma: float) -> float:
     """(S^2 |Gamma|)^0.15, the part of K that moves with the market and the book."""
-    x = S * S * abs(gamma)
-    if x == 0.0:
-        return 0.0
-    return x ** ZAK_K_GAMMA
+    return power(S * S * abs(gamma), ZAK_K_GAMMA)
 
 
 @register_jitable
