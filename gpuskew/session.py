@@ -271,10 +271,17 @@ class StepResult:
         return stage.publish(RUN_FILES)
 
     def history_tables(self) -> dict[str, pa.Table]:
-        """The tables a history stores for this step."""
+        """The tables a history stores for this step (and the explain inputs of its positions:
+        gpuskew.core.explain_inputs)."""
         from gpuskew.adherence.alerts import alerts_table
 
         tables: dict[str, pa.Table] = {"exposures": self.result.exposures}
+        from gpuskew.core.explain_inputs import EXPLAIN_INPUTS, explain_inputs_table
+
+        # per instrument and group cell: what the report's daily P&L explain needs
+        cells = explain_inputs_table(self.result.positions, self.result.levels)
+        if cells is not None:
+            tables[EXPLAIN_INPUTS] = cells
         if self.adherence is not None and self.effective is not None:
             tables["hedges"] = self.adherence.hedges
             if self.alerts:

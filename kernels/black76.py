@@ -33,6 +33,33 @@ def norm_pdf(x: float) -> float:
 
 
 @register_jitable
+def _d1_d2(F: float, K: float, T: float, vol: float):
+    """(sqrt(T), sigma sqrt(T), d1, d2) of Black-76."""
+    sqrt_t = math.sqrt(T)
+    sig_sqrt_t = vol * sqrt_t
+    d1 = (math.log(F / K) + 0.5 * sig_sqrt_t * sig_sqrt_t) / sig_sqrt_t
+    return sqrt_t, sig_sqrt_t, d1, d1 - sig_sqrt_t
+
+
+@register_jitable
+def _premium(is_call: bool, F: float, K: float, disc: float, d1: float, d2: float):
+    """(value, dV/dF): call D [F N(d1) - K N(d2)], D N(d1); put D [K N(-d2) - F N(-d1)], -D N(-d1)."""
+    if is_call:
+        n1 = norm_cdf(d1)
+        return disc * (F * n1 - K * norm_cdf(d2)), disc * n1
+    m1 = norm_cdf(-d1)
+    return disc * (K * norm_cdf(-d2) - F * m1), -disc * m1
+
+
+@register_jitable
+def black76_value(is_call: bool, F: float, K: float, T: float, r: float, vol: float) -> float:
+    """The Black-76 value alone (USD per coin), the same bits as ``black76(...)[0]``: what a
+    revaluation needs, without the sensitivities."""
+    _, _, d1, d2 = _d1_d2(F, K, T, vol)
+    return _premium(is_call, F, K, math.exp(-r * T), d1, d2)[0]
+
+
+@register_jitable
 def black76(is_call: bool, F: float, K: float, T: float, r: float, vol: float):
     """Black-76 value and forward sensitivities of one option on one coin of underlying.
 
@@ -46,20 +73,10 @@ def black76(is_call: bool, F: float, K: float, T: float, r: float, vol: float):
     * d2V/dF dsigma = -D n(d1) d2 / sigma
     * d2V/dsigma2 = vega d1 d2 / sigma
     """
-    sqrt_t = math.sqrt(T)
-    sig_sqrt_t = vol * sqrt_t
-    d1 = (math.log(F / K) + 0.5 * sig_sqrt_t * sig_sqrt_t) / sig_sqrt_t
-    d2 = d1 - sig_sqrt_t
+    sqrt_t, sig_sqrt_t, d1, d2 = _d1_d2(F, K, T, vol)
     disc = math.exp(-r * T)
     pdf1 = norm_pdf(d1)
-    if is_call:
-        n1 = norm_cdf(d1)
-        value = disc * (F * n1 - K * norm_cdf(d2))
-        dv_df = disc * n1
-    else:
-        m1 = norm_cdf(-d1)
-        value = disc * (K * norm_cdf(-d2) - F * m1)
-        dv_df = -disc * m1
+    value, dv_df = _premium(is_call, F, K, disc, d1, d2)
     d2v_df2 = disc * pdf1 / (F * sig_sqrt_t)
     vega = disc * F * pdf1 * sqrt_t
     dv_dt = -r * value + disc * F * pdf1 * vol / (2.0 * sqrt_t)

@@ -4,6 +4,9 @@
 * :func:`tile_sums` - one level of the fixed reduction tree of :mod:`segsum`.
 * :func:`policy_sweep` - the hedge recurrence of every (policy, group, path) (see policy.py).
 * ``band_*_vec`` - the band half-width formulas of policy.py over arrays, for the adherence bands.
+* :func:`scenario_pnl` - one pass over positions, every scenario of each (see scenarios.py).
+* :func:`position_values` - the USD value of each position on a given forward (explain).
+* :func:`forwards` - the forward each position is priced on (explain).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import numpy as np
 from numba import njit, prange
 
 from ._cache import configure_numba_cache
-from .instruments import position_measures
 from . import policy as _policy
+from .instruments import forward_price, position_measures, position_value
+from .scenarios import position_scenarios
 from .segsum import TILE
 
 CACHE_DIR = configure_numba_cache()
@@ -117,3 +121,28 @@ def skew_vec(dev, lower, upper, out):
     """out[i] = dev[i] / the half-width on its side, clipped to +/- SKEW_CAP (policy.skew_of)."""
     for i in range(out.shape[0]):
         out[i] = _policy.skew_of(dev[i], lower[i], upper[i])
+def scenario_pnl(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, ucode, greeks, moves,
+                 vol_case, vparams, pnl, taylor):
+    """Fill ``pnl[j, i]`` (n_scenarios x n, USD) and ``taylor[:, i]`` (N_TAYLOR x n) for every
+    position i (scenarios.py)."""
+    n = qty.shape[0]
+    for i in prange(n):
+        position_scenarios(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i], S[i], fwd[i], r[i],
+                           vol[i], entry[i], ucode[i], greeks, moves, vol_case, vparams, pnl, taylor, i)
+
+
+@njit(parallel=True, cache=True)
+def position_values(kind, settle, cp, qty, csize, strike, T, S, F, r, vol, entry, out):
+    """out[i] = USD value of position i on the forward F[i] (instruments.position_value)."""
+    n = qty.shape[0]
+    for i in prange(n):
+        out[i] = position_value(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i], S[i], F[i], r[i],
+                                vol[i], entry[i])
+
+
+@njit(parallel=True, cache=True)
+def forwards(kind, S, r, T, quoted, out):
+    """out[i] = the forward position i is priced on (instruments.forward_price), USD."""
+    n = S.shape[0]
+    for i in prange(n):
+        out[i] = forward_price(kind[i], S[i], r[i], T[i], quoted[i])

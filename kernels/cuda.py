@@ -9,6 +9,8 @@ NumPy arrays, thread by thread.
   shared memory with ``syncthreads()``, looping over measures.
 * :func:`policy_sweep_kernel` - one thread per (policy, group, path) task (grid-stride loop), each
   running the hedge recurrence of kernels/policy.py sequentially over the steps.
+* :func:`scenario_pnl_kernel` - one thread per position (grid-stride loop), every scenario of it
+  (scenarios.py); the book stays on the device, the scenarios are a small parameter array.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from numba import cuda, float64
 
 from .instruments import position_measures
 from .policy import policy_task
+from .scenarios import position_scenarios
 from .segsum import HALF_TILE
 
 #: threads per block of the per-position kernel
@@ -105,3 +108,30 @@ def launch_policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, va
     blocks = min((n + POLICY_BLOCK - 1) // POLICY_BLOCK, 65535)
     policy_sweep_kernel[blocks, POLICY_BLOCK](params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zvf,
                                               zgf, target, und, dt, trace_slot, out, trace)
+#: threads per block of the scenario kernel
+SCENARIO_BLOCK = 128
+
+
+def _scenario_pnl(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, ucode, greeks, moves,
+                  vol_case, vparams, pnl, taylor):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, qty.shape[0], stride):
+        position_scenarios(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i], S[i], fwd[i], r[i],
+                           vol[i], entry[i], ucode[i], greeks, moves, vol_case, vparams, pnl, taylor, i)
+
+
+KERNEL_SOURCES["scenario_pnl"] = _scenario_pnl
+
+scenario_pnl_kernel = cuda.jit(_scenario_pnl)
+
+
+def launch_scenario_pnl(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, ucode, greeks, moves,
+                        vol_case, vparams, pnl, taylor):
+    """Launch the scenario kernel over all positions (arrays already on the device)."""
+    n = qty.shape[0]
+    if n == 0:
+        return
+    blocks = min((n + SCENARIO_BLOCK - 1) // SCENARIO_BLOCK, 65535)
+    scenario_pnl_kernel[blocks, SCENARIO_BLOCK](kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry,
+                                                ucode, greeks, moves, vol_case, vparams, pnl, taylor)

@@ -22,7 +22,7 @@ import math
 
 from numba.extending import register_jitable
 
-from .black76 import black76
+from .black76 import black76, black76_value
 
 #: instruments.kind codes
 KIND_SPOT = 0
@@ -67,6 +67,46 @@ def forward_price(kind: int, S: float, r: float, T: float, quoted: float) -> flo
     if kind == KIND_SPOT or kind == KIND_PERPETUAL:
         return S
     return S * math.exp(r * T)
+
+
+@register_jitable
+def linear_value(size: float, F: float, entry: float) -> float:
+    """USD value of a linear perpetual / future of ``size`` coins: n (F - F0) with an entry price
+    F0 > 0, else 0."""
+    if entry > 0.0:
+        return size * (F - entry)
+    return 0.0
+
+
+@register_jitable
+def inverse_value(size: float, S: float, F: float, entry: float) -> float:
+    """USD value of an inverse perpetual / future of USD notional N = ``size``:
+    S N (1/F0 - 1/F) with an entry price F0 > 0, else 0."""
+    if entry > 0.0:
+        return S * size * (1.0 / entry - 1.0 / F)
+    return 0.0
+
+
+@register_jitable
+def position_value(kind, settle, cp, qty, csize, K, T, S, F, r, vol, entry):
+    """USD value V of one position on the forward ``F`` (value only, no greeks).
+
+    The same V as ``position_measures`` writes (``out[M_VALUE_USD]``), given the forward that
+    function derives with :func:`forward_price`: spot ``q c S``; options ``q c`` Black-76 (F, K,
+    T, r, vol); linear / inverse perpetuals and futures :func:`linear_value` /
+    :func:`inverse_value` with ``entry`` (0 = none, value 0). Options and futures at or past
+    expiry (T <= 0) are worth 0 here (not priced). USD.
+    """
+    size = qty * csize
+    if kind == KIND_SPOT:
+        return size * S
+    if (kind == KIND_OPTION or kind == KIND_FUTURE) and T <= 0.0:
+        return 0.0
+    if kind == KIND_OPTION:
+        return size * black76_value(cp == CALL, F, K, T, r, vol)
+    if settle == SETTLE_LINEAR:
+        return linear_value(size, F, entry)
+    return inverse_value(size, S, F, entry)
 
 
 @register_jitable
@@ -115,15 +155,14 @@ def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, 
     elif settle == SETTLE_LINEAR:
         # linear perpetual or future: size in coins
         delta = size * F / S
-        if entry > 0.0:
-            value = size * (F - entry)
+        value = linear_value(size, F, entry)
         delta_pa = delta
     else:
         # inverse perpetual or future: size is a USD notional
         delta_pa = size / F
+        value = inverse_value(size, S, F, entry)
         if entry > 0.0:
             delta = size / entry
-            value = S * size * (1.0 / entry - 1.0 / F)
         else:
             delta = delta_pa
     out[M_VALUE_USD, i] = value

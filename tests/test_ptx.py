@@ -17,13 +17,14 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
     pytest.skip("PTX compilation is not available under the CUDA simulator", allow_module_level=True)
 
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed (pip install 'numba-cuda[cu12]')")
-from numba import float64, int8, int64  # noqa: E402
+from numba import float64, int8, int32, int64  # noqa: E402
 
 TARGETS = [(8, 0), (9, 0)]
 
 VEC_F = float64[::1]
 VEC_I8 = int8[::1]
 VEC_I64 = int64[::1]
+VEC_I32 = int32[::1]
 MAT_F = float64[:, ::1]
 ARR3_F = float64[:, :, ::1]
 ARR4_F = float64[:, :, :, ::1]
@@ -35,6 +36,8 @@ SIGNATURES = {
     # trace
     "policy_sweep": (ARR3_F,) + (ARR3_F,) * 3 + (ARR3_F,) * 5 + (ARR3_F,) * 2
                     + (ARR4_F, VEC_I64, VEC_F, VEC_I64, MAT_F, ARR3_F),
+    # kind, settle, cp; qty .. entry; ucode; greeks, moves, vol_case, vparams, pnl, taylor
+    "scenario_pnl": (VEC_I8, VEC_I8, VEC_I8) + (VEC_F,) * 9 + (VEC_I32, MAT_F, MAT_F, VEC_I8, MAT_F, MAT_F, MAT_F),
 }
 
 

@@ -59,8 +59,10 @@ def entry_point() -> None:
 
 from gpuskew.cli import demo as _demo  # noqa: E402
 from gpuskew.cli import doctor as _doctor  # noqa: E402
+from gpuskew.cli import explain as _explain  # noqa: E402
 from gpuskew.cli import report as _report  # noqa: E402
 from gpuskew.cli import run as _run  # noqa: E402
+from gpuskew.cli import scenarios as _scenarios  # noqa: E402
 
 main.add_command(_run.run)
 main.add_command(_report.report)
@@ -68,6 +70,8 @@ main.add_command(_demo.demo)
 main.add_command(_doctor.doctor)
 main.add_command(__import__("gpuskew.cli.backtest", fromlist=["backtest"]).backtest)
 main.add_command(__import__("gpuskew.cli.calibrate", fromlist=["calibrate"]).calibrate)
+main.add_command(_scenarios.scenarios)
+main.add_command(_explain.explain)
 
 if __name__ == "__main__":  # pragma: no cover
     entry_point()

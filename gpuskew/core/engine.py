@@ -196,6 +196,10 @@ def _positions_table(book: Book, flat: FlatPositions, T: np.ndarray, out: np.nda
             cols[name] = _per_position(inst[name], p)
     cols["spot"] = pa.array(flat.S, pa.float64())
     cols["time_to_expiry"] = pa.array(T, pa.float64())
+    # the market inputs of each position (what `gpuskew explain` needs to move from one run to the next)
+    cols["rate"] = pa.array(flat.r, pa.float64())
+    cols["iv"] = pa.array(flat.vol, pa.float64(), mask=flat.kind != schema.KINDS.index("option"))
+    cols["forward"] = pa.array(flat.fwd, pa.float64(), mask=flat.fwd <= 0.0)
     for m, name in enumerate(schema.MEASURE_NAMES):
         cols[name] = pa.array(out[m], pa.float64())
     cols["status"] = _dictionary(status, pa.array(schema.STATUS_NAMES, pa.string()))

@@ -96,7 +96,7 @@ def _level0(codes: np.ndarray, n_groups: int, order: np.ndarray,
     codes = np.asarray(codes)
     if positions is None:
         n_chunks = max(1, -(-codes.size // CHUNK))
-        chunk = None if n_chunks == 1 else np.arange(codes.size, dtype=np.int64) // CHUNK
+        chunk = np.arange(codes.size, dtype=np.int64) // CHUNK if n_chunks > 1 else np.zeros(0, dtype=np.int64)
     else:
         pos = np.asarray(positions, dtype=np.int64)
         chunk = pos // CHUNK

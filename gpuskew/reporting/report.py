@@ -526,7 +526,8 @@ def _status_counts(table: pa.Table) -> str:
     return " ".join(f'<span class="st st-{s}">{counts[s]} {s}</span>' for s in reversed(ADHERENCE_STATUSES))
 
 
-def _render_html(summary: Mapping[str, Any], table: pa.Table, charts: list[tuple[Path, str]]) -> str:
+def _render_html(summary: Mapping[str, Any], table: pa.Table, charts: list[tuple[Path, str]],
+                 explain_section: str = "") -> str:
     """The self-contained HTML page; ``charts``: the delta charts then the skew histogram."""
     template = Template(resources.files("gpuskew.reporting").joinpath("templates/report.html").read_text("utf-8"))
     first, last = summary["period_start"][:10], summary["period_end"][:10]
@@ -542,6 +543,7 @@ def _render_html(summary: Mapping[str, Any], table: pa.Table, charts: list[tuple
         skew_chart=_img(*charts[-1]),
         table=_html_table(table),
         definitions=_definitions(),
+        explain_section=explain_section,
     )
 
 
@@ -615,14 +617,19 @@ def build_report(history_dir: str | Path, out_dir: str | Path,
         cur = summary["worst_status_by_underlying"].get(u, "ok")
         summary["worst_status_by_underlying"][u] = s if _RANK[s] >= _RANK[cur] else cur
     chart_names = {u: f"delta_{_safe_name(u)}.png" for u in underlyings}
+    from gpuskew.reporting.explain_section import daily_explain, explain_html
+
+    explain = daily_explain(history_dir, lo, hi)  # None: fewer than two runs with explain inputs
     summary["files"] = ["report.parquet", "report.csv", *chart_names.values(), "skew_histogram.png",
-                        "report.html", "summary.json"]
+                        *(["explain_daily.parquet"] if explain is not None else []), "report.html", "summary.json"]
+    if explain is not None:
+        summary["explain_days"] = explain.num_rows
 
     def html_writer(path: Path) -> None:
         tmp = path.parent
         charts = [(tmp / n, f"{u}: net delta against target and band") for u, n in chart_names.items()]
         charts.append((tmp / "skew_histogram.png", "distribution of skew"))
-        path.write_text(_render_html(summary, table, charts), encoding="utf-8")
+        path.write_text(_render_html(summary, table, charts, explain_html(explain)), encoding="utf-8")
 
     files: dict[str, Any] = {
         "report.parquet": lambda p: _io.write_parquet(table, p),
@@ -631,6 +638,8 @@ def build_report(history_dir: str | Path, out_dir: str | Path,
     for u, n in chart_names.items():
         files[n] = (lambda u_: lambda p: _plot_underlying(groups, table, grid, hold, u_, top_groups, p))(u)
     files["skew_histogram.png"] = lambda p: _plot_skew_histogram(adherence, thr, p)
+    if explain is not None:
+        files["explain_daily.parquet"] = lambda p: _io.write_parquet(explain, p)
     files["report.html"] = html_writer  # after the PNGs: it embeds them
     files["summary.json"] = lambda p: _io.write_json(summary, p)
     _io.publish_run(out_dir, files, overwrite=overwrite)

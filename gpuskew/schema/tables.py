@@ -125,6 +125,10 @@ POSITIONS_OUT = TableSpec("positions_out", POSITION_COLUMNS + (
     attr("contract_size", pa.float64(), "coins or USD", "contract size"),
     attr("spot", pa.float64(), "USD", "index price S"),
     attr("time_to_expiry", pa.float64(), "years", "ACT/365 years to expiry"),
+    attr("rate", pa.float64(), "1/year", "USD rate r of the underlying"),
+    attr("iv", pa.float64(), "1/sqrt(year)", "implied vol of the option (null unless option)"),
+    attr("forward", pa.float64(), "USD", "quoted forward or perpetual mark (null: none quoted; the kernel "
+                                         "then uses S, or S exp(r T) for futures and options)"),
 ) + MEASURE_COLUMNS + (attr("status", pa.string(), "", "ok | expired"),), has_tags=True,
     tags_after="entry_price", doc="positions.parquet")
 
@@ -343,12 +347,83 @@ CALIBRATION_CHOICES = TableSpec("calibration_choices", _GROUP_KEYS + (
     attr("chosen_score_usd", pa.float64(), "USD", "criterion value of the chosen policy"),
     attr("unstable", pa.bool_(), "", "the choice moves more than 2x between walk-forward windows"),
 ), has_tags=True, tags_after="underlying", doc="choices.parquet of gpuskew calibrate")
+# scenario risk and P&L explain (gpuskew scenarios, gpuskew explain)
+
+#: scenarios.parquet: one row per group and scenario of the risk matrix (Deribit's layout).
+SCENARIOS = TableSpec("scenarios", _GROUP_KEYS + (
+    key("scenario", pa.int32(), "index in Deribit's risk-vector layout: 0-26 the standard table "
+                                "(spot move major, vol down/same/up minor), 27+ the extended moves"),
+    attr("spot_move", pa.float64(), "", "index move m as a fraction: S' = S (1 + m), every F' = F (1 + m)"),
+    attr("vol_case", pa.string(), "", "down | same | up (Deribit's vol shock, per option)"),
+    attr("extended", pa.bool_(), "", "an extended move (vol up, weighted)"),
+    attr("weight", pa.float64(), "", "1 for the standard table; extended_table_factor * price_range / |move|"),
+    measure("pnl_usd", "USD", "full revaluation V' - V summed over the group's positions"),
+    measure("pnl_coin", "coins", "change of the group's value in coins, V'/S' - V/S (groups holding "
+                                 "coin-settled positions; null otherwise)"),
+    measure("pnl_taylor_usd", "USD", "Taylor estimate: delta dS + gamma dS^2/2 + vega dv + vanna dS dv "
+                                     "+ volga dv^2/2"),
+    attr("worst", pa.bool_(), "", "the group's worst weighted loss (smallest weight * pnl_usd)"),
+), has_tags=True, tags_after="underlying", doc="scenarios.parquet")
+
+#: risk_vectors.parquet: per instrument held, Deribit's risk vectors per contract.
+RISK_VECTORS = TableSpec("risk_vectors", (
+    key("instrument", pa.string(), "instrument held"),
+    attr("underlying", pa.string(), "", "underlying of the instrument"),
+    attr("kind", pa.string(), "", "spot | perpetual | future | option"),
+    attr("settlement", pa.string(), "", "linear | inverse"),
+    attr("settlement_currency", pa.string(), "",
+         "currency of standard/extended: the underlying's coin for inverse instruments, USD for linear"),
+    attr("contracts_held", pa.float64(), "contracts", "net quantity held over the whole book"),
+    measure("standard", "settlement currency per contract", "the 27 standard scenario P&L per "
+                                                           "contract (Deribit's 'standard' vector)",
+            pa.list_(pa.float64())),
+    measure("extended", "settlement currency per contract", "the extended scenario P&L per contract, "
+                                                           "weighted (Deribit's 'extended' vector)",
+            pa.list_(pa.float64())),
+    measure("standard_usd", "USD per contract", "the standard vector in USD", pa.list_(pa.float64())),
+    measure("extended_usd", "USD per contract", "the extended vector in USD, weighted", pa.list_(pa.float64())),
+), doc="risk_vectors.parquet")
+
+_EXPLAIN_TERMS: tuple[Column, ...] = (
+    measure("actual", "USD", "V1 - V0: change of the value between the two runs"),
+    measure("delta", "USD", "delta0 dS"),
+    measure("gamma", "USD", "gamma0 dS^2 / 2"),
+    measure("vega", "USD", "vega0 dv (dv in vol points)"),
+    measure("theta", "USD", "theta0 dt (dt in days)"),
+    measure("vanna", "USD", "vanna0 dS dv"),
+    measure("volga", "USD", "volga0 dv^2 / 2"),
+    measure("rho", "USD", "rho0 dr (dr in percentage points)"),
+    measure("new_trades", "USD", "V1 - V0 of new, closed, resized and expired positions"),
+    measure("residual", "USD", "actual minus the other terms (they add up to actual exactly, in this order)"),
+)
+
+#: explain.parquet: one row per group, actual = delta + ... + new_trades + residual.
+EXPLAIN = TableSpec("explain", _GROUP_KEYS + (
+    attr("from_as_of", TIMESTAMP, "UTC", "valuation time of the earlier run"),
+    attr("to_as_of", TIMESTAMP, "UTC", "valuation time of the later run"),
+    attr("n_matched", pa.int64(), "count", "positions held unchanged in both runs (explained by greeks)"),
+    attr("n_changed", pa.int64(), "count", "new, closed, resized or expired positions (new_trades)"),
+) + _EXPLAIN_TERMS + (
+    attr("residual_flag", pa.bool_(), "", "|residual| above the threshold against |actual|"),
+), has_tags=True, tags_after="underlying", doc="explain.parquet")
+
+#: explain_positions.parquet (``--positions``): the same terms per position.
+EXPLAIN_POSITIONS = TableSpec("explain_positions", (
+    key("instrument", pa.string(), "instrument held"),
+    key("occurrence", pa.int32(), "k-th row of this (instrument, tags) key in each run (from 0)"),
+    attr("underlying", pa.string(), "", "underlying of the instrument"),
+    attr("kind", pa.string(), "", "spot | perpetual | future | option"),
+    attr("change", pa.string(), "", "held (unchanged) | new | closed | resized | expired"),
+    attr("quantity_from", pa.float64(), "contracts", "quantity in the earlier run (null if new)"),
+    attr("quantity_to", pa.float64(), "contracts", "quantity in the later run (null if closed)"),
+) + _EXPLAIN_TERMS, has_tags=True, tags_after="instrument", doc="explain_positions.parquet")
 
 #: Every output table, by name.
 OUTPUT_SPECS: dict[str, TableSpec] = {spec.name: spec for spec in
                                       (POSITIONS_OUT, EXPOSURES, ADHERENCE, HEDGES, ALERTS, REPORT,
                                        BACKTEST_POLICIES, BACKTEST_RESULTS, BACKTEST_SUMMARY,
-                                       BACKTEST_FRONTIER, BACKTEST_TRACES, CALIBRATION_CHOICES)}
+                                       BACKTEST_FRONTIER, BACKTEST_TRACES, CALIBRATION_CHOICES,
+                                       SCENARIOS, RISK_VECTORS, EXPLAIN, EXPLAIN_POSITIONS)}
 
 #: Names a position tag may not take: every column an output table declares (a tag of that name
 #: would collide with it), and the history's own columns.
@@ -387,6 +462,7 @@ __all__ = [
     "N_MEASURES", "MEASURE_COLUMNS", "STATUS_OK", "STATUS_EXPIRED", "STATUS_NAMES", "POSITIONS_OUT",
     "EXPOSURES", "EXPOSURE_COLUMNS", "ADHERENCE_STATUSES", "ADHERENCE", "ADHERENCE_COLUMNS", "HEDGES",
     "HEDGE_COLUMNS", "ALERTS", "REPORT", "BACKTEST_POLICIES", "BACKTEST_RESULT_COLUMNS", "BACKTEST_RESULTS",
-    "BACKTEST_SUMMARY", "BACKTEST_FRONTIER", "BACKTEST_TRACES", "CALIBRATION_CHOICES", "OUTPUT_SPECS", "RESERVED_TAG_NAMES", "measure_fields",
+    "BACKTEST_SUMMARY", "BACKTEST_FRONTIER", "BACKTEST_TRACES", "CALIBRATION_CHOICES", "SCENARIOS",
+    "RISK_VECTORS", "EXPLAIN", "EXPLAIN_POSITIONS", "OUTPUT_SPECS", "RESERVED_TAG_NAMES", "measure_fields",
     "with_units",
 ]
