@@ -96,9 +96,9 @@ def run_kernel(a: dict) -> np.ndarray:
 
     n_tasks = a["params"].shape[0] * a["params"].shape[1]
     out = np.zeros((n_tasks, kp.N_OUTPUTS))
-    zvf, zgf = zakamouline_factors(a["params"], a["S"], a["vol"], a["gamma"], a["und"])  # once for all policies
+    zak = zakamouline_factors(a["params"], a["S"], a["vol"], a["gamma"], a["und"])  # once for all policies
     cpu.policy_sweep(a["params"], a["S"], a["vol"], a["fund"], a["wealth"], a["delta"], a["delta_pa"], a["gamma"],
-                     a["vanna"], zvf, zgf, a["target"], a["und"], a["dt"], np.full(n_tasks, -1, np.int64), out,
+                     a["vanna"], zak, a["target"], a["und"], a["dt"], np.full(n_tasks, -1, np.int64), out,
                      np.zeros((0, kp.N_TRACE_FIELDS, a["dt"].shape[0])))
     return out
 

@@ -56,26 +56,24 @@ def tile_sums(values, index, tile_start, tile_len, out):
 
 
 @njit(parallel=True, cache=True)
-def policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zvf, zgf, target, und, dt,
+def policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt,
                  trace_slot, out, trace):
     """out[task] = statistics of the hedge recurrence of every task (policy, group, path); see
     :func:`gpuskew.kernels.policy.policy_task`. Each task accumulates sequentially, in step order."""
     for task in prange(out.shape[0]):
-        _policy.policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zvf, zgf, target,
-                            und, dt, trace_slot, out, trace)
+        _policy.policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und,
+                            dt, trace_slot, out, trace)
 
 
 @njit(parallel=True, cache=True)
-def zakamouline_factors(S, vol, gamma, und, zvf, zgf):
-    """Zakamouline's market factors per path and step: zvf[p, u, t] = sigma^-0.25 (per underlying)
-    and zgf[p, g, t] = (S^2 |Gamma|)^0.15 (per group), computed once for every policy."""
+def zakamouline_factors(S, vol, gamma, und, zak):
+    """Zakamouline's market factors of every (path, group, step) (policy.zakamouline_factors_at),
+    computed once for every policy."""
     for p in prange(S.shape[0]):
-        for u in range(S.shape[1]):
-            for t in range(S.shape[2]):
-                zvf[p, u, t] = _policy.zakamouline_vol_factor(vol[p, u, t])
         for g in range(gamma.shape[1]):
+            u = und[g]
             for t in range(S.shape[2]):
-                zgf[p, g, t] = _policy.zakamouline_gamma_factor(S[p, und[g], t], gamma[p, g, t])
+                _policy.zakamouline_factors_at(S[p, u, t], vol[p, u, t], gamma[p, g, t], zak, p, g, t)
 
 
 @njit(cache=True)

@@ -60,12 +60,12 @@ def _tile_sums(values, index, tile_start, tile_len, out):
         cuda.syncthreads()
 
 
-def _policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zvf, zgf, target, und, dt,
-                  trace_slot, out, trace):
+def _policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt, trace_slot,
+                  out, trace):
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for task in range(start, out.shape[0], stride):
-        policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zvf, zgf, target, und, dt,
+        policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt,
                     trace_slot, out, trace)
 
 
@@ -99,15 +99,15 @@ def launch_tile_sums(values, index, tile_start, tile_len, out):
     tile_sums_kernel[n_tiles, HALF_TILE](values, index, tile_start, tile_len, out)
 
 
-def launch_policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zvf, zgf, target, und, dt,
+def launch_policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt,
                         trace_slot, out, trace):
     """Launch the policy sweep: one thread per task (arrays already on the device)."""
     n = out.shape[0]
     if n == 0:
         return
     blocks = min((n + POLICY_BLOCK - 1) // POLICY_BLOCK, 65535)
-    policy_sweep_kernel[blocks, POLICY_BLOCK](params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zvf,
-                                              zgf, target, und, dt, trace_slot, out, trace)
+    policy_sweep_kernel[blocks, POLICY_BLOCK](params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak,
+                                              target, und, dt, trace_slot, out, trace)
 #: threads per block of the scenario kernel
 SCENARIO_BLOCK = 128
 

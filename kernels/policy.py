@@ -190,9 +190,27 @@ def whalley_wilmott_half_width(cost: float, S: float, gamma: float, risk_aversio
 
 
 @register_jitable
+def zakamouline_h0_coef(cost: float, risk_aversion: float, tau: float) -> float:
+    """lambda / (gamma tau): the part of H0 constant along a path."""
+    return cost / (risk_aversion * tau)
+
+
+@register_jitable
+def zakamouline_inv_s_var(S: float, vol: float) -> float:
+    """1 / (S sigma^2): the part of H0 that moves with the market."""
+    return 1.0 / (S * vol * vol)
+
+
+@register_jitable
+def zakamouline_h0_from(coef: float, inv_s_var: float) -> float:
+    """H0 = coef / (S sigma^2), coef from :func:`zakamouline_h0_coef`, coins."""
+    return coef * inv_s_var
+
+
+@register_jitable
 def zakamouline_h0(cost: float, risk_aversion: float, S: float, vol: float, tau: float) -> float:
     """H0 = lambda / (gamma S sigma^2 tau), coins: the part of the bandwidth that costs alone set."""
-    return cost / (risk_aversion * S * vol * vol * tau)
+    return zakamouline_h0_from(zakamouline_h0_coef(cost, risk_aversion, tau), zakamouline_inv_s_var(S, vol))
 
 
 @register_jitable
@@ -202,11 +220,18 @@ def zakamouline_vol_factor(vol: float) -> float:
 
 
 @register_jitable
-def zakamouline_h1_coef(cost: float, tau: float, r: float) -> float:
-    """1.12 lambda^0.31 tau^0.05 exp(-r tau)^0.25: the part of H1 constant along a path."""
+def zakamouline_sqrt_gamma(gamma: float) -> float:
+    """|Gamma|^0.5, the part of H1 that moves with the book."""
+    return math.sqrt(abs(gamma))
+
+
+@register_jitable
+def zakamouline_h1_coef(cost: float, tau: float, r: float, risk_aversion: float) -> float:
+    """1.12 lambda^0.31 tau^0.05 exp(-r tau)^0.25 / gamma^0.5: the part of H1 constant along a path."""
     if cost == 0.0:
         return 0.0
-    return ZAK_H1_C * power(cost, ZAK_H1_LAMBDA) * power(tau, ZAK_H1_TAU) * mathfn.exp(-ZAK_DISC * r * tau)
+    return (ZAK_H1_C * power(cost, ZAK_H1_LAMBDA) * power(tau, ZAK_H1_TAU) * mathfn.exp(-ZAK_DISC * r * tau)
+            / math.sqrt(risk_aversion))
 
 
 @register_jitable
@@ -225,9 +250,9 @@ def zakamouline_gamma_factor(S: float, gamma: float) -> float:
 
 
 @register_jitable
-def zakamouline_h1_from(coef: float, vol_factor: float, gamma: float, risk_aversion: float) -> float:
-    """H1 = coef sigma^-0.25 (|Gamma| / gamma)^0.5, coins."""
-    return coef * vol_factor * math.sqrt(abs(gamma) / risk_aversion)
+def zakamouline_h1_from(coef: float, vol_factor: float, sqrt_gamma: float) -> float:
+    """H1 = coef sigma^-0.25 |Gamma|^0.5, coef from :func:`zakamouline_h1_coef`, coins."""
+    return coef * vol_factor * sqrt_gamma
 
 
 @register_jitable
@@ -240,8 +265,8 @@ def zakamouline_k_from(coef: float, vol_factor: float, gamma_factor: float) -> f
 def zakamouline_h1(cost: float, tau: float, r: float, vol: float, gamma: float,
                    risk_aversion: float) -> float:
     """H1 = 1.12 lambda^0.31 tau^0.05 (exp(-r tau)/sigma)^0.25 (|Gamma|/gamma)^0.5, coins."""
-    return zakamouline_h1_from(zakamouline_h1_coef(cost, tau, r), zakamouline_vol_factor(vol), gamma,
-                               risk_aversion)
+    return zakamouline_h1_from(zakamouline_h1_coef(cost, tau, r, risk_aversion), zakamouline_vol_factor(vol),
+                               zakamouline_sqrt_gamma(gamma))
 
 
 @register_jitable
@@ -250,6 +275,24 @@ def zakamouline_k(cost: float, tau: float, r: float, vol: float, risk_aversion: 
     """K = -4.76 lambda^0.78 tau^-0.02 (exp(-r tau)/sigma)^0.25 (gamma S^2 |Gamma|)^0.15 (<= 0)."""
     return zakamouline_k_from(zakamouline_k_coef(cost, tau, r, risk_aversion), zakamouline_vol_factor(vol),
                               zakamouline_gamma_factor(S, gamma))
+
+
+#: rows of the per-path Zakamouline factor array zak[k, path, group, step]
+Z_VOL = 0
+Z_GAMMA = 1
+Z_SQRT_GAMMA = 2
+Z_INV_S_VAR = 3
+N_ZAK_FACTORS = 4
+
+
+@register_jitable
+def zakamouline_factors_at(S: float, vol: float, gamma: float, zak, p: int, g: int, t: int) -> None:
+    """Write the market factors of one (path, group, step): sigma^-0.25, (S^2 |Gamma|)^0.15,
+    |Gamma|^0.5 and 1 / (S sigma^2) (computed once for every policy)."""
+    zak[Z_VOL, p, g, t] = zakamouline_vol_factor(vol)
+    zak[Z_GAMMA, p, g, t] = zakamouline_gamma_factor(S, gamma)
+    zak[Z_SQRT_GAMMA, p, g, t] = zakamouline_sqrt_gamma(gamma)
+    zak[Z_INV_S_VAR, p, g, t] = zakamouline_inv_s_var(S, vol)
 
 
 @register_jitable
@@ -351,27 +394,27 @@ def trade_coins(net: float, centre: float, lower: float, upper: float, mode: int
 @register_jitable
 def band_half_widths(model: int, S: float, vol: float, gamma: float, lo_coins: float, up_coins: float,
                      lo_usd: float, up_usd: float, lo_budget: float, up_budget: float, z: float,
-                     sqrt_h: float, risk_aversion: float, cost: float, tau: float, h1_coef: float,
-                     vol_factor: float, floor_coins: float, floor_usd: float, cap_coins: float, cap_usd: float):
+                     sqrt_h: float, risk_aversion: float, cost: float, h0_coef: float, h1_coef: float,
+                     inv_s_var: float, vol_factor: float, sqrt_gamma: float, floor_coins: float, floor_usd: float,
+                     cap_coins: float, cap_usd: float):
     """(lower, upper) half-widths in coins of a band model (BAND_*) at spot S, vol sigma and the
-    group's gamma, before the Zakamouline centre shift; floors and caps applied. ``h1_coef``,
-    ``vol_factor``: :func:`zakamouline_h1_coef` of the band and
-    :func:`zakamouline_vol_factor` of sigma (zakamouline only)."""
+    group's gamma, before the Zakamouline centre shift; floors and caps applied. Zakamouline only:
+    ``h0_coef``, ``h1_coef`` (:func:`zakamouline_h0_coef`, :func:`zakamouline_h1_coef`) and the
+    market factors ``inv_s_var``, ``vol_factor``, ``sqrt_gamma``."""
     if model == BAND_FIXED:
         lo = fixed_half_width(lo_coins, lo_usd, S)
         up = fixed_half_width(up_coins, up_usd, S)
     elif model == BAND_VAR:
         lo = var_half_width(lo_budget, z, vol, S, sqrt_h)
-        up = var_half_width(up_budget, z, vol, S, sqrt_h)
+        up = lo if up_budget == lo_budget else var_half_width(up_budget, z, vol, S, sqrt_h)
     elif model == BAND_WHALLEY_WILMOTT:
         lo = whalley_wilmott_half_width(cost, S, gamma, risk_aversion)
         up = lo
     else:
-        lo = zakamouline_h0(cost, risk_aversion, S, vol, tau) + zakamouline_h1_from(
-            h1_coef, vol_factor, gamma, risk_aversion)
+        lo = zakamouline_h0_from(h0_coef, inv_s_var) + zakamouline_h1_from(h1_coef, vol_factor, sqrt_gamma)
         up = lo
     lo = floor_cap(lo, floor_coins, floor_usd, cap_coins, cap_usd, S)
-    if model == BAND_WHALLEY_WILMOTT or model == BAND_ZAKAMOULINE:
+    if model == BAND_WHALLEY_WILMOTT or model == BAND_ZAKAMOULINE or up == lo:
         return lo, lo
     return lo, floor_cap(up, floor_coins, floor_usd, cap_coins, cap_usd, S)
 
@@ -386,7 +429,7 @@ def zakamouline_shift(k_coef: float, vol: float, vol_factor: float, gamma: float
 
 
 @register_jitable
-def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zvf, zgf, target, und, dt,
+def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt,
                 trace_slot, out, trace):
     """Run the hedge recurrence of one task and write its statistics into ``out[task]``.
 
@@ -394,9 +437,8 @@ def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vann
     N_PARAMS); S, vol, fund (paths, underlyings, steps + 1): index price (USD), ATM implied vol,
     annualised funding rate; wealth, delta, delta_pa, gamma, vanna (paths, groups, steps + 1):
     the book's value plus cash (USD), deltas (coins), gamma (coins/USD), vanna (coins per vol
-    point); zvf (paths, underlyings, steps + 1) and zgf (paths, groups, steps + 1): Zakamouline's
-    market factors (:func:`zakamouline_vol_factor`, :func:`zakamouline_gamma_factor`; read only by
-    zakamouline bands, may be empty otherwise); target (n_targets, paths, groups, steps + 1) coins;
+    point); zak (N_ZAK_FACTORS, paths, groups, steps + 1): Zakamouline's market factors
+    (:func:`zakamouline_factors_at`; read only by zakamouline bands, may be empty otherwise); target (n_targets, paths, groups, steps + 1) coins;
     und (groups,) the group's underlying; dt (steps,) years of each step; trace_slot (tasks,) the
     trace row of a task or -1.
     """
@@ -423,10 +465,12 @@ def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vann
     lam = params[pol, g, P_COST]
     tau = params[pol, g, P_TAU]
     rate = params[pol, g, P_RATE]
+    h0_coef = 0.0
     h1_coef = 0.0
     k_coef = 0.0
     if model == BAND_ZAKAMOULINE:
-        h1_coef = zakamouline_h1_coef(lam, tau, rate)
+        h0_coef = zakamouline_h0_coef(lam, risk_aversion, tau)
+        h1_coef = zakamouline_h1_coef(lam, tau, rate, risk_aversion)
         k_coef = zakamouline_k_coef(lam, tau, rate, risk_aversion)
     floor_coins = params[pol, g, P_FLOOR_COINS]
     floor_usd = params[pol, g, P_FLOOR_USD]
@@ -499,17 +543,21 @@ def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vann
                 v = 0.0
                 gm = 0.0
                 vf = 0.0
+                sg = 0.0
+                isv = 0.0
                 if model == BAND_VAR or model == BAND_ZAKAMOULINE:
                     v = vol[p, u, t]
                 if model == BAND_WHALLEY_WILMOTT or model == BAND_ZAKAMOULINE:
                     gm = gamma[p, g, t]
                 if model == BAND_ZAKAMOULINE:
-                    vf = zvf[p, u, t]
+                    vf = zak[Z_VOL, p, g, t]
+                    sg = zak[Z_SQRT_GAMMA, p, g, t]
+                    isv = zak[Z_INV_S_VAR, p, g, t]
                 lo, up = band_half_widths(model, s0, v, gm, lo_coins, up_coins, lo_usd, up_usd, lo_budget,
-                                          up_budget, z, sqrt_h, risk_aversion, lam, tau, h1_coef, vf, floor_coins,
-                                          floor_usd, cap_coins, cap_usd)
+                                          up_budget, z, sqrt_h, risk_aversion, lam, h0_coef, h1_coef, isv, vf, sg,
+                                          floor_coins, floor_usd, cap_coins, cap_usd)
                 if model == BAND_ZAKAMOULINE:
-                    centre += zakamouline_shift(k_coef, v, vf, gm, zgf[p, g, t], vanna[p, g, t])
+                    centre += zakamouline_shift(k_coef, v, vf, gm, zak[Z_GAMMA, p, g, t], vanna[p, g, t])
                     dev = net - centre
                     a = abs(dev)
             # statistics of the state the market brought (before this step's trade)

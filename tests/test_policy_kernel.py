@@ -171,9 +171,9 @@ def sweep(params, m, trace_tasks=()):
     trace = np.zeros((len(trace_tasks), kp.N_TRACE_FIELDS, m["dt"].shape[0]))
     from gpuskew.backtest.sweep import zakamouline_factors
 
-    zvf, zgf = zakamouline_factors(params, m["S"], m["vol"], m["gamma"], m["und"])
+    zak = zakamouline_factors(params, m["S"], m["vol"], m["gamma"], m["und"])
     cpu.policy_sweep(params, m["S"], m["vol"], m["fund"], m["wealth"], m["delta"], m["delta_pa"], m["gamma"],
-                     m["vanna"], zvf, zgf, m["target"], m["und"], m["dt"], slots, out, trace)
+                     m["vanna"], zak, m["target"], m["und"], m["dt"], slots, out, trace)
     return out.reshape(m["S"].shape[0], params.shape[1], params.shape[0], kp.N_OUTPUTS), trace
 
 

@@ -127,17 +127,16 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
 
 
 def zakamouline_factors(params: np.ndarray, spot: np.ndarray, vol: np.ndarray, gamma: np.ndarray,
-                        und: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                        und: np.ndarray) -> np.ndarray:
     """Zakamouline's market factors (``kernels.cpu.zakamouline_factors``), computed on the host once
-    for every policy; empty arrays when no policy has a zakamouline band."""
+    for every policy; an empty array when no policy has a zakamouline band."""
     if not (params[..., kp.P_BAND] == kp.BAND_ZAKAMOULINE).any():
-        return np.zeros((0, 0, 0)), np.zeros((0, 0, 0))
+        return np.zeros((kp.N_ZAK_FACTORS, 0, 0, 0))
     from gpuskew.kernels import cpu
 
-    zvf = np.empty(vol.shape)
-    zgf = np.empty(gamma.shape)
-    cpu.zakamouline_factors(_contiguous(spot), _contiguous(vol), _contiguous(gamma), und, zvf, zgf)
-    return zvf, zgf
+    zak = np.empty((kp.N_ZAK_FACTORS,) + gamma.shape)
+    cpu.zakamouline_factors(_contiguous(spot), _contiguous(vol), _contiguous(gamma), und, zak)
+    return zak
 
 
 def launch(backend: Backend, params: np.ndarray, greeks: GreeksPath, targets: np.ndarray,
@@ -151,10 +150,10 @@ def launch(backend: Backend, params: np.ndarray, greeks: GreeksPath, targets: np
     for i, task in enumerate(trace_tasks):
         slots[task] = i
     und = np.ascontiguousarray(greeks.und, dtype=np.int64)
-    zvf, zgf = zakamouline_factors(params, m.spot, m.atm_vol, greeks.gamma, und)
+    zak = zakamouline_factors(params, m.spot, m.atm_vol, greeks.gamma, und)
     arrays = [_contiguous(params), _contiguous(m.spot), _contiguous(m.atm_vol), _contiguous(m.funding),
               _contiguous(greeks.wealth), _contiguous(greeks.delta), _contiguous(greeks.delta_pa),
-              _contiguous(greeks.gamma), _contiguous(greeks.vanna), zvf, zgf, _contiguous(targets), und,
+              _contiguous(greeks.gamma), _contiguous(greeks.vanna), zak, _contiguous(targets), und,
               _contiguous(m.dt_years), slots]
     out = np.zeros((n_tasks, kp.N_OUTPUTS))
     trace = np.zeros((len(trace_tasks), kp.N_TRACE_FIELDS, m.n_steps))
