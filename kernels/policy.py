@@ -368,10 +368,7 @@ def trade_coins(net: float, centre: float, lower: float, upper: float, mode: int
     """
     dev = net - centre
     if mode == MODE_TO_BAND:
-        if dev > 0.0:
-            need = centre + upper - net
-        else:
-            need = centre - lower - net
+        need = (centre + upper - net) if dev > 0.0 else (centre - lower - net)
         sign = 1.0 if need > 0.0 else -1.0
         k = float(math.ceil(abs(need) / lot - LOT_TOL))
         post = net + sign * k * lot
@@ -563,8 +560,7 @@ def policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vann
             # statistics of the state the market brought (before this step's trade)
             w = up if dev >= 0.0 else lo
             inside = a <= w
-            if inside:
-                n_in += 1.0
+            n_in += 1.0 if inside else 0.0
             if a > max_skew * w:
                 sk = abs(skew_of(dev, lo, up))
                 if sk > max_skew:
