@@ -10,13 +10,14 @@ group (with ``--json``: one compact JSON line and nothing else); logs on stderr.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from gpuskew.cli import handle_errors, log
+from gpuskew.cli.common import emit_json, handle_errors, log
+from gpuskew.cli.options import (as_of_option, backend_option, config_option, group_by_option, json_option,
+                                 limits_option, out_options)
 
 
 def market_options(func):
@@ -24,18 +25,20 @@ def market_options(func):
     calibrate)."""
     for decorator in reversed([
         click.option("--synthetic", "synthetic", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     envvar="GPUSKEW_SYNTHETIC",
                      help="Synthetic market file (TOML: [market] steps, step_seconds, paths, seed; [underlying.X])."),
         click.option("--market", "market_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     envvar="GPUSKEW_MARKET",
                      help="Folder of recorded market events (Parquet/JSON Lines: index, mark, rate)."),
         click.option("--flow", "flow_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Folder of client fill events applied to the book along the path."),
-        click.option("--seed", type=int, default=None, help="Seed of the synthetic market (overrides [market] seed)."),
-        click.option("--as-of", "as_of", default=None,
-                     help="Start of a synthetic market, ISO 8601 (default: now). Recorded markets start at "
-                          "their first event."),
+                     envvar="GPUSKEW_FLOW", help="Folder of client fill events applied to the book along the path."),
+        click.option("--seed", type=int, default=None, envvar="GPUSKEW_SEED",
+                     help="Seed of the synthetic market (overrides [market] seed)."),
+        as_of_option,
         click.option("--step-seconds", type=click.FloatRange(min=0.001), default=60.0, show_default=True,
-                     help="Grid step of a recorded market."),
+                     envvar="GPUSKEW_STEP_SECONDS", help="Grid step of a recorded market."),
         click.option("--windows", type=click.IntRange(1, 100_000), default=1, show_default=True,
+                     envvar="GPUSKEW_WINDOWS",
                      help="Cut a recorded market into this many windows, each a path (the hedge restarts)."),
     ]):
         func = decorator(func)
@@ -66,39 +69,46 @@ def load_market(book, synthetic: Path | None, market_dir: Path | None, flow_dir:
     return market, flow
 
 
+full_every_option = click.option(
+    "--full-every", type=click.IntRange(1, 10_000_000), default=60, show_default=True, envvar="GPUSKEW_FULL_EVERY",
+    help="Steps between full revaluations of the book (second-order steps in between).")
+
+risk_aversion_option = click.option(
+    "--risk-aversion", type=click.FloatRange(min=0.0), default=1e-6, show_default=True,
+    envvar="GPUSKEW_RISK_AVERSION", help="Absolute risk aversion of the certainty equivalent, 1/USD.")
+
+
 @click.command()
 @click.argument("book_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--policies", "policies_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              envvar="GPUSKEW_POLICIES",
               help="Policies file: a limits file (TOML) in which any value may be a list (a grid axis).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder.")
+@out_options
 @market_options
-@click.option("--limits", "limits_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Current limits file: marked on the frontier (added to the sweep if not in the grid).")
-@click.option("--group-by", "group_by", multiple=True,
-              help="Tag columns to group by, comma-separated (e.g. desk,book); repeat for more levels.")
-@click.option("--backend", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--full-every", type=click.IntRange(1, 10_000_000), default=60, show_default=True,
-              help="Steps between full revaluations of the book (second-order steps in between).")
-@click.option("--risk-aversion", type=click.FloatRange(min=0.0), default=1e-6, show_default=True,
-              help="Absolute risk aversion of the certainty equivalent, 1/USD.")
+@limits_option
+@group_by_option
+@backend_option
+@full_every_option
+@risk_aversion_option
 @click.option("--trace", "trace_ids", multiple=True, help="Also keep per-step traces of this policy_id (path 0).")
-@click.option("--json", "as_json", is_flag=True, help="Print one compact JSON summary line on stdout.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs in an existing --out.")
+@json_option
+@config_option
 @handle_errors
 def backtest(book_dir: Path, policies_path: Path, out_dir: Path, synthetic: Path | None, market_dir: Path | None,
              flow_dir: Path | None, seed: int | None, as_of: str | None, step_seconds: float, windows: int,
              limits_path: Path | None, group_by: tuple[str, ...], backend: str, full_every: int,
              risk_aversion: float, trace_ids: tuple[str, ...], as_json: bool, overwrite: bool) -> None:
-    """Run the skew policies of --policies through a simulated or recorded market."""
+    """Run the skew policies of --policies through a simulated or recorded market (--limits: the
+    current limits, marked on the frontier and added to the sweep when not in the grid)."""
     from gpuskew.backtest.greeks_path import compute_greeks_path
     from gpuskew.backtest.run import BACKTEST_FILES, file_hash, output_writers, run_backtest
+    from gpuskew.cli.run import check_out_target
     from gpuskew.core.book import load_book
     from gpuskew.core.groups import parse_levels
-    from gpuskew.io import check_output_free, publish_run
+    from gpuskew.io import publish_run
     from gpuskew.policy.grid import load_policies, read_toml
 
-    check_output_free(out_dir, overwrite, BACKTEST_FILES)
+    out_dir = check_out_target(out_dir, book_dir, overwrite, BACKTEST_FILES)
     if windows > 1 and market_dir is None:
         raise click.UsageError("--windows cuts a recorded --market into paths")
     book = load_book(book_dir)
@@ -135,7 +145,7 @@ def backtest(book_dir: Path, policies_path: Path, out_dir: Path, synthetic: Path
         f"{run.result.seconds:.3f} s ({rate:,.3g} policy-steps/s); outputs in {out_dir}" if rate else
         f"outputs in {out_dir}")
     if as_json:
-        click.echo(json.dumps({
+        emit_json({
             "status": "ok", "out": str(out_dir), "as_of": run.info["as_of"],
             "policies": run.info["counts"]["policies"], "groups": run.info["counts"]["groups"],
             "paths": run.info["counts"]["paths"], "steps": run.info["counts"]["steps"],
@@ -144,7 +154,7 @@ def backtest(book_dir: Path, policies_path: Path, out_dir: Path, synthetic: Path
             "best_by_ce": {b["group"]: b["policy_id"] for b in run.info["best_by_ce"]},
             "warnings": len(run.info["warnings"]),
             "sweep_seconds": round(run.result.seconds, 6),
-        }, separators=(",", ":"), sort_keys=True))
+        })
         return
     _print_best(run)
 

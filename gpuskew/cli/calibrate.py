@@ -14,46 +14,47 @@ report.html and summary.json into --out, atomically.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from gpuskew.cli import handle_errors, log
-from gpuskew.cli.backtest import load_market, market_options
+from gpuskew.cli.backtest import full_every_option, load_market, market_options, risk_aversion_option
+from gpuskew.cli.common import emit_json, handle_errors, log, safe
+from gpuskew.cli.options import backend_option, config_option, group_by_option, json_option, limits_option, out_options
 
 
 @click.command()
 @click.argument("book_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--limits", "limits_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The current limits file (TOML).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder.")
+@limits_option
+@out_options
 @click.option("--history", "history", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="A history folder (gpuskew run --history): its groups' greeks over time.")
+              envvar="GPUSKEW_HISTORY", help="A history folder (gpuskew run --history): its groups' greeks over time.")
 @market_options
 @click.option("--from", "start", default=None, help="With --history: first as_of (ISO 8601).")
 @click.option("--to", "end", default=None, help="With --history: last as_of (ISO 8601).")
 @click.option("--criterion", type=click.Choice(["ce", "cost_at_risk"]), default="ce", show_default=True,
+              envvar="GPUSKEW_CRITERION",
               help="ce: the highest certainty equivalent; cost_at_risk: the smallest 5% tail loss.")
 @click.option("--walk-forward", "walk_forward", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              envvar="GPUSKEW_WALK_FORWARD",
               help="Check the choice in windows of this many days (flag moves of more than 2x).")
-@click.option("--scales", default="0.25,0.5,0.75,1,1.5,2,4", show_default=True,
+@click.option("--scales", default="0.25,0.5,0.75,1,1.5,2,4", show_default=True, envvar="GPUSKEW_SCALES",
               help="Band scales swept around the current limits (multiples of the half-widths).")
-@click.option("--group-by", "group_by", multiple=True, help="Tag columns to group by (with BOOK_DIR).")
-@click.option("--backend", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--full-every", type=click.IntRange(1, 10_000_000), default=60, show_default=True)
-@click.option("--risk-aversion", type=click.FloatRange(min=0.0), default=1e-6, show_default=True,
-              help="Absolute risk aversion of the certainty equivalent, 1/USD.")
-@click.option("--json", "as_json", is_flag=True, help="Print one compact JSON summary line on stdout.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs in an existing --out.")
+@group_by_option
+@backend_option
+@full_every_option
+@risk_aversion_option
+@json_option
+@config_option
 @handle_errors
-def calibrate(book_dir: Path | None, limits_path: Path, out_dir: Path, history: Path | None, synthetic: Path | None,
+def calibrate(book_dir: Path | None, limits_path: Path | None, out_dir: Path, overwrite: bool, history: Path | None,
+              synthetic: Path | None,
               market_dir: Path | None, flow_dir: Path | None, seed: int | None, as_of: str | None,
               step_seconds: float, windows: int, start: str | None, end: str | None, criterion: str,
               walk_forward: float | None, scales: str, group_by: tuple[str, ...], backend: str, full_every: int,
-              risk_aversion: float, as_json: bool, overwrite: bool) -> None:
-    """Propose limits from the cost-risk frontier of a sweep around the current ones."""
+              risk_aversion: float, as_json: bool) -> None:
+    """Propose limits from the cost-risk frontier of a sweep around the current ones (--limits: the
+    current limits, required)."""
     from gpuskew import __version__
     from gpuskew.backtest.calibrate import calibrate as run_calibration
     from gpuskew.backtest.calibrate_report import CALIBRATE_FILES, output_writers
@@ -61,11 +62,14 @@ def calibrate(book_dir: Path | None, limits_path: Path, out_dir: Path, history: 
     from gpuskew.backtest.run import file_hash, hedge_resolver
     from gpuskew.core.book import load_book
     from gpuskew.core.groups import parse_levels
-    from gpuskew.io import check_output_free, publish_run
+    from gpuskew.cli.run import check_out_target
+    from gpuskew.io import publish_run
     from gpuskew.policy.grid import read_toml
     from gpuskew.policy.limits import parse_limits
     from gpuskew.timeutil import to_utc
 
+    if limits_path is None:
+        raise click.UsageError("--limits CURRENT.toml is required: the limits to calibrate around")
     sources = [x for x in (history, synthetic, market_dir) if x is not None]
     if len(sources) != 1:
         raise click.UsageError("give exactly one of --history DIR, --market DIR or --synthetic FILE")
@@ -75,7 +79,7 @@ def calibrate(book_dir: Path | None, limits_path: Path, out_dir: Path, history: 
         scale_list = tuple(float(x) for x in scales.split(",") if x.strip())
     except ValueError:
         raise click.BadParameter(f"not a comma-separated list of numbers: {scales!r}", param_hint="--scales")
-    check_output_free(out_dir, overwrite, CALIBRATE_FILES)
+    out_dir = check_out_target(out_dir, book_dir, overwrite, CALIBRATE_FILES)
     current = read_toml(limits_path)
     limits = parse_limits(current, source=str(limits_path))
     book = load_book(book_dir) if book_dir is not None else None
@@ -115,12 +119,12 @@ def calibrate(book_dir: Path | None, limits_path: Path, out_dir: Path, history: 
     log(f"{cal.info['proposed_changes']} group(s) with a new band; limits.proposed.toml and limits.diff in "
         f"{out_dir} (not applied)")
     if as_json:
-        click.echo(json.dumps({
+        emit_json({
             "status": "ok", "out": str(out_dir), "criterion": criterion,
             "proposed_changes": cal.info["proposed_changes"],
             "realised_vol": {u: round(e["close_to_close"], 6)
                              for u, e in cal.info["estimates"]["realised_vol"].items()},
             "unstable_groups": cal.info["walk_forward"]["unstable_groups"],
-        }, separators=(",", ":"), sort_keys=True))
+        })
         return
-    click.echo(cal.diff_text.split("\n\nThe file:")[0])
+    click.echo(safe(cal.diff_text.split("\n\nThe file:")[0]))
