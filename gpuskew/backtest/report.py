@@ -40,19 +40,22 @@ def _current_index(run: Any) -> int | None:
 
 
 def _chart_groups(run: Any) -> list[int]:
-    """Monitored groups, those whose policies differ the most first (frontier points, then distinct
-    costs), at most MAX_CHART_GROUPS, then in the greeks path's order."""
+    """The monitored groups whose policies differ (more than one distinct mean cost or std), at
+    most MAX_CHART_GROUPS, those with the longest frontier first, then in the greeks path's order;
+    the first monitored group when no policy differs anywhere."""
     mon = run.result.kernel.monitored
     v = run.summary.values
     groups = [g for g in range(run.greeks.n_groups) if mon[:, g].any()]
 
-    def spread(g: int) -> tuple:
-        on = int((run.summary.frontier_rank[:, g] > 0).sum())
-        distinct = len(np.unique(np.round(v["mean_cost_usd"][mon[:, g], g], 6)))
-        return (-on, -distinct)
+    def distinct(g: int) -> int:
+        pts = np.round(np.stack([v["mean_cost_usd"][mon[:, g], g], v["std_hedged_pnl_usd"][mon[:, g], g]]), 6)
+        return int(np.unique(pts, axis=1).shape[1])
 
-    chosen = sorted(groups, key=spread)[:MAX_CHART_GROUPS]
-    return sorted(chosen)
+    varied = [g for g in groups if distinct(g) > 1]
+    if not varied:
+        return groups[:1]
+    longest = sorted(varied, key=lambda g: -int((run.summary.frontier_rank[:, g] > 0).sum()))
+    return sorted(longest[:MAX_CHART_GROUPS])
 
 
 def _subplots(n: int, width: float = 4.2, height: float = 3.4) -> tuple[Any, Any, Any]:
@@ -89,6 +92,11 @@ def plot_frontier(run: Any, path: Path) -> None:
         ax.set_title(_group_label(run.greeks.groups[g]), fontsize=10, loc="left")
         ax.set_xlabel("mean cost (USD)", fontsize=9)
         ax.set_ylabel("std of hedged P&L (USD)", fontsize=9)
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(MaxNLocator(nbins=5))
+            axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
         ax.grid(True, alpha=0.3)
         if k == 0:
             ax.legend(fontsize=8, loc="best")
