@@ -159,3 +159,33 @@ def test_a_policy_of_the_grid_runs_with_gpuskew_run(files, tmp_path):
                                     "--as-of", "2026-11-20T08:00:00Z", "--json"])
     assert res.exit_code in (0, 3), res.output
     assert (tmp_path / "run" / "adherence.parquet").exists()
+
+
+def test_recorded_market_cut_into_windows(files, tmp_path):
+    import pyarrow as pa
+
+    import gpuskew
+
+    book = gpuskew.load_book(files / "book")
+    rows = []
+    rng = __import__("numpy").random.default_rng(1)
+    spots = {r["underlying"]: r["spot"] for r in book.underlyings.to_pylist()}
+    for k in range(121):
+        ts = f"2026-11-20T{8 + k // 60:02d}:{k % 60:02d}:00Z"
+        for u, s in spots.items():
+            spots[u] = s * float(1 + 0.001 * rng.standard_normal())
+            rows.append({"type": "index", "ts": ts, "underlying": u, "spot": spots[u]})
+    folder = tmp_path / "events"
+    folder.mkdir()
+    pq.write_table(pa.table({k: [r[k] for r in rows] for k in rows[0]}), folder / "index.parquet")
+    out = tmp_path / "rec"
+    res = _run([files / "book", "--policies", files / "policies.toml", "--market", folder, "--windows", "4",
+                "--out", out, "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip())
+    assert summary["paths"] == 4 and summary["steps"] == 30
+    info = json.loads((out / "summary.json").read_text())
+    assert info["market"]["source"].startswith("recorded:") and "4 windows" in info["market"]["source"]
+    res = _run([files / "book", "--policies", files / "policies.toml", "--synthetic", files / "market.toml",
+                "--windows", "4", "--out", tmp_path / "x"])
+    assert res.exit_code == 2 and "--windows" in res.output
