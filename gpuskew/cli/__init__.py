@@ -72,6 +72,9 @@ main.add_command(__import__("gpuskew.cli.backtest", fromlist=["backtest"]).backt
 main.add_command(__import__("gpuskew.cli.calibrate", fromlist=["calibrate"]).calibrate)
 main.add_command(_scenarios.scenarios)
 main.add_command(_explain.explain)
+from gpuskew.cli import monitor as _monitor  # noqa: E402
+
+main.add_command(_monitor.monitor)
 
 if __name__ == "__main__":  # pragma: no cover
     entry_point()

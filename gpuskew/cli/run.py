@@ -70,13 +70,17 @@ def _file_hash(path: Path | None) -> str | None:
                    "to memory-map, larger), or none (schedulers that only need the exposures).")
 @strict_option
 @plausibility_options
+@click.option("--prom-textfile", "prom_textfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="GPUSKEW_PROM_TEXTFILE",
+              help="Also write the run's metrics (Prometheus text format) to this file, atomically, for "
+                   "node_exporter's textfile collector (needs the monitor extra).")
 @json_option
 @config_option
 @handle_errors
 def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_size: int, demo_seed: int,
         demo_steps: int, as_of: str | None, backend: str, group_by: tuple[str, ...], limits_path: Path | None,
         history: Path | None, fail_on: str | None, positions_format: str, strict: bool, max_iv: float,
-        max_abs_rate: float, max_expiry_years: float, as_json: bool) -> None:
+        max_abs_rate: float, max_expiry_years: float, prom_textfile: Path | None, as_json: bool) -> None:
     """Price a book, check it against its limits, and write the results to --out."""
     from gpuskew.cli.progress import ProgressBar, run_stages
     from gpuskew.session import RUN_FILES, MemoryAlertState, NoAlertState, Plausibility, Session
@@ -129,6 +133,11 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
             step.write(out, overwrite=overwrite, positions=positions_format, stage=stage)
         progress("write")
         appended = _append(history, step) if history is not None else None
+    if prom_textfile is not None:
+        from gpuskew.io import write_text
+        from gpuskew.monitor.metrics import render_run_textfile
+
+        write_text(render_run_textfile(step.effective, step.summary), prom_textfile)
     _report(step, out, history, appended, as_json, fail_on)
 
 

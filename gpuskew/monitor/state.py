@@ -1,0 +1,447 @@
+"""The live state of a monitored book: events in, per-position measures and group sums out.
+
+``LiveState(book, limits, group_by, backend)`` holds the book resident. :meth:`LiveState.apply`
+applies one canonical event (DESIGN: position keeping by fills, market data by ticks, listings) and
+marks what it touched dirty; :meth:`LiveState.publish` re-prices the dirty positions only, sums
+every group from the full per-position arrays in the run's fixed order, and (with limits) checks
+adherence and evaluates alerts with hysteresis against the previous publish.
+
+Valuation time. Positions are valued at ``as_of``, which moves with the clock (the latest event time
+with ``clock="event"``, the wall clock with ``clock="wall"``) in steps of ``time_step_s``: when the
+clock is ``time_step_s`` or more past ``as_of``, ``as_of`` jumps to the clock, options and futures
+that expired drop out, and every dated position is re-priced (its time to expiry changed). Between
+steps only dirty positions are re-priced. Every publish is therefore exactly what ``gpuskew run``
+gives on the same positions and market data at the publish's ``as_of``, bit for bit.
+
+Determinism (a restart replays the journal through the same code): with the event clock a step is
+taken before applying the first event at or past ``as_of + time_step``, a function of the event
+order alone; steps taken otherwise (wall clock, the final step of ``--until-drained``) are written
+to the journal as clock records by the caller and replayed with :meth:`LiveState.step_to`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import pyarrow as pa
+
+from gpuskew import schema
+from gpuskew.core.book import NO_EXPIRY, Book
+from gpuskew.monitor.events import Event, Fill, IndexTick, Listing, MarkTick, RateTick, us_to_datetime
+from gpuskew.monitor.grouping import LiveGrouping
+from gpuskew.monitor.positions import LivePositions
+from gpuskew.monitor.pricer import Pricer, time_to_expiry
+from gpuskew.monitor.registry import Registry
+
+SETTLE_INVERSE = schema.SETTLEMENTS.index("inverse")
+#: above this fraction of dirty rows one contiguous pass over every row is cheaper than a gather,
+#: a kernel call on the subset and a scatter
+DENSE_FRACTION = 0.4
+
+
+@dataclass
+class Publication:
+    """What one publish computed."""
+
+    number: int  #: publishes since start
+    as_of_us: int  #: valuation time, µs since the epoch
+    exposures: pa.Table
+    adherence: Any | None = None  #: gpuskew.adherence.AdherenceResult (with limits)
+    effective: pa.Table | None = None  #: adherence + effective_status
+    alerts: list[dict] = field(default_factory=list)
+    repriced: int = 0  #: positions re-priced for this publish
+    positions: int = 0  #: positions priced and summed
+    pending: int = 0  #: positions held but waiting for market data
+    timings_s: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def as_of(self):
+        return us_to_datetime(self.as_of_us)
+
+
+class LiveState:
+    """A book kept resident and changed by events (see the module docstring)."""
+
+    def __init__(self, book: Book, *, limits: Any | None = None, group_by: Sequence[str] = (),
+                 backend: str = "auto", time_step_s: float = 60.0, clock: str = "event",
+                 as_of_us: int | None = None, tags: Sequence[str] | None = None,
+                 alert_state: Any | None = None, limits_hash: str | None = None,
+                 limits_source: str | None = None):
+        from gpuskew.session import MemoryAlertState, Session
+
+        if clock not in ("event", "wall"):
+            raise ValueError(f"clock must be 'event' or 'wall', got {clock!r}")
+        self.book_sources = dict(book.sources)
+        self.tags: tuple[str, ...] = tuple(book.tags if tags is None else tags)
+        self.limits = limits
+        self.clock = clock
+        self.time_step_us = int(round(time_step_s * 1e6))
+        self.backend_requested = backend
+        #: the Session: the grouping levels (--group-by and the limits' own), the backend, and the
+        #: adherence and alert step (its book is refreshed with the live tables at each publish)
+        self.session = Session(book, limits, backend, alert_state if alert_state is not None else MemoryAlertState(),
+                               list(group_by), limits_hash=limits_hash, limits_source=limits_source)
+        self.levels: list[tuple[str, ...]] = list(self.session.levels)
+        self.registry = Registry(book)
+        self.positions = LivePositions(book.positions, self.tags, self.registry)
+        self.grouping = LiveGrouping(self.levels, self.tags)
+        reg, pos = self.registry, self.positions
+        n = pos.n_rows
+        self.grouping.assign_many([reg.und_names[reg.inst_und[i]] for i in pos.inst[:n]],
+                                  pos.ledger.tag_values[:n])
+        self.backend = self.session.backend
+        self.pricer = Pricer(self.backend)
+        self.seen_trades: set[str] = set()
+        self.as_of_us: int | None = as_of_us
+        self.clock_us: int | None = as_of_us
+        self.expired = np.zeros(0, bool)  #: per instrument: dropped out at an earlier step
+        # dirty tracking
+        self._dirty_rows: list[int] = []
+        self._dirty_inst: set[int] = set()
+        self._dirty_und: set[int] = set()
+        self._dirty_dated = False
+        self._dirty_all = True
+        self._priceable_version = 0
+        self._structure_seen: tuple | None = None
+        self._priced = np.zeros(0, bool)
+        self.publishes = 0
+        self.counts: Counter = Counter()  #: applied events by type
+        self.rejected: Counter = Counter()  #: rejected or ignored events by reason
+        self.last_event_us: int | None = None
+        self._tables_cache: dict[str, tuple[int, pa.Table]] = {}
+        if as_of_us is not None:
+            self._expire_upto(as_of_us)
+
+    # ------------------------------------------------------------------------------------------
+    # the clock
+
+    def _expire_upto(self, t_us: int) -> int:
+        reg = self.registry
+        n = reg.n_inst
+        if self.expired.shape[0] < n:
+            self.expired = np.concatenate([self.expired, np.zeros(n - self.expired.shape[0], bool)])
+        exp = reg.expiry[:n]
+        newly = (exp != NO_EXPIRY) & (exp <= t_us) & ~self.expired[:n]
+        if not newly.any():
+            return 0
+        self.expired[:n] |= newly
+        return self.positions.expire(np.flatnonzero(newly))
+
+    def step_to(self, t_us: int) -> None:
+        """Move the valuation time to ``t_us``: expired options and futures drop out, every dated
+        position is re-priced at the next publish."""
+        if self.as_of_us is not None and t_us <= self.as_of_us:
+            return
+        self.as_of_us = int(t_us)
+        if self.clock_us is None or self.clock_us < t_us:
+            self.clock_us = int(t_us)
+        self._expire_upto(self.as_of_us)
+        self._dirty_dated = True
+
+    def step_due(self, now_us: int) -> bool:
+        """Is a step to ``now_us`` due (the clock ``time_step`` or more past as_of, or no as_of yet)?"""
+        return self.as_of_us is None or now_us - self.as_of_us >= self.time_step_us
+
+    def _advance_event_clock(self, ts_us: int) -> None:
+        if self.clock_us is None or ts_us > self.clock_us:
+            self.clock_us = ts_us
+        if self.clock == "event" and self.step_due(self.clock_us):
+            self.step_to(self.clock_us)
+
+    # ------------------------------------------------------------------------------------------
+    # events
+
+    def apply(self, ev: Event) -> str | None:
+        """Apply one event; returns None, or the reason it was rejected or ignored (counted)."""
+        self._advance_event_clock(ev.ts_us)
+        if isinstance(ev, Fill):
+            reason = self._fill(ev)
+        elif isinstance(ev, IndexTick):
+            reason = self._index(ev)
+        elif isinstance(ev, MarkTick):
+            reason = self._mark(ev)
+        elif isinstance(ev, RateTick):
+            reason = self._rate(ev)
+        else:
+            reason = self._listing(ev)
+        if reason is None:
+            self.counts[ev.type] += 1
+            if self.last_event_us is None or ev.ts_us > self.last_event_us:
+                self.last_event_us = ev.ts_us
+        else:
+            self.rejected[reason] += 1
+        return reason
+
+    def _fill(self, ev: Fill) -> str | None:
+        if ev.trade_id in self.seen_trades:
+            return "duplicate_trade_id"
+        reg = self.registry
+        i = reg.inst_index.get(ev.instrument)
+        if i is None:
+            return "unknown_instrument"
+        for k in ev.tags:
+            if k not in self.tags:
+                return "unknown_tag"
+        if reg.expiry[i] != NO_EXPIRY and self.as_of_us is not None and reg.expiry[i] <= self.as_of_us:
+            return "expired_instrument"
+        pos = self.positions
+        n_before = pos.n_rows
+        outcome = pos.apply_fill(i, ev.quantity, ev.price, ev.tags, reg.settle[i] == SETTLE_INVERSE)
+        self.seen_trades.add(ev.trade_id)
+        if outcome.row >= n_before:
+            self.grouping.assign(outcome.row, reg.und_names[reg.inst_und[i]], pos.tag_values(outcome.row))
+        self._dirty_rows.append(outcome.row)
+        return None
+
+    def _index(self, ev: IndexTick) -> str | None:
+        reg = self.registry
+        if not reg.fresh(ev.key, ev.ts_us):
+            return "stale"
+        u = reg.underlying(ev.underlying)
+        if math.isnan(reg.spot[u]):
+            self._priceable_version += 1
+        reg.set_spot(u, ev.spot)
+        self._dirty_und.add(u)
+        return None
+
+    def _mark(self, ev: MarkTick) -> str | None:
+        reg = self.registry
+        i = reg.inst_index.get(ev.instrument)
+        if i is None:
+            return "unknown_instrument"
+        if not reg.fresh(ev.key, ev.ts_us):
+            return "stale"
+        if ev.iv is not None and math.isnan(reg.iv[i]):
+            self._priceable_version += 1
+        reg.set_mark(i, ev.iv, ev.forward)
+        self._dirty_inst.add(i)
+        return None
+
+    def _rate(self, ev: RateTick) -> str | None:
+        reg = self.registry
+        if not reg.fresh(ev.key, ev.ts_us):
+            return "stale"
+        u = reg.underlying(ev.underlying)
+        if reg.set_rates(u, ev.rate, ev.funding_rate, ev.vol):
+            self._dirty_und.add(u)
+        return None
+
+    def _listing(self, ev: Listing) -> str | None:
+        reg = self.registry
+        i = reg.inst_index.get(ev.instrument)
+        if i is not None:
+            return None if reg.same_instrument(i, ev.row) else "duplicate_instrument"
+        reg.add_instrument(ev.row)
+        if self.as_of_us is not None:
+            self._expire_upto(self.as_of_us)  # a listing already expired is marked expired
+        return None
+
+    # ------------------------------------------------------------------------------------------
+    # pricing
+
+    def _structure(self) -> tuple:
+        return (self.positions.version, self._priceable_version, self.registry.n_inst)
+
+    def priced_rows(self) -> np.ndarray:
+        """Rows priced and summed: held, on an instrument with market data, in ledger order."""
+        return self.pricer.rows
+
+    def reprice(self) -> int:
+        """Re-price dirty positions (all of them on the first call); returns how many."""
+        if self.as_of_us is None:
+            raise RuntimeError("no valuation time yet: no event has arrived and no --as-of was given")
+        pos, reg, pricer = self.positions, self.registry, self.pricer
+        n = pos.n_rows
+        pricer.ensure_capacity(n)
+        inst = pos.inst[:n]
+        structure = self._structure()
+        priced = pos.alive() & reg.priceable()[inst] if n else np.zeros(0, bool)
+        new_rows = np.zeros(n, bool)
+        if structure != self._structure_seen:
+            prev = np.zeros(n, bool)
+            m = min(n, self._priced.shape[0])
+            prev[:m] = self._priced[:m]
+            new_rows = priced & ~prev
+            rows = np.flatnonzero(priced)
+            pricer.set_rows(rows, self.grouping.codes(rows))
+            self._priced = priced
+            self._structure_seen = structure
+        if self._dirty_all:
+            dirty = priced
+        else:
+            flag = np.zeros(reg.n_inst, bool)
+            if self._dirty_inst:
+                flag[list(self._dirty_inst)] = True
+            if self._dirty_und:
+                flag |= np.isin(reg.inst_und[: reg.n_inst], list(self._dirty_und))
+            if self._dirty_dated:
+                flag |= reg.expiry[: reg.n_inst] != NO_EXPIRY
+            dirty = flag[inst] | new_rows
+            if self._dirty_rows:
+                dirty[np.asarray(self._dirty_rows, dtype=np.int64)] = True
+            dirty &= priced
+        n_dirty = int(np.count_nonzero(dirty))
+        if n_dirty > DENSE_FRACTION * n:
+            # most of the book (an index tick, a time step): one contiguous pass over every row, no
+            # gather or scatter of per-position arrays; rows that are not priced get harmless inputs
+            self._reprice_dense(n, inst, priced)
+        elif n_dirty:
+            rows = np.flatnonzero(dirty)
+            i = inst[rows]
+            inputs = reg.kernel_inputs(i)
+            inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us))
+            inputs["qty"] = pos.quantity(rows)
+            inputs["entry"] = pos.entry(rows)
+            pricer.reprice(rows, inputs)
+        self._dirty_rows.clear()
+        self._dirty_inst.clear()
+        self._dirty_und.clear()
+        self._dirty_dated = False
+        self._dirty_all = False
+        return n_dirty
+
+    def _reprice_dense(self, n: int, inst: np.ndarray, priced: np.ndarray) -> None:
+        """Price rows 0..capacity-1 in one pass (the result replaces the per-position arrays).
+        Rows not priced (closed, pending, beyond ``n``) are priced as an empty spot position, whose
+        outputs no sum reads; a priced row gets exactly its own inputs, hence its own bits."""
+        reg, pos, pricer = self.registry, self.positions, self.pricer
+        cap = pricer.capacity
+        inputs = reg.kernel_inputs(inst)
+        inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us or 0))
+        inputs["qty"] = pos.ledger.quantity[:n]
+        entry = pos.ledger.entry[:n]
+        inputs["entry"] = np.where(np.isnan(entry), 0.0, entry)
+        safe = {"kind": 0, "settle": 0, "cp": 0, "csize": 1.0, "strike": 0.0, "S": 1.0, "fwd": 0.0, "r": 0.0,
+                "vol": 0.0, "T": 0.0, "qty": 0.0, "entry": 0.0}
+        off = np.flatnonzero(~priced)
+        full = {}
+        for name, value in safe.items():
+            col = np.empty(cap, dtype=inputs[name].dtype)
+            col[:n] = inputs[name]
+            col[n:] = value
+            col[off] = value
+            full[name] = col
+        pricer.reprice_all(full)
+
+    def mark_all_dirty(self) -> None:
+        self._dirty_all = True
+
+    def compact(self) -> np.ndarray:
+        """Drop closed rows from every per-row array (before a snapshot: a restart from the snapshot
+        then numbers rows, and resolves keys held on several rows, exactly as this state does).
+        Returns the old row of each new row."""
+        n_before = self.positions.n_rows
+        keep = self.positions.compact()
+        self.grouping.compact(keep)
+        self.pricer.compact(keep)
+        new_of_old = np.full(n_before, -1, np.int64)
+        new_of_old[keep] = np.arange(keep.size)
+        self._dirty_rows = [int(new_of_old[r]) for r in self._dirty_rows if new_of_old[r] >= 0]
+        priced = np.zeros(n_before, bool)
+        m = min(n_before, self._priced.shape[0])
+        priced[:m] = self._priced[:m]
+        self._priced = priced[keep]
+        self._structure_seen = None
+        return keep
+
+    # ------------------------------------------------------------------------------------------
+    # group sums and adherence
+
+    def exposures(self) -> pa.Table:
+        """exposures.parquet of the current state (after :meth:`reprice`): sums per group, every level."""
+        from gpuskew.core.engine import _check_finite, _exposures_table
+
+        reg, pricer = self.registry, self.pricer
+        all_tags = sorted({t for lv in self.levels for t in lv}, key=self.tags.index)
+        spot_by_name = {name: float(reg.spot[u]) for name, u in reg.und_index.items()}
+        status = np.asarray(self.backend.to_host(pricer.status))[pricer.rows]
+        expired_mask = status == schema.STATUS_EXPIRED
+        tables = []
+        for k, lp in enumerate(pricer.plans):
+            lc = lp.codes
+            sums = pricer.sums(k)
+            if not np.isfinite(sums).all():
+                out, _ = pricer.host_out(pricer.rows)
+                _check_finite(sums, lambda: out, cast(Any, _NamedSource("<monitor state>")))
+            counts = np.bincount(lc.codes, minlength=lc.n_groups)
+            expired = np.bincount(lc.codes[expired_mask], minlength=lc.n_groups)
+            tables.append(_exposures_table(lc.level, all_tags, cast(Any, lc), sums, counts, expired, spot_by_name))
+        return schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
+
+    def table(self, name: str) -> pa.Table:
+        """The registry's ``instruments``, ``underlyings`` (with an index price) or ``quotes`` table,
+        cached until it changes."""
+        version = self.registry.version[name]
+        hit = self._tables_cache.get(name)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        table = {"instruments": self.registry.instruments_table, "underlyings": self.registry.underlyings_table,
+                 "quotes": self.registry.quotes_table}[name]()
+        self._tables_cache[name] = (version, table)
+        return table
+
+    def publish(self) -> Publication:
+        """Re-price what is dirty, sum, check adherence and evaluate alerts."""
+        t0 = time.perf_counter()
+        repriced = self.reprice()
+        t1 = time.perf_counter()
+        exposures = self.exposures()
+        t2 = time.perf_counter()
+        self.publishes += 1
+        n_alive = len(self.positions.ledger)
+        pub = Publication(self.publishes, int(self.as_of_us or 0), exposures, repriced=repriced,
+                          positions=int(self.pricer.rows.size), pending=n_alive - int(self.pricer.rows.size))
+        if self.limits is not None:
+            step = self.adhere(exposures, pub.as_of, f"monitor-{self.publishes}")
+            pub.adherence, pub.effective, pub.alerts = step.adherence, step.effective, step.alerts
+            pub.warnings = step.summary["warnings"]
+        t3 = time.perf_counter()
+        pub.timings_s = {"reprice": t1 - t0, "sums": t2 - t1, "adherence": t3 - t2}
+        return pub
+
+    def adhere(self, exposures: pa.Table, when: Any, run_id: str, session: Any = None) -> Any:
+        """The Session's adherence and alert step on ``exposures`` (the live market tables):
+        a StepResult with adherence, effective statuses (hysteresis against the alert state) and alerts."""
+        from gpuskew.core.engine import RunResult
+        from gpuskew.session import StepResult
+
+        session = session or self.session
+        if session is self.session:
+            session.book = Book(self.table("instruments"), self._positions_stub(), self.table("underlyings"),
+                                self.table("quotes"), dict(self.book_sources), {})
+        step = StepResult(RunResult(pa.table({}), exposures, {"timings_s": {}, "warnings": []}, self.levels), run_id)
+        session._adhere(step, when, None)
+        return step
+
+    def _positions_stub(self) -> pa.Table:
+        cols = {"instrument": pa.array([], pa.string()), "quantity": pa.array([], pa.float64())}
+        cols.update({t: pa.array([], pa.string()) for t in self.tags})
+        return pa.table(cols)
+
+    # ------------------------------------------------------------------------------------------
+    # the book as tables (snapshots)
+
+    def book_tables(self) -> dict[str, pa.Table]:
+        """The current state as a valid book: instruments, positions (the priced ones, in ledger
+        order), underlyings (with an index price) and quotes."""
+        return {"instruments": self.table("instruments"),
+                "positions": self.positions.table(self.pricer.rows),
+                "underlyings": self.table("underlyings"),
+                "quotes": self.table("quotes")}
+
+
+class _NamedSource:
+    """Stands in for a Book in the engine's finite check (which names ``sources['positions']``)."""
+
+    def __init__(self, name: str):
+        self.sources = {"positions": name}
+
+
+__all__ = ["LiveState", "Publication"]
