@@ -2,6 +2,8 @@
 
 * :func:`position_greeks` - one pass over positions, every measure of each (see instruments.py).
 * :func:`tile_sums` - one level of the fixed reduction tree of :mod:`segsum`.
+* :func:`policy_sweep` - the hedge recurrence of every (policy, group, path) (see policy.py).
+* ``band_*_vec`` - the band half-width formulas of policy.py over arrays, for the adherence bands.
 * :func:`scenario_pnl` - one pass over positions, every scenario of each (see scenarios.py).
 * :func:`position_values` - the USD value of each position on a given forward (explain).
 * :func:`forwards` - the forward each position is priced on (explain).
@@ -21,6 +23,7 @@ import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 from ._cache import configure_numba_cache  # noqa: E402
+from . import policy as _policy  # noqa: E402
 from .instruments import forward_price, position_measures, position_value
 from .scenarios import position_scenarios
 from .segsum import TILE
@@ -66,6 +69,72 @@ def tile_sums(values, index, tile_start, tile_len, out):
                     buf[j] += buf[j + s]
                 s //= 2
             out[m, t] = buf[0]
+
+
+@njit(parallel=True, cache=True)
+def policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt,
+                 trace_slot, out, trace):
+    """out[task] = statistics of the hedge recurrence of every task (policy, group, path); see
+    :func:`gpuskew.kernels.policy.policy_task`. Each task accumulates sequentially, in step order."""
+    for task in prange(out.shape[0]):
+        _policy.policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und,
+                            dt, trace_slot, out, trace)
+
+
+@njit(parallel=True, cache=True)
+def zakamouline_factors(S, vol, gamma, und, zak):
+    """Zakamouline's market factors of every (path, group, step) (policy.zakamouline_factors_at),
+    computed once for every policy."""
+    for p in prange(S.shape[0]):
+        for g in range(gamma.shape[1]):
+            u = und[g]
+            for t in range(S.shape[2]):
+                _policy.zakamouline_factors_at(S[p, u, t], vol[p, u, t], gamma[p, g, t], zak, p, g, t)
+
+
+@njit(cache=True)
+def band_fixed_vec(coins, usd, S, out):
+    """out[i] = fixed half-width coins[i] + usd[i] / S[i] (coins)."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.fixed_half_width(coins[i], usd[i], S[i])
+
+
+@njit(cache=True)
+def band_var_vec(budget, z, vol, S, sqrt_h, out):
+    """out[i] = var half-width budget[i] / (z sigma[i] S[i] sqrt(h)) (coins)."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.var_half_width(budget[i], z, vol[i], S[i], sqrt_h)
+
+
+@njit(cache=True)
+def band_whalley_wilmott_vec(cost, S, gamma, risk_aversion, out):
+    """out[i] = (3 lambda[i] S[i] Gamma[i]^2 / (2 gamma))^(1/3) (coins)."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.whalley_wilmott_half_width(cost[i], S[i], gamma[i], risk_aversion)
+
+
+@njit(cache=True)
+def band_zakamouline_vec(cost, risk_aversion, S, vol, tau, r, gamma, vanna, h0, h1, k, shift):
+    """Zakamouline's H0, H1, K and the centre shift vanna (sigma_m - sigma) * 100 per row."""
+    for i in range(h0.shape[0]):
+        h0[i] = _policy.zakamouline_h0(cost[i], risk_aversion, S[i], vol[i], tau)
+        h1[i] = _policy.zakamouline_h1(cost[i], tau, r[i], vol[i], gamma[i], risk_aversion)
+        k[i] = _policy.zakamouline_k(cost[i], tau, r[i], vol[i], risk_aversion, S[i], gamma[i])
+        shift[i] = vanna[i] * (_policy.zakamouline_modified_vol(vol[i], k[i], gamma[i]) - vol[i]) * 100.0
+
+
+@njit(cache=True)
+def band_floor_cap_vec(half, floor_coins, floor_usd, cap_coins, cap_usd, S, out):
+    """out[i] = max(min(half[i], cap), floor) with cap and floor in coins from coins and USD / S."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.floor_cap(half[i], floor_coins, floor_usd, cap_coins, cap_usd, S[i])
+
+
+@njit(cache=True)
+def skew_vec(dev, lower, upper, out):
+    """out[i] = dev[i] / the half-width on its side, clipped to +/- SKEW_CAP (policy.skew_of)."""
+    for i in range(out.shape[0]):
+        out[i] = _policy.skew_of(dev[i], lower[i], upper[i])
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -7,6 +7,8 @@ NumPy arrays, thread by thread.
 * :func:`position_greeks_kernel` - one thread per position (grid-stride loop).
 * :func:`tile_sums_kernel` - one block of TILE/2 threads per tile; the tree of segsum.py in
   shared memory with ``syncthreads()``, looping over measures.
+* :func:`policy_sweep_kernel` - one thread per (policy, group, path) task (grid-stride loop), each
+  running the hedge recurrence of kernels/policy.py sequentially over the steps.
 * :func:`scenario_pnl_kernel` - one thread per position (grid-stride loop), every scenario of it
   (scenarios.py); the book stays on the device, the scenarios are a small parameter array.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 from numba import cuda, float64
 
 from .instruments import position_measures
+from .policy import policy_task
 from .scenarios import position_scenarios
 from .segsum import HALF_TILE
 
@@ -57,11 +60,25 @@ def _tile_sums(values, index, tile_start, tile_len, out):
         cuda.syncthreads()
 
 
+def _policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt, trace_slot,
+                  out, trace):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for task in range(start, out.shape[0], stride):
+        policy_task(task, params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt,
+                    trace_slot, out, trace)
+
+
 #: Python sources of every kernel, for numba.cuda.compile_ptx (tests/test_ptx.py)
-KERNEL_SOURCES = {"position_greeks": _position_greeks, "tile_sums": _tile_sums}
+KERNEL_SOURCES = {"position_greeks": _position_greeks, "tile_sums": _tile_sums, "policy_sweep": _policy_sweep}
 
 position_greeks_kernel = cuda.jit(_position_greeks)
 tile_sums_kernel = cuda.jit(_tile_sums)
+policy_sweep_kernel = cuda.jit(_policy_sweep)
+
+#: threads per block of the policy sweep (consecutive threads: consecutive policies of one group
+#: and path, which read the same market and greeks arrays)
+POLICY_BLOCK = 128
 
 
 def launch_position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, out, status):
@@ -82,6 +99,15 @@ def launch_tile_sums(values, index, tile_start, tile_len, out):
     tile_sums_kernel[n_tiles, HALF_TILE](values, index, tile_start, tile_len, out)
 
 
+def launch_policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt,
+                        trace_slot, out, trace):
+    """Launch the policy sweep: one thread per task (arrays already on the device)."""
+    n = out.shape[0]
+    if n == 0:
+        return
+    blocks = min((n + POLICY_BLOCK - 1) // POLICY_BLOCK, 65535)
+    policy_sweep_kernel[blocks, POLICY_BLOCK](params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak,
+                                              target, und, dt, trace_slot, out, trace)
 #: threads per block of the scenario kernel
 SCENARIO_BLOCK = 128
 

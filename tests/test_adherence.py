@@ -275,6 +275,6 @@ def test_example_limits_on_the_demo_book(demo_adherence):
     assert t.num_rows > 0 and 0.0 <= res.score <= 1.0 and res.score_level == "desk,book"
     assert "USDC" not in set(t.column("underlying").to_pylist())
     assert set(t.column("target_model").to_pylist()) == {"neutral", "fixed", "base_pct", "carry"}
-    assert set(t.column("band_model").to_pylist()) == {"fixed", "var", "whalley_wilmott"}
+    assert set(t.column("band_model").to_pylist()) == {"fixed", "var", "whalley_wilmott", "zakamouline"}
     assert np.isfinite(t.column("skew").to_numpy()).all()
     assert set(res.worst_status_by_underlying) == {"BTC", "ETH", "SOL", "XRP"}

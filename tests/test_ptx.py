@@ -26,10 +26,15 @@ VEC_I8 = int8[::1]
 VEC_I64 = int64[::1]
 VEC_I32 = int32[::1]
 MAT_F = float64[:, ::1]
+ARR3_F = float64[:, :, ::1]
+ARR4_F = float64[:, :, :, ::1]
 
 SIGNATURES = {
     "position_greeks": (VEC_I8, VEC_I8, VEC_I8) + (VEC_F,) * 9 + (MAT_F, VEC_I8),
     "tile_sums": (MAT_F, VEC_I64, VEC_I64, VEC_I64, MAT_F),
+    # params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt, trace_slot, out, trace
+    "policy_sweep": (ARR3_F,) + (ARR3_F,) * 3 + (ARR3_F,) * 5 + (ARR4_F, ARR4_F, VEC_I64, VEC_F, VEC_I64, MAT_F,
+                                                                  ARR3_F),
     # kind, settle, cp; qty .. entry; ucode; greeks, moves, vol_case, vparams, pnl, taylor
     "scenario_pnl": (VEC_I8, VEC_I8, VEC_I8) + (VEC_F,) * 9 + (VEC_I32, MAT_F, MAT_F, VEC_I8, MAT_F, MAT_F, MAT_F),
 }

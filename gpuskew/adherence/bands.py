@@ -1,6 +1,8 @@
 """Band models: the tolerated deviation around the target, as half-widths in coins (lower, upper).
 
-Vectorised over group rows sharing one :class:`~gpuskew.limits.BandSpec`:
+Vectorised over group rows sharing one :class:`~gpuskew.limits.BandSpec`. The formulas live once,
+as scalar functions in ``gpuskew.kernels.policy`` (the backtest's policy sweep runs the same ones);
+this module calls them through small vectorised wrappers (``gpuskew.kernels.cpu.band_*_vec``):
 
 * ``fixed``: half-width = coins, or usd / S, per side (asymmetric allowed).
 * ``var``: half-width = budget_usd / (z * sigma * S * sqrt(h)), z = N^-1(confidence), h the horizon
@@ -9,6 +11,11 @@ Vectorised over group rows sharing one :class:`~gpuskew.limits.BandSpec`:
 * ``whalley_wilmott``: H = (3 * lambda * S * Gamma^2 / (2 * gamma))^(1/3), lambda the proportional
   cost of trading the hedge, Gamma the group's net gamma, gamma the risk aversion (1/USD)
   [Whalley & Wilmott 1997]; symmetric.
+* ``zakamouline``: H = H0 + H1 (Zakamouline 2006), H0 = lambda / (gamma S sigma^2 tau),
+  H1 = 1.12 lambda^0.31 tau^0.05 (exp(-r tau)/sigma)^0.25 (|Gamma|/gamma)^0.5, tau =
+  ``tau_days`` / 365; symmetric. (The paper centres the band on the delta at a modified vol:
+  :func:`zakamouline_terms` gives that shift; backtests apply it, ``gpuskew run`` keeps the band
+  centred on the target.)
 
 Then per side: half = min(half, cap), then max(half, floor) (the floor wins), with cap =
 min(cap_coins, cap_usd / S) and floor = max(floor_coins, floor_usd / S) over those given.
@@ -24,13 +31,29 @@ from statistics import NormalDist
 
 import numpy as np
 
-from gpuskew.policy.limits import BandSpec
 from gpuskew.adherence.targets import require_positive
+from gpuskew.errors import InvalidConfig
+from gpuskew.policy.limits import BandSpec
 
 #: Hours in the ACT/365 year.
 HOURS_PER_YEAR: float = 24.0 * 365.0
+#: Days in the ACT/365 year.
+DAYS_PER_YEAR: float = 365.0
 #: |skew| reported for a nonzero deviation against a zero half-width (instead of infinity).
 SKEW_CAP: float = 1e9
+
+
+def _kernels():
+    from gpuskew.kernels import cpu
+
+    return cpu
+
+
+def _vectors(*arrays: float | np.ndarray) -> tuple[tuple[int, ...], list[np.ndarray]]:
+    """Broadcast to one shape; return the shape and contiguous float64 1-d copies."""
+    b = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in arrays])
+    shape = b[0].shape
+    return shape, [np.array(x, dtype=np.float64).reshape(-1) for x in b]  # copies: writable, contiguous
 
 
 def z_score(confidence: float) -> float:
@@ -41,9 +64,11 @@ def z_score(confidence: float) -> float:
 def var_half_width(budget_usd: float | np.ndarray, spot: np.ndarray, vol: np.ndarray,
                    confidence: float, horizon_hours: float) -> np.ndarray:
     """budget / (z * sigma * S * sqrt(h)), coins; h = horizon_hours / 8760 years."""
-    h = horizon_hours / HOURS_PER_YEAR
-    budget = np.asarray(budget_usd, dtype=np.float64)
-    return budget / (z_score(confidence) * vol * spot * math.sqrt(h))
+    shape, (budget, s, sigma) = _vectors(budget_usd, spot, vol)
+    out = np.empty(s.shape[0])
+    _kernels().band_var_vec(budget, z_score(confidence), sigma, s, math.sqrt(horizon_hours / HOURS_PER_YEAR),
+                            out)
+    return out.reshape(shape)
 
 
 def whalley_wilmott_half_width(cost: float | np.ndarray, spot: np.ndarray, gamma: np.ndarray,
@@ -54,53 +79,85 @@ def whalley_wilmott_half_width(cost: float | np.ndarray, spot: np.ndarray, gamma
     USD (per USD-per-coin of price: coins^2/USD); risk_aversion: 1/USD. Dimensions:
     (USD/coin)(coins^4/USD^2)/(1/USD) = coins^3, so H is in coins.
     """
-    g = np.asarray(gamma, dtype=np.float64)
-    return np.cbrt(3.0 * np.asarray(cost, dtype=np.float64) * spot * g * g / (2.0 * risk_aversion))
+    shape, (lam, s, g) = _vectors(cost, spot, gamma)
+    out = np.empty(s.shape[0])
+    _kernels().band_whalley_wilmott_vec(lam, s, g, float(risk_aversion), out)
+    return out.reshape(shape)
+
+
+def zakamouline_terms(cost: float | np.ndarray, spot: np.ndarray, vol: np.ndarray, gamma: np.ndarray,
+                      risk_aversion: float, tau_years: float, rate: float | np.ndarray = 0.0,
+                      vanna: float | np.ndarray = 0.0) -> dict[str, np.ndarray]:
+    """Zakamouline's (2006) band terms per row: ``h0`` and ``h1`` (coins), ``k`` (<= 0), and
+    ``shift`` = vanna (sigma_m - sigma) * 100, the move of the band centre to the delta at the
+    modified vol sigma_m = sigma sqrt(1 -/+ K) (coins; vanna in coins per vol point).
+
+    cost lambda (fraction), spot S (USD/coin), vol sigma (annualised), gamma Gamma (coins/USD),
+    risk_aversion gamma (1/USD), tau_years (> 0), rate r (annualised).
+    """
+    shape, (lam, s, sigma, g, r, vn) = _vectors(cost, spot, vol, gamma, rate, vanna)
+    n = s.shape[0]
+    h0, h1, k, shift = (np.empty(n) for _ in range(4))
+    _kernels().band_zakamouline_vec(lam, float(risk_aversion), s, sigma, float(tau_years), r, g, vn, h0, h1,
+                                    k, shift)
+    return {"h0": h0.reshape(shape), "h1": h1.reshape(shape), "k": k.reshape(shape),
+            "shift": shift.reshape(shape)}
+
+
+def _floor_cap(half: np.ndarray, spec: BandSpec, s: np.ndarray) -> np.ndarray:
+    out = np.empty(s.shape[0])
+    _kernels().band_floor_cap_vec(
+        np.ascontiguousarray(half, dtype=np.float64),
+        0.0 if spec.floor_coins is None else float(spec.floor_coins),
+        0.0 if spec.floor_usd is None else float(spec.floor_usd),
+        math.inf if spec.cap_coins is None else float(spec.cap_coins),
+        math.inf if spec.cap_usd is None else float(spec.cap_usd), s, out)
+    return out
 
 
 def half_widths(spec: BandSpec, *, spot: np.ndarray, vol: np.ndarray | None = None,
                 gamma: np.ndarray | None = None, cost: np.ndarray | float | None = None,
-                underlying: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                underlying: Sequence[str] | None = None,
+                rate: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(half_width_lower, half_width_upper) per group row, coins, floors and caps applied.
 
-    spot S (USD); vol sigma (annualised; ``var`` only); gamma the group's net gamma (coins per USD;
-    ``whalley_wilmott`` only); cost lambda (fraction; ``whalley_wilmott`` when the spec has no
-    ``cost``); underlying: names for error messages.
+    spot S (USD); vol sigma (annualised; ``var`` and ``zakamouline``); gamma the group's net gamma
+    (coins per USD; ``whalley_wilmott`` and ``zakamouline``); cost lambda (fraction; when the
+    spec has no ``cost``); rate r (``zakamouline``'s discount); underlying: names for error
+    messages.
     """
-    s = np.asarray(spot, dtype=np.float64)
+    s = np.ascontiguousarray(spot, dtype=np.float64).reshape(-1)
     n = s.shape[0]
     m = spec.model
     if m == "fixed":
-        lo = np.full(n, spec.lower_coins) if spec.lower_coins is not None else spec.lower_usd / s
-        up = np.full(n, spec.upper_coins) if spec.upper_coins is not None else spec.upper_usd / s
+        lo, up = np.empty(n), np.empty(n)
+        for side, out in (("lower", lo), ("upper", up)):
+            coins = getattr(spec, f"{side}_coins")
+            usd = getattr(spec, f"{side}_usd")
+            _kernels().band_fixed_vec(np.full(n, 0.0 if coins is None else float(coins)),
+                                      np.full(n, 0.0 if usd is None else float(usd)), s, out)
     elif m == "var":
         sigma = require_positive(vol, n, "vol", spec.key, m, underlying)
         lo = var_half_width(spec.lower_budget_usd, s, sigma, spec.confidence, spec.horizon_hours)
         up = var_half_width(spec.upper_budget_usd, s, sigma, spec.confidence, spec.horizon_hours)
-    elif m == "whalley_wilmott":
+    elif m in ("whalley_wilmott", "zakamouline"):
         lam = spec.cost if spec.cost is not None else cost
         if lam is None:
-            raise ValueError("whalley_wilmott band needs a cost")
+            raise InvalidConfig("limits", f"{spec.key}.cost", None,
+                                f"a {m} band needs the proportional cost lambda: set {spec.key}.cost")
         g = np.zeros(n) if gamma is None else np.nan_to_num(np.asarray(gamma, dtype=np.float64))
-        lo = whalley_wilmott_half_width(lam, s, g, spec.risk_aversion)
+        if m == "whalley_wilmott":
+            lo = whalley_wilmott_half_width(lam, s, g, spec.risk_aversion)
+        else:
+            sigma = require_positive(vol, n, "vol", spec.key, m, underlying)
+            terms = zakamouline_terms(lam, s, sigma, g, spec.risk_aversion, spec.tau_days / DAYS_PER_YEAR, rate)
+            lo = terms["h0"] + terms["h1"]
         up = lo.copy()
     else:
         raise ValueError(f"unknown band model {m!r}")
     lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), (n,)).copy()
     up = np.broadcast_to(np.asarray(up, dtype=np.float64), (n,)).copy()
-    cap = np.full(n, np.inf)
-    if spec.cap_coins is not None:
-        cap = np.minimum(cap, spec.cap_coins)
-    if spec.cap_usd is not None:
-        cap = np.minimum(cap, spec.cap_usd / s)
-    floor = np.zeros(n)
-    if spec.floor_coins is not None:
-        floor = np.maximum(floor, spec.floor_coins)
-    if spec.floor_usd is not None:
-        floor = np.maximum(floor, spec.floor_usd / s)
-    lo = np.maximum(np.minimum(lo, cap), floor)
-    up = np.maximum(np.minimum(up, cap), floor)
-    return lo, up
+    return _floor_cap(lo, spec, s), _floor_cap(up, spec, s)
 
 
 def skew(deviation: np.ndarray, half_width_lower: np.ndarray,
@@ -110,12 +167,11 @@ def skew(deviation: np.ndarray, half_width_lower: np.ndarray,
     |skew| <= 1 inside the band. A zero half-width gives 0 for a zero deviation, else
     +/- SKEW_CAP (1e9); every skew is clipped to +/- SKEW_CAP, so it is always finite.
     """
-    d = np.asarray(deviation, dtype=np.float64)
-    w = np.where(d >= 0, half_width_upper, half_width_lower).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        s = np.where(w > 0, d / np.where(w > 0, w, 1.0), np.sign(d) * SKEW_CAP)
-    return np.clip(s, -SKEW_CAP, SKEW_CAP)
+    shape, (d, lo, up) = _vectors(deviation, half_width_lower, half_width_upper)
+    out = np.empty(d.shape[0])
+    _kernels().skew_vec(d, lo, up, out)
+    return out.reshape(shape)
 
 
-__all__ = ["half_widths", "var_half_width", "whalley_wilmott_half_width", "z_score", "skew",
-           "HOURS_PER_YEAR", "SKEW_CAP"]
+__all__ = ["half_widths", "var_half_width", "whalley_wilmott_half_width", "zakamouline_terms", "z_score",
+           "skew", "HOURS_PER_YEAR", "SKEW_CAP"]

@@ -68,6 +68,8 @@ main.add_command(_run.run)
 main.add_command(_report.report)
 main.add_command(_demo.demo)
 main.add_command(_doctor.doctor)
+main.add_command(__import__("gpuskew.cli.backtest", fromlist=["backtest"]).backtest)
+main.add_command(__import__("gpuskew.cli.calibrate", fromlist=["calibrate"]).calibrate)
 main.add_command(_scenarios.scenarios)
 main.add_command(_explain.explain)
 from gpuskew.cli import monitor as _monitor  # noqa: E402

@@ -51,7 +51,9 @@ MEASURES: tuple[str, ...] = ("delta", "delta_pa")
 #: Target models (``gpuskew.targets``).
 TARGET_MODELS: tuple[str, ...] = ("neutral", "fixed", "base_pct", "carry")
 #: Band models (``gpuskew.bands``).
-BAND_MODELS: tuple[str, ...] = ("fixed", "var", "whalley_wilmott")
+BAND_MODELS: tuple[str, ...] = ("fixed", "var", "whalley_wilmott", "zakamouline")
+#: Default time to maturity tau of a Zakamouline band, days.
+DEFAULT_ZAKAMOULINE_TAU_DAYS: float = 30.0
 #: Hedge modes: trade to the target, or to the nearest band edge.
 HEDGE_MODES: tuple[str, ...] = ("to_target", "to_band")
 #: Instrument kinds usable as hedges (no options: their delta is not constant).
@@ -179,9 +181,12 @@ class BandSpec:
     upper_budget_usd: float | None = None
     confidence: float = 0.99
     horizon_hours: float = 24.0
-    #: whalley_wilmott: risk aversion gamma (1/USD) and proportional cost lambda (None: from hedges)
+    #: whalley_wilmott, zakamouline: risk aversion gamma (1/USD) and proportional cost lambda
+    #: (None: from hedges)
     risk_aversion: float | None = None
     cost: float | None = None
+    #: zakamouline: time to maturity tau, days
+    tau_days: float = DEFAULT_ZAKAMOULINE_TAU_DAYS
     #: floor and cap of every model's half-widths (coins and/or USD; floor wins over cap)
     floor_coins: float | None = None
     floor_usd: float | None = None
@@ -209,6 +214,10 @@ class HedgeSettings:
     horizon_hours: float = 24.0
     #: names of ``[[hedge_instrument]]`` entries allowed; None = every one on the underlying
     instruments: tuple[str, ...] | None = None
+    #: backtests: the band is checked every this many hours (None: at every step)
+    interval_hours: float | None = None
+    #: backtests, ``to_target``: trade this fraction of the way to the target (0 < f <= 1)
+    fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -243,6 +252,8 @@ class HedgeInstrumentSpec:
     fee: float
     half_spread: float
     impact: float = 0.0
+    #: linear impact: the impact fraction grows by this much per 1,000,000 USD of notional
+    impact_per_million_usd: float = 0.0
     lot_size: float = 1.0
     min_size: float = 0.0
     underlying: str | None = None
@@ -325,7 +336,8 @@ def _parse_band(c: _Checker, key: str, raw: object) -> BandSpec:
     allowed = {"fixed": ("coins", "usd", "lower_coins", "upper_coins", "lower_usd", "upper_usd"),
                "var": ("budget_usd", "lower_budget_usd", "upper_budget_usd", "confidence",
                        "horizon_hours"),
-               "whalley_wilmott": ("risk_aversion", "cost")}[model]
+               "whalley_wilmott": ("risk_aversion", "cost"),
+               "zakamouline": ("risk_aversion", "cost", "tau_days")}[model]
     c.unknown(key, t, ("model",) + allowed + common)
     kw: dict[str, Any] = {"model": model, "key": key}
     if model == "fixed":
@@ -356,6 +368,8 @@ def _parse_band(c: _Checker, key: str, raw: object) -> BandSpec:
         kw["risk_aversion"] = c.number(f"{key}.risk_aversion", t["risk_aversion"], gt=0.0)
         if "cost" in t:
             kw["cost"] = c.number(f"{key}.cost", t["cost"], ge=0.0, le=MAX_COST_FRACTION)
+        if "tau_days" in t:
+            kw["tau_days"] = c.number(f"{key}.tau_days", t["tau_days"], gt=0.0)
     for k in ("floor_coins", "floor_usd"):
         if k in t:
             kw[k] = c.number(f"{key}.{k}", t[k], ge=0.0)
@@ -377,7 +391,8 @@ def _parse_thresholds(c: _Checker, key: str, raw: object) -> dict:
 
 def _parse_hedge(c: _Checker, key: str, raw: object) -> dict:
     t = c.table(key, raw)
-    c.unknown(key, t, ("enabled", "mode", "propose_inside_band", "horizon_hours", "instruments"))
+    c.unknown(key, t, ("enabled", "mode", "propose_inside_band", "horizon_hours", "instruments",
+                       "interval_hours", "fraction"))
     out: dict[str, Any] = {}
     for k, v in t.items():
         p = f"{key}.{k}"
@@ -387,6 +402,10 @@ def _parse_hedge(c: _Checker, key: str, raw: object) -> dict:
             out[k] = c.string(p, v, HEDGE_MODES)
         elif k == "horizon_hours":
             out[k] = c.number(p, v, ge=0.0)
+        elif k == "interval_hours":
+            out[k] = c.number(p, v, gt=0.0)
+        elif k == "fraction":
+            out[k] = c.number(p, v, gt=0.0, le=1.0)
         else:
             out[k] = c.strings(p, v)
     return out
@@ -457,14 +476,14 @@ def _parse_datetime(c: _Checker, key: str, v: object) -> _dt.datetime:
 def _parse_hedge_instrument(c: _Checker, key: str, raw: object) -> HedgeInstrumentSpec:
     t = c.table(key, raw)
     c.unknown(key, t, ("instrument", "underlying", "kind", "settlement", "contract_size", "expiry",
-                       "fee", "half_spread", "impact", "lot_size", "min_size"))
+                       "fee", "half_spread", "impact", "impact_per_million_usd", "lot_size", "min_size"))
     if "instrument" not in t:
         raise c.fail(f"{key}.instrument", None, "required: the instrument's name")
     kw: dict[str, Any] = {"instrument": c.string(f"{key}.instrument", t["instrument"]), "key": key}
     for k in ("fee", "half_spread"):
         if k not in t:
             raise c.fail(f"{key}.{k}", None, "required: a fraction of notional (0.0005 = 5 bp)")
-    for k in ("fee", "half_spread", "impact"):
+    for k in ("fee", "half_spread", "impact", "impact_per_million_usd"):
         if k in t:
             kw[k] = c.number(f"{key}.{k}", t[k], ge=0.0, le=MAX_COST_FRACTION)
     if "lot_size" in t:

@@ -245,6 +245,108 @@ REPORT = TableSpec("report", _GROUP_KEYS + (
 ), has_tags=True, tags_after="underlying", doc="report.parquet")
 
 # ---------------------------------------------------------------------------------------------
+# backtests and calibration (gpuskew backtest, gpuskew calibrate)
+
+_POLICY_ID = key("policy_id", pa.string(), "id of a policy: a hash of its values (policies.parquet)")
+_PATH = key("path", pa.int64(), "market path number, from 0")
+
+BACKTEST_POLICIES = TableSpec("policies", (
+    _POLICY_ID,
+    attr("is_current", pa.bool_(), "", "the current limits (--limits), marked on the frontier"),
+    attr("label", pa.string(), "", "the policy's axis values, axis=value joined by ', '"),
+    key("axis", pa.string(), "a grid axis: the dotted key of the policies file (null: no axis)"),
+    attr("value_json", pa.string(), "", "the policy's value on the axis, as JSON"),
+    attr("value_number", pa.float64(), "", "the same value when it is a number, else null"),
+), doc="policies.parquet: one row per policy and axis")
+
+#: per-path results of a backtest (results.parquet), after the keys
+BACKTEST_RESULT_COLUMNS: tuple[Column, ...] = (
+    measure("book_pnl_usd", "USD", "book P&L: wealth (value + cash) at the end - at the start"),
+    measure("hedge_pnl_usd", "USD", "P&L of the hedge position: sum of h dS"),
+    measure("fees_usd", "USD", "fees paid on hedge trades (notional * fee)"),
+    measure("spread_usd", "USD", "half spreads paid on hedge trades (notional * half_spread)"),
+    measure("impact_usd", "USD", "price impact paid: notional * (impact + slope * notional)"),
+    measure("funding_usd", "USD", "funding received on a perpetual hedge (signed: positive funding costs longs)"),
+    measure("hedged_pnl_usd", "USD", "book + hedge - fees - spread - impact + funding"),
+    measure("trades", "count", "hedge trades"),
+    measure("turnover_coins", "coins", "sum of |traded coins|"),
+    attr("time_in_band", pa.float64(), "", "fraction of steps with |skew| <= 1 (before the step's trade)"),
+    attr("max_abs_skew", pa.float64(), "", "largest |skew| (before trades)"),
+    measure("pnl_delta_usd", "USD", "sum of (book delta + hedge) dS"),
+    measure("pnl_gamma_usd", "USD", "sum of gamma dS^2 / 2 (book)"),
+    measure("pnl_theta_usd", "USD", "sum of theta dt, dt in days (book)"),
+    measure("pnl_vega_usd", "USD", "sum of vega dL, dL the ATM vol change in vol points (book)"),
+    measure("pnl_residual_usd", "USD", "hedged - (delta + gamma + theta + vega + funding - costs)"),
+    attr("final_hedge_coins", pa.float64(), "coins", "hedge position at the end of the path"),
+)
+BACKTEST_RESULTS = TableSpec("results", (_POLICY_ID,) + _GROUP_KEYS + (_PATH,) + BACKTEST_RESULT_COLUMNS,
+                             has_tags=True, tags_after="underlying",
+                             doc="results.parquet: one row per policy x group x path")
+
+BACKTEST_SUMMARY = TableSpec("backtest_summary", (_POLICY_ID,) + _GROUP_KEYS + (
+    attr("is_current", pa.bool_(), "", "the current limits"),
+    attr("hedge_instrument", pa.string(), "", "instrument the policy hedges the group with (null: never trades)"),
+    attr("paths", pa.int64(), "count", "paths"),
+    attr("mean_hedged_pnl_usd", pa.float64(), "USD", "mean hedged P&L over paths"),
+    attr("std_hedged_pnl_usd", pa.float64(), "USD", "sample standard deviation of hedged P&L over paths"),
+    attr("es_5pct_usd", pa.float64(), "USD", "expected shortfall: mean of the worst 5% hedged P&L (a P&L)"),
+    attr("cost_at_risk_usd", pa.float64(), "USD", "-es_5pct_usd: the tail loss, costs included"),
+    attr("ce_usd", pa.float64(), "USD", "certainty equivalent under exponential utility at risk_aversion"),
+    attr("mean_cost_usd", pa.float64(), "USD", "mean fees + spread + impact"),
+    attr("mean_fees_usd", pa.float64(), "USD", "mean fees"),
+    attr("mean_spread_usd", pa.float64(), "USD", "mean half spreads paid"),
+    attr("mean_impact_usd", pa.float64(), "USD", "mean impact"),
+    attr("mean_funding_usd", pa.float64(), "USD", "mean funding received"),
+    attr("mean_book_pnl_usd", pa.float64(), "USD", "mean book P&L"),
+    attr("mean_hedge_pnl_usd", pa.float64(), "USD", "mean hedge P&L"),
+    attr("mean_pnl_delta_usd", pa.float64(), "USD", "mean delta term"),
+    attr("mean_pnl_gamma_usd", pa.float64(), "USD", "mean gamma term"),
+    attr("mean_pnl_theta_usd", pa.float64(), "USD", "mean theta term"),
+    attr("mean_pnl_vega_usd", pa.float64(), "USD", "mean vega term"),
+    attr("mean_pnl_residual_usd", pa.float64(), "USD", "mean residual"),
+    attr("mean_time_in_band", pa.float64(), "", "mean fraction of steps in band"),
+    attr("mean_trades", pa.float64(), "count", "mean hedge trades per path"),
+    attr("mean_turnover_coins", pa.float64(), "coins", "mean turnover per path"),
+    attr("mean_max_abs_skew", pa.float64(), "", "mean over paths of the largest |skew|"),
+    attr("frontier_rank", pa.int64(), "", "rank on the group's cost-risk frontier by cost (0: dominated)"),
+), has_tags=True, tags_after="underlying", doc="summary.parquet: one row per policy x group")
+
+BACKTEST_FRONTIER = TableSpec("frontier", (_POLICY_ID,) + _GROUP_KEYS + (
+    attr("frontier_rank", pa.int64(), "", "1 = the cheapest policy of the frontier"),
+    attr("is_current", pa.bool_(), "", "the current limits"),
+    attr("mean_cost_usd", pa.float64(), "USD", "mean fees + spread + impact"),
+    attr("std_hedged_pnl_usd", pa.float64(), "USD", "standard deviation of hedged P&L"),
+    attr("mean_hedged_pnl_usd", pa.float64(), "USD", "mean hedged P&L"),
+    attr("ce_usd", pa.float64(), "USD", "certainty equivalent"),
+    attr("mean_time_in_band", pa.float64(), "", "mean fraction of steps in band"),
+    attr("label", pa.string(), "", "the policy's axis values"),
+), has_tags=True, tags_after="underlying",
+    doc="frontier.parquet: per group, the policies non-dominated in mean cost and std of hedged P&L")
+
+BACKTEST_TRACES = TableSpec("traces", (_POLICY_ID,) + _GROUP_KEYS + (
+    _PATH,
+    key("step", pa.int64(), "step of the path, from 0"),
+    attr("time", TIMESTAMP, "UTC", "time of the step"),
+    attr("spot", pa.float64(), "USD", "index price S"),
+    attr("net_delta", pa.float64(), "coins", "book delta + hedge, before the step's trade"),
+    attr("centre", pa.float64(), "coins", "band centre (target, plus Zakamouline's shift)"),
+    attr("lower", pa.float64(), "coins", "lower band edge"),
+    attr("upper", pa.float64(), "coins", "upper band edge"),
+    attr("hedge_coins", pa.float64(), "coins", "hedge position after the step's trade"),
+    attr("hedged_pnl_usd", pa.float64(), "USD", "cumulative hedged P&L to the end of the step"),
+    attr("costs_usd", pa.float64(), "USD", "cumulative fees + spread + impact"),
+), has_tags=True, tags_after="underlying", doc="traces.parquet: per-step state of the chosen policies")
+
+CALIBRATION_CHOICES = TableSpec("calibration_choices", _GROUP_KEYS + (
+    attr("window", pa.int64(), "", "walk-forward window (-1: the whole period)"),
+    attr("current_policy_id", pa.string(), "", "policy of the current limits"),
+    attr("chosen_policy_id", pa.string(), "", "policy the criterion picks"),
+    attr("scale", pa.float64(), "", "the chosen band scale (multiple of the current band parameter)"),
+    attr("criterion", pa.string(), "", "ce | cost_at_risk"),
+    attr("current_score_usd", pa.float64(), "USD", "criterion value of the current limits"),
+    attr("chosen_score_usd", pa.float64(), "USD", "criterion value of the chosen policy"),
+    attr("unstable", pa.bool_(), "", "the choice moves more than 2x between walk-forward windows"),
+), has_tags=True, tags_after="underlying", doc="choices.parquet of gpuskew calibrate")
 # scenario risk and P&L explain (gpuskew scenarios, gpuskew explain)
 
 #: scenarios.parquet: one row per group and scenario of the risk matrix (Deribit's layout).
@@ -319,6 +421,8 @@ EXPLAIN_POSITIONS = TableSpec("explain_positions", (
 #: Every output table, by name.
 OUTPUT_SPECS: dict[str, TableSpec] = {spec.name: spec for spec in
                                       (POSITIONS_OUT, EXPOSURES, ADHERENCE, HEDGES, ALERTS, REPORT,
+                                       BACKTEST_POLICIES, BACKTEST_RESULTS, BACKTEST_SUMMARY,
+                                       BACKTEST_FRONTIER, BACKTEST_TRACES, CALIBRATION_CHOICES,
                                        SCENARIOS, RISK_VECTORS, EXPLAIN, EXPLAIN_POSITIONS)}
 
 #: Names a position tag may not take: every column an output table declares (a tag of that name
@@ -357,7 +461,8 @@ __all__ = [
     "POSITIONS", "UNDERLYINGS", "QUOTES", "INPUT_TABLES", "INPUT_SPECS", "MEASURES", "MEASURE_NAMES",
     "N_MEASURES", "MEASURE_COLUMNS", "STATUS_OK", "STATUS_EXPIRED", "STATUS_NAMES", "POSITIONS_OUT",
     "EXPOSURES", "EXPOSURE_COLUMNS", "ADHERENCE_STATUSES", "ADHERENCE", "ADHERENCE_COLUMNS", "HEDGES",
-    "HEDGE_COLUMNS", "ALERTS", "REPORT", "SCENARIOS", "RISK_VECTORS", "EXPLAIN",
-    "EXPLAIN_POSITIONS", "OUTPUT_SPECS", "RESERVED_TAG_NAMES", "measure_fields",
+    "HEDGE_COLUMNS", "ALERTS", "REPORT", "BACKTEST_POLICIES", "BACKTEST_RESULT_COLUMNS", "BACKTEST_RESULTS",
+    "BACKTEST_SUMMARY", "BACKTEST_FRONTIER", "BACKTEST_TRACES", "CALIBRATION_CHOICES", "SCENARIOS",
+    "RISK_VECTORS", "EXPLAIN", "EXPLAIN_POSITIONS", "OUTPUT_SPECS", "RESERVED_TAG_NAMES", "measure_fields",
     "with_units",
 ]
