@@ -16,7 +16,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from backtest_helpers import bs_book, gbm_market, policies  # noqa: E402
 
 
-def test_policy_blocks_on_the_cluster_equal_one_process():
+@pytest.fixture(scope="module")
+def client():
+    """A real LocalCluster: 2 worker processes with one thread each, on 127.0.0.1; closed at teardown."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def test_policy_blocks_on_the_cluster_equal_one_process(client):
     from gpuskew.backtest import outputs
     from gpuskew.backtest.greeks_path import compute_greeks_path
     from gpuskew.backtest.run import hedge_resolver
@@ -33,10 +41,72 @@ def test_policy_blocks_on_the_cluster_equal_one_process():
                                     lot_size=0.001))
     resolve = hedge_resolver(book, market.start)
     one = run_sweep(greeks, grid, resolve, "cpu")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0") as lc, distributed.Client(lc) as client, \
-            open_cluster(client) as cluster:
-        sharded = run_sweep_sharded(greeks, grid, resolve, cluster, "cpu")
+    with open_cluster(client) as cluster:
+        sharded = run_sweep_sharded(greeks, grid, resolve, "cpu", cluster=cluster)
     assert len(one.policies) == 14 and sharded.backend["blocks"] >= 2
     np.testing.assert_array_equal(sharded.task.view(np.int64), one.task.view(np.int64))
     assert outputs.results_table(sharded).equals(outputs.results_table(one))
+
+
+MARKET = """
+[market]
+steps = 40
+step_seconds = 300
+paths = 5
+seed = 9
+
+[underlying.BTC]
+model = "gbm"
+"""
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from gpuskew.cli import main
+    from gpuskew.policy.limits import example_limits_path
+
+    d = tmp_path_factory.mktemp("sweep")
+    assert CliRunner().invoke(main, ["demo", str(d / "book"), "--demo-size", "300", "--demo-seed", "4"]).exit_code == 0
+    text = example_limits_path().read_text()
+    (d / "current.toml").write_text(text)
+    (d / "policies.toml").write_text(text.replace(
+        'band = { model = "var", budget_usd = 5_000_000, confidence = 0.99, horizon_hours = 24, floor_coins = 10 }',
+        'band = { model = "var", budget_usd = [1_000_000, 2_000_000, 5_000_000, 8_000_000], confidence = 0.99, '
+        'horizon_hours = 24, floor_coins = 10 }'))
+    (d / "market.toml").write_text(MARKET)
+    return d
+
+
+def _same(a: Path, b: Path, names) -> None:
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("command", ["backtest", "calibrate"])
+def test_backtest_and_calibrate_with_cluster_equal_one_process(client, files, tmp_path, command):
+    """`gpuskew backtest|calibrate ... --cluster tcp://HOST:PORT`: the policies in blocks on the
+    cluster, the same output files as one process."""
+    from click.testing import CliRunner
+
+    from gpuskew.cli import main
+
+    if command == "backtest":
+        args = ["backtest", files / "book", "--policies", files / "policies.toml", "--limits", files / "current.toml"]
+        names = ("results.parquet", "summary.parquet", "frontier.parquet", "policies.parquet", "traces.parquet")
+    else:
+        args = ["calibrate", files / "book", "--limits", files / "current.toml", "--scales", "0.5,1,2"]
+        names = ("limits.proposed.toml", "limits.diff")
+    common = ["--synthetic", files / "market.toml", "--as-of", "2026-11-20T08:00:00Z", "--backend", "cpu", "--json"]
+    one = CliRunner().invoke(main, [*map(str, args), *map(str, common), "--out", str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    many = CliRunner().invoke(main, [*map(str, args), *map(str, common), "--out", str(tmp_path / "many"),
+                                     "--cluster", client.scheduler.address])
+    assert many.exit_code == 0, many.output
+    _same(tmp_path / "one", tmp_path / "many", names)
+    if command == "backtest":
+        import json
+
+        sweep = json.loads((tmp_path / "many" / "summary.json").read_text())["backend"]["sweep"]
+        assert sweep["cluster"].startswith("dask scheduler") and sweep["blocks"] >= 2

@@ -189,7 +189,8 @@ def _windows(greeks: GreeksPath, days: float | None) -> list[tuple[int, int]]:
 def calibrate(book: Any, greeks: GreeksPath, current: dict, *, source: str = "<limits>",
               criterion: str = "ce", scales: tuple[float, ...] = DEFAULT_SCALES,
               walk_forward_days: float | None = None, backend: str = "auto", risk_aversion: float = 1e-6,
-              resolve_hedges: Callable | None = None, inputs: dict | None = None) -> Calibration:
+              resolve_hedges: Callable | None = None, inputs: dict | None = None,
+              sweep: Callable | None = None) -> Calibration:
     """Estimate, sweep, choose and propose (see the module docstring). ``book``: the book (its
     instruments resolve hedge instruments; None for a history, whose limits must describe them
     inline); ``greeks``: the greeks path of the period; ``current``: the current limits mapping."""
@@ -200,7 +201,7 @@ def calibrate(book: Any, greeks: GreeksPath, current: dict, *, source: str = "<l
     grid = scale_grid(current, tuple(scales), source)
     m = greeks.market
     run = run_backtest(book, grid, m, backend=backend, risk_aversion=risk_aversion, greeks=greeks, inputs=inputs,
-                       resolve_hedges=resolve_hedges)
+                       resolve_hedges=resolve_hedges, sweep=sweep)
     score_name = "ce_usd" if criterion == "ce" else "cost_at_risk_usd"
     sign = 1.0 if criterion == "ce" else -1.0
     cur = next(i for i, p in enumerate(grid.policies) if p.is_current)
@@ -222,7 +223,7 @@ def calibrate(book: Any, greeks: GreeksPath, current: dict, *, source: str = "<l
     windows = _windows(greeks, walk_forward_days)
     for a, b in windows:
         wrun = run_backtest(book, grid, m.window(a, b), backend=backend, risk_aversion=risk_aversion,
-                            greeks=greeks.window(a, b), resolve_hedges=resolve_hedges)
+                            greeks=greeks.window(a, b), resolve_hedges=resolve_hedges, sweep=sweep)
         per_window.append(pick(wrun.summary))
     n_g = greeks.n_groups
     unstable = unstable_flags([[scale_of[i] if i >= 0 else math.nan for i in w] for w in per_window], n_g)

@@ -108,10 +108,13 @@ def run_backtest(book: Book | None, grid: PolicyGrid, market: MarketPaths, *,
                  flow: Flow | None = None, risk_aversion: float = DEFAULT_RISK_AVERSION,
                  trace_ids: Sequence[str] = (), greeks: GreeksPath | None = None, inputs: dict | None = None,
                  resolve_hedges: Callable[[Any], list] | None = None,
-                 progress: Callable[[str], None] | None = None) -> BacktestRun:
+                 progress: Callable[[str], None] | None = None,
+                 sweep: Callable[..., Any] | None = None) -> BacktestRun:
     """Run every policy of ``grid`` through ``market`` (see the module docstring). ``greeks``: a
     greeks path already computed for this book and market (e.g. by calibrate; needed without a
-    book); ``resolve_hedges``: see :func:`hedge_resolver` (default: against ``book``)."""
+    book); ``resolve_hedges``: see :func:`hedge_resolver` (default: against ``book``); ``sweep``: the
+    sweep, called as ``run_sweep`` (default: :func:`gpuskew.backtest.sweep.run_sweep`; on a cluster,
+    ``gpuskew.distributed.sweep.sweep_on(spec)`` gives one: the same results)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if greeks is None:
@@ -125,7 +128,7 @@ def run_backtest(book: Book | None, grid: PolicyGrid, market: MarketPaths, *,
     n_tasks = len(grid.policies) * greeks.n_groups * market.n_paths
     chosen = sweep_backend(backend, n_tasks)
     resolve = resolve_hedges if resolve_hedges is not None else hedge_resolver(book, market.start)
-    result = run_sweep(greeks, grid, resolve, chosen)
+    result = (sweep or run_sweep)(greeks, grid, resolve, chosen)
     timings["sweep"] = round(time.perf_counter() - t0, 6)
     timings["sweep_kernel"] = round(result.seconds, 6)
     if progress:

@@ -16,8 +16,8 @@ from pathlib import Path
 import click
 
 from gpuskew.cli.common import emit_json, handle_errors, log
-from gpuskew.cli.options import (as_of_option, backend_option, config_option, group_by_option, json_option,
-                                 limits_option, out_options)
+from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, group_by_option,
+                                 json_option, limits_option, out_options, sweep_on)
 
 
 def market_options(func):
@@ -91,13 +91,15 @@ risk_aversion_option = click.option(
 @full_every_option
 @risk_aversion_option
 @click.option("--trace", "trace_ids", multiple=True, help="Also keep per-step traces of this policy_id (path 0).")
+@cluster_option
 @json_option
 @config_option
 @handle_errors
 def backtest(book_dir: Path, policies_path: Path, out_dir: Path, synthetic: Path | None, market_dir: Path | None,
              flow_dir: Path | None, seed: int | None, as_of: str | None, step_seconds: float, windows: int,
              limits_path: Path | None, group_by: tuple[str, ...], backend: str, full_every: int,
-             risk_aversion: float, trace_ids: tuple[str, ...], as_json: bool, overwrite: bool) -> None:
+             risk_aversion: float, trace_ids: tuple[str, ...], cluster: str | None, as_json: bool,
+             overwrite: bool) -> None:
     """Run the skew policies of --policies through a simulated or recorded market (--limits: the
     current limits, marked on the frontier and added to the sweep when not in the grid)."""
     from gpuskew.backtest.greeks_path import compute_greeks_path
@@ -134,8 +136,10 @@ def backtest(book_dir: Path, policies_path: Path, out_dir: Path, synthetic: Path
               "market": {"source": str(synthetic or market_dir),
                          "hash": file_hash(synthetic) if synthetic else None},
               "flow": str(flow_dir) if flow_dir else None}
-    run = run_backtest(book, grid, market, levels=levels, backend=backend, full_every=full_every, flow=flow,
-                       risk_aversion=risk_aversion, trace_ids=trace_ids, greeks=greeks, inputs=inputs)
+    with sweep_on(cluster) as sweep:  # --cluster: the policies in blocks on the cluster's workers
+        run = run_backtest(book, grid, market, levels=levels, backend=backend, full_every=full_every, flow=flow,
+                           risk_aversion=risk_aversion, trace_ids=trace_ids, greeks=greeks, inputs=inputs,
+                           sweep=sweep)
     run.info["outputs"] = {"folder": str(out_dir)}
     publish_run(out_dir, output_writers(run), overwrite=overwrite, stale=BACKTEST_FILES)
     for w in run.info["warnings"]:

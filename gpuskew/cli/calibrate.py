@@ -20,7 +20,8 @@ import click
 
 from gpuskew.cli.backtest import full_every_option, load_market, market_options, risk_aversion_option
 from gpuskew.cli.common import emit_json, handle_errors, log, safe
-from gpuskew.cli.options import backend_option, config_option, group_by_option, json_option, limits_option, out_options
+from gpuskew.cli.options import (backend_option, cluster_option, config_option, group_by_option, json_option,
+                                 limits_option, out_options, sweep_on)
 
 
 @click.command()
@@ -44,6 +45,7 @@ from gpuskew.cli.options import backend_option, config_option, group_by_option, 
 @backend_option
 @full_every_option
 @risk_aversion_option
+@cluster_option
 @json_option
 @config_option
 @handle_errors
@@ -52,7 +54,7 @@ def calibrate(book_dir: Path | None, limits_path: Path | None, out_dir: Path, ov
               market_dir: Path | None, flow_dir: Path | None, seed: int | None, as_of: str | None,
               step_seconds: float, windows: int, start: str | None, end: str | None, criterion: str,
               walk_forward: float | None, scales: str, group_by: tuple[str, ...], backend: str, full_every: int,
-              risk_aversion: float, as_json: bool) -> None:
+              risk_aversion: float, cluster: str | None, as_json: bool) -> None:
     """Propose limits from the cost-risk frontier of a sweep around the current ones (--limits: the
     current limits, required)."""
     from gpuskew import __version__
@@ -105,9 +107,11 @@ def calibrate(book_dir: Path | None, limits_path: Path | None, out_dir: Path, ov
     inputs = {"limits": {"source": str(limits_path), "hash": file_hash(limits_path)},
               "book": str(book_dir) if book_dir else None,
               "market": str(synthetic or market_dir or history)}
-    cal = run_calibration(book, greeks, current, source=str(limits_path), criterion=criterion, scales=scale_list,
-                          walk_forward_days=walk_forward, backend=backend, risk_aversion=risk_aversion,
-                          resolve_hedges=hedge_resolver(book, m.start), inputs=inputs)
+    with sweep_on(cluster) as sweep:  # --cluster: the policies in blocks on the cluster's workers
+        cal = run_calibration(book, greeks, current, source=str(limits_path), criterion=criterion,
+                              scales=scale_list, walk_forward_days=walk_forward, backend=backend,
+                              risk_aversion=risk_aversion, resolve_hedges=hedge_resolver(book, m.start),
+                              inputs=inputs, sweep=sweep)
     cal.info["warnings"] = warnings + cal.info["warnings"]
     summary = {"version": __version__, "status": "ok", "out": str(out_dir), "inputs": inputs,
                "criterion": criterion, "proposed_changes": cal.info["proposed_changes"],

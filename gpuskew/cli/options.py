@@ -133,6 +133,18 @@ cluster_option = click.option(
     help="Run the work in shards on a Dask cluster: local:N (N worker processes here, one thread each), "
          "tcp://HOST:PORT (an existing scheduler) or none (one process). Needs gpuskew[distributed].")
 
+def sweep_on(cluster: str | None) -> Any:
+    """A context giving the sweep function of a job with ``--cluster`` (None without one: the job's
+    own sweep in this process); gpuskew.distributed and Dask are imported only with a cluster."""
+    from contextlib import nullcontext
+
+    if not cluster or cluster.strip().lower() == "none":
+        return nullcontext(None)
+    from gpuskew.distributed.sweep import sweep_on as on_cluster
+
+    return on_cluster(cluster)
+
+
 demo_options = _compose(
     click.option("--demo-size", type=click.IntRange(1, 200_000_000), default=20_000, show_default=True,
                  envvar="GPUSKEW_DEMO_SIZE", help="Positions in the demo book."),
@@ -143,4 +155,4 @@ demo_options = _compose(
 
 __all__ = ["config_option", "json_option", "backend_option", "group_by_option", "as_of_option", "out_options",
            "limits_option", "history_option", "strict_option", "plausibility_options", "demo_options",
-           "cluster_option"]
+           "cluster_option", "sweep_on"]

@@ -16,7 +16,8 @@ spread over ``TASKS_PER_WORKER`` tasks per worker (some balance when workers dif
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from gpuskew.distributed.executor import Cluster
@@ -79,8 +80,8 @@ def _policy_block(shared: dict, start: int, stop: int) -> Any:
     return out.reshape(greeks.market.n_paths, greeks.n_groups, stop - start, -1)
 
 
-def run_sweep_sharded(greeks: Any, grid: Any, resolve_hedges: Any, cluster: Cluster,
-                      backend: Any = "auto") -> Any:
+def run_sweep_sharded(greeks: Any, grid: Any, resolve_hedges: Any, backend: Any = "auto", *,
+                      cluster: Cluster) -> Any:
     """``gpuskew.backtest.sweep.run_sweep`` with the policies sent out in blocks: the kernel
     parameters and target paths are built here once, the greeks path, targets and parameters are
     sent once to every worker, and each task runs the sweep kernel over a contiguous block of
@@ -115,3 +116,15 @@ def run_sweep_sharded(greeks: Any, grid: Any, resolve_hedges: Any, cluster: Clus
                        {"used": chosen.name, "device": chosen.device, "reason": chosen.reason,
                         "blocks": 1 + len(rest), "block_size": size, "cluster": cluster.description},
                        time.perf_counter() - t0)
+
+
+@contextmanager
+def sweep_on(spec: Any) -> Iterator[Callable[..., Any]]:
+    """The backtest's sweep on the cluster of ``spec`` (:func:`open_cluster`), open for the block:
+    a function called like ``gpuskew.backtest.sweep.run_sweep`` (``run_backtest(..., sweep=...)``)."""
+    import functools
+
+    from gpuskew.distributed.executor import open_cluster
+
+    with open_cluster(spec) as cluster:
+        yield functools.partial(run_sweep_sharded, cluster=cluster)
