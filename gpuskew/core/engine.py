@@ -62,7 +62,7 @@ def parse_as_of(as_of: str | datetime | None) -> datetime:
     return to_utc(as_of, source="--as-of")
 
 
-def _as_of_us(as_of: datetime) -> int:
+def as_of_micros(as_of: datetime) -> int:
     delta = as_of - datetime(1970, 1, 1, tzinfo=timezone.utc)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
@@ -96,7 +96,7 @@ def _device_state(book: Book, backend: Backend, flat: FlatPositions) -> dict:
     return book._cache[key]
 
 
-def _grouping(book: Book, flat: FlatPositions, level: tuple[str, ...]) -> Grouping:
+def level_grouping(book: Book, flat: FlatPositions, level: tuple[str, ...]) -> Grouping:
     key = ("grouping", level)
     if key not in book._cache:
         book._cache[key] = group_positions(flat.underlying_code, flat.underlying_names,
@@ -112,36 +112,39 @@ def _device_plan(book: Book, backend: Backend, grouping: Grouping) -> tuple[Any,
     return book._cache[key]
 
 
-def _check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book,
-                  grouping: Grouping | None = None) -> None:
+def check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book,
+                 grouping: Grouping | None = None, perm: np.ndarray | None = None,
+                 names: Sequence[str] = schema.MEASURE_NAMES, what: str = "inputs give a non-finite result") -> None:
     """Never let NaN or inf reach an aggregate silently: name the positions that produced them, or,
-    when every position is finite but a group's sum overflows, the group."""
+    when every position is finite but a group's sum overflows, the group.
+
+    ``out_host()``: the per-position values (rows ``names``, one column per position; ``perm[c]``
+    the book row of column c when the columns are not in book order)."""
     if np.isfinite(sums).all():
         return
     values = out_host()
     bad_cols = ~np.isfinite(values)
-    rows = np.flatnonzero(bad_cols.any(axis=0))
+    cols = np.flatnonzero(bad_cols.any(axis=0))
+    rows = np.sort(perm[cols]) if perm is not None else cols
     source = book.sources.get("positions", "positions")
     if rows.size:
-        measure = schema.MEASURE_NAMES[int(np.flatnonzero(bad_cols.any(axis=1))[0])]
+        measure = names[int(np.flatnonzero(bad_cols.any(axis=1))[0])] if len(names) == values.shape[0] else None
         raise InvalidInput(source, measure,
-                           "inputs give a non-finite result (overflow: check quantity, contract_size, "
-                           "spot, strike, iv and forward of these positions)", rows=rows.tolist(),
-                           n_bad=int(rows.size))
+                           f"{what} (overflow: check quantity, contract_size, spot, strike, iv and forward of "
+                           "these positions)", rows=rows.tolist(), n_bad=int(rows.size))
     m, g = (int(x[0]) for x in np.nonzero(~np.isfinite(sums)))
     where = ""
-    if grouping is not None:
+    members = np.zeros(0, dtype=np.int64)
+    if grouping is not None and g < grouping.n_groups:
         where = " (group " + ", ".join(f"{k}={grouping.keys[k][g]}" for k in grouping.keys) + ")"
         members = np.flatnonzero(grouping.codes == g)
-    else:
-        members = np.zeros(0, dtype=np.int64)
-    raise InvalidInput(source, schema.MEASURE_NAMES[m],
+    raise InvalidInput(source, names[m] if m < len(names) else None,
                        f"every position is finite but their sum per group overflows{where}: check the "
                        "quantities and contract sizes of its positions", rows=members.tolist(),
                        n_bad=int(members.size))
 
 
-def _exposures_table(level: tuple[str, ...], all_tags: list[str], grouping: Grouping,
+def exposures_table(level: tuple[str, ...], all_tags: list[str], grouping: Grouping,
                      sums: np.ndarray, counts: np.ndarray, expired: np.ndarray,
                      spot_by_name: dict[str, float]) -> pa.Table:
     n = grouping.n_groups
@@ -263,7 +266,7 @@ def price_positions(book: Book, when: datetime, chosen: Backend) -> Priced:
     """One kernel pass over every position of ``book`` at ``when`` on backend ``chosen`` (static
     columns stay on the device with the book; only the market columns and T move)."""
     flat = book.flat()
-    T = flat.time_to_expiry(_as_of_us(when))
+    T = flat.time_to_expiry(as_of_micros(when))
     cols = dict(_device_state(book, chosen, flat))
     for name in MARKET_COLUMNS:
         cols[name] = chosen.to_device(getattr(flat, name))
@@ -279,10 +282,10 @@ def sum_groups(book: Book, priced: Priced, chosen: Backend, levels: Sequence[tup
     expired_mask = priced.status == schema.STATUS_EXPIRED
     out: list[GroupSums] = []
     for level in [()] + [lv for lv in levels if lv != ()]:
-        grouping = _grouping(book, priced.flat, level)
+        grouping = level_grouping(book, priced.flat, level)
         plan, dev_plan = _device_plan(book, chosen, grouping)
         sums = chosen.segmented_sum(priced.out, plan, dev_plan)
-        _check_finite(sums, lambda: np.asarray(chosen.to_host(priced.out)), book, grouping)
+        check_finite(sums, lambda: np.asarray(chosen.to_host(priced.out)), book, grouping)
         counts = np.bincount(grouping.codes, minlength=grouping.n_groups)
         expired = np.bincount(grouping.codes[expired_mask], minlength=grouping.n_groups)
         out.append(GroupSums(level, grouping, sums, counts, expired))
@@ -329,7 +332,7 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str | Back
     all_tags = sorted({t for lv in levels for t in lv}, key=lambda t: book.tags.index(t))
     spot_by_name = dict(zip(priced.flat.underlying_names, priced.flat.underlying_spot.tolist()))
     groups = sum_groups(book, priced, chosen, levels)
-    tables = [_exposures_table(g.level, all_tags, g.grouping, g.sums, g.counts, g.expired, spot_by_name)
+    tables = [exposures_table(g.level, all_tags, g.grouping, g.sums, g.counts, g.expired, spot_by_name)
               for g in groups]
     exposures = schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
     chosen.synchronize()
