@@ -85,14 +85,19 @@ class _Timer:
 STATIC_COLUMNS = ("kind", "settle", "cp", "qty", "csize", "strike", "entry")
 #: per-position market columns: moved to the device on every run
 MARKET_COLUMNS = ("S", "fwd", "r", "vol")
+#: columns of the held instruments and of the positions that do not change with the market: kept
+#: on the device by the engine (each held instrument priced once, then every position on it)
+HELD_STATIC_COLUMNS = ("h_kind", "h_settle", "h_cp", "h_csize", "h_strike", "pos_inst", "qty", "entry")
+#: market columns per held instrument: moved to the device on every run (a few thousand values)
+HELD_MARKET_COLUMNS = ("h_S", "h_fwd", "h_r", "h_vol")
 
 
 def _device_state(book: Book, backend: Backend, flat: FlatPositions) -> dict:
-    """Static per-position columns on the backend's device, cached with the book (and shared with
-    the books :meth:`Book.with_market` derives from it)."""
+    """Static columns (held instruments and positions) on the backend's device, cached with the
+    book (and shared with the books :meth:`Book.with_market` derives from it)."""
     key = ("static", backend.name)
     if key not in book._cache:
-        book._cache[key] = {name: backend.to_device(getattr(flat, name)) for name in STATIC_COLUMNS}
+        book._cache[key] = {name: backend.to_device(getattr(flat, name)) for name in HELD_STATIC_COLUMNS}
     return book._cache[key]
 
 
@@ -266,14 +271,14 @@ def price_positions(book: Book, when: datetime, chosen: Backend) -> Priced:
     """One kernel pass over every position of ``book`` at ``when`` on backend ``chosen`` (static
     columns stay on the device with the book; only the market columns and T move)."""
     flat = book.flat()
-    T = flat.time_to_expiry(as_of_micros(when))
+    h_T = flat.held_time_to_expiry(as_of_micros(when))
     cols = dict(_device_state(book, chosen, flat))
-    for name in MARKET_COLUMNS:
+    for name in HELD_MARKET_COLUMNS:
         cols[name] = chosen.to_device(getattr(flat, name))
-    cols["T"] = chosen.to_device(T)
-    out_dev, status_dev = chosen.position_greeks(cols)
+    cols["h_T"] = chosen.to_device(h_T)
+    out_dev, status_dev = chosen.held_greeks(cols)
     status = np.asarray(chosen.to_host(status_dev))
-    return Priced(out_dev, status, T, flat, when)
+    return Priced(out_dev, status, h_T[flat.pos_inst], flat, when)
 
 
 def sum_groups(book: Book, priced: Priced, chosen: Backend, levels: Sequence[tuple[str, ...]]) -> list[GroupSums]:
