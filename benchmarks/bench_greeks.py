@@ -48,11 +48,11 @@ RTOL = 1e-9
 def load_flat(n: int, seed: int):
     from gpuskew.core.book import load_book
     from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
-    from gpuskew.core.engine import _as_of_us
+    from gpuskew.core.engine import as_of_micros
 
     book = load_book(make_demo_book(n, seed=seed))
     flat = book.flat()
-    T = flat.time_to_expiry(_as_of_us(DEMO_AS_OF))
+    T = flat.time_to_expiry(as_of_micros(DEMO_AS_OF))
     return flat, T
 
 

@@ -111,7 +111,7 @@ def _book(n: int, seed: int):
 
 def kernel_section(n: int, repeat: int, seed: int) -> dict[str, Any]:
     """The CPU scenario kernel vs the NumPy/SciPy baseline on the same flat arrays and grid."""
-    from gpuskew.core.engine import _as_of_us
+    from gpuskew.core.engine import as_of_micros
     from gpuskew.core.groups import group_positions
     from gpuskew.core.reduction import plan_segmented_sum
     from gpuskew.core.backend import CpuBackend
@@ -124,7 +124,7 @@ def kernel_section(n: int, repeat: int, seed: int) -> dict[str, Any]:
 
     book = _book(n, seed)
     flat = book.flat()
-    T = flat.time_to_expiry(_as_of_us(DEMO_AS_OF))
+    T = flat.time_to_expiry(as_of_micros(DEMO_AS_OF))
     config = ScenarioConfig()
     grid = build_grid(config, flat.underlying_names)
     args = (flat.kind, flat.settle, flat.cp, flat.qty, flat.csize, flat.strike, T, flat.S, flat.fwd, flat.r,

@@ -102,13 +102,13 @@ def _flat_tiled(n: int, seed: int = 7):
     import numpy as np
 
     from gpuskew.core.book import load_book
-    from gpuskew.core.engine import _as_of_us
+    from gpuskew.core.engine import as_of_micros
     from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
 
     base_n = min(n, 1_000_000)
     flat = load_book(make_demo_book(n_positions=base_n, seed=seed)).flat()
     reps = -(-n // base_n)
-    T = flat.time_to_expiry(_as_of_us(DEMO_AS_OF))
+    T = flat.time_to_expiry(as_of_micros(DEMO_AS_OF))
     cols = {name: np.ascontiguousarray(np.tile(getattr(flat, name), reps)[:n])
             for name in ("kind", "settle", "cp", "qty", "csize", "strike", "S", "fwd", "r", "vol", "entry")}
     cols["T"] = np.ascontiguousarray(np.tile(T, reps)[:n])

@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gpuskew.core.book import load_book
     from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
-    from gpuskew.core.engine import _as_of_us
+    from gpuskew.core.engine import as_of_micros
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=int, default=1_000_000, help="positions of the demo book")
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     book = load_book(make_demo_book(args.size))
     flat = book.flat()
-    T = flat.time_to_expiry(_as_of_us(DEMO_AS_OF))
+    T = flat.time_to_expiry(as_of_micros(DEMO_AS_OF))
     out_k, st_k = _kernel_run(flat, T)
     rel = cross_check(flat, T, out_k, st_k)
     worst = max(rel.values())

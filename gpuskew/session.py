@@ -512,7 +512,7 @@ class Session:
         if fills is not None:
             self.apply_fills(fills)
         when = parse_as_of(as_of)
-        warnings = self.plausibility_check(when)
+        warnings = self.plausibility_warnings(when)
         result = compute(self.book, as_of=when, backend=self.backend, group_by=self.levels, progress=progress,
                          positions_table=positions_table)
         if on_priced is not None:
@@ -523,22 +523,18 @@ class Session:
                progress: Callable[[str], None] | None = None) -> StepResult:
         """The rest of a step once its exposures are computed (here, or by the shards of a cluster:
         :mod:`gpuskew.distributed`): summary fields, run id, then adherence, alerts, hedges and
-        quotes with limits. ``warnings``: from :meth:`plausibility_check`."""
+        quotes with limits. ``warnings``: from :meth:`plausibility_warnings`."""
         summary = step.summary
         summary["backend"]["requested"] = self.requested_backend
         summary["warnings"].extend(warnings)
         summary["limits"] = {"source": self.limits_source, "hash": self.limits_hash}
         step.run_id = summary["run_id"] = run_id(self.book, when, self.levels, self.limits_hash)
         if self.limits is not None:
-            self._adhere(step, when, progress)
+            self.adhere(step, when, progress)
         return step
 
-    def plausibility_check(self, when: datetime) -> list[str]:
-        """Warnings about implausible inputs (:class:`Plausibility`); with ``strict`` the first one
-        is refused (InvalidInput)."""
-        return self._plausibility(when)
-
-    def _plausibility(self, when: datetime) -> list[str]:
+    def plausibility_warnings(self, when: datetime) -> list[str]:
+        """Warnings about implausible inputs at ``when`` (raises InvalidInput with ``strict``)."""
         found = plausibility_warnings(self.book, when, self.plausibility)
         if found and self.strict:
             table, column, rule, rows = found[0]
@@ -548,7 +544,11 @@ class Session:
                 f"rows {', '.join(str(r + 1) for r in rows[:5])}{' ...' if len(rows) > 5 else ''}"
                 for t, c, rule, rows in found]
 
-    def _adhere(self, step: StepResult, when: datetime, progress: Callable[[str], None] | None) -> None:
+    def adhere(self, step: StepResult, when: datetime, progress: Callable[[str], None] | None = None) -> None:
+        """Adherence, alerts (through the alert state), hedges and quotes of a step whose exposures
+        are computed (``step.result``): fills ``step.adherence``, ``step.effective``, ``step.alerts``
+        and the summary's ``adherence`` section. Jobs that price positions their own way (the
+        monitor's dirty-only repricing) call it on the exposures they built."""
         from gpuskew.adherence import compute_adherence
         from gpuskew.adherence.alerts import evaluate_alerts
 

@@ -24,7 +24,8 @@ from numba import njit, prange  # noqa: E402
 
 from ._cache import configure_numba_cache  # noqa: E402
 from . import policy as _policy  # noqa: E402
-from .instruments import forward_price, position_measures, position_value
+from .instruments import (Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V, Q_VANNA, Q_VEGA, Q_VOLGA, forward_price,
+                          instrument_quantities, measures_from, position_measures, position_value)
 from .scenarios import position_scenarios
 from .segsum import TILE
 
@@ -37,6 +38,38 @@ CACHE_DIR = configure_numba_cache()
 # changes a single bit of the results.
 _position_measures = njit(inline="always", error_model="numpy")(position_measures)
 _position_scenarios = njit(inline="always", error_model="numpy")(position_scenarios)
+_measures_from = njit(inline="always", error_model="numpy")(measures_from)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def instrument_pricing(kind, cp, strike, T, S, fwd, r, vol, q, status):
+    """Per instrument j: ``status[j]`` and its quantities ``q[:, j]`` (instruments.Q_*): what every
+    position on it shares (the forward; an option's Black-76 value and sensitivities per coin)."""
+    n = kind.shape[0]
+    for j in prange(n):
+        st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = instrument_quantities(
+            kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j])
+        status[j] = st
+        q[Q_F, j] = F
+        q[Q_V, j] = v
+        q[Q_DV_DF, j] = dv_df
+        q[Q_D2V_DF2, j] = d2v_df2
+        q[Q_VEGA, j] = vega
+        q[Q_DV_DT, j] = dv_dt
+        q[Q_VANNA, j] = vanna
+        q[Q_VOLGA, j] = volga
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def positions_from_instruments(inst, qty, entry, kind, settle, csize, T, S, q, inst_status, out, status):
+    """Every measure of every position i from its instrument ``inst[i]``'s quantities: the same
+    bits as :func:`position_greeks` (instruments.measures_from)."""
+    n = qty.shape[0]
+    for i in prange(n):
+        j = inst[i]
+        status[i] = _measures_from(inst_status[j], q[Q_F, j], q[Q_V, j], q[Q_DV_DF, j], q[Q_D2V_DF2, j],
+                                   q[Q_VEGA, j], q[Q_DV_DT, j], q[Q_VANNA, j], q[Q_VOLGA, j], kind[j], settle[j],
+                                   qty[i], csize[j], T[j], S[j], entry[i], out, i)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from numba import cuda, float64
 
-from .instruments import position_measures
+from .instruments import (Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V, Q_VANNA, Q_VEGA, Q_VOLGA, instrument_quantities,
+                          measures_from, position_measures)
 from .policy import policy_task
 from .scenarios import position_scenarios
 from .segsum import HALF_TILE
@@ -32,6 +33,33 @@ def _position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, en
     for i in range(start, qty.shape[0], stride):
         status[i] = position_measures(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i],
                                       S[i], fwd[i], r[i], vol[i], entry[i], out, i)
+
+
+def _instrument_pricing(kind, cp, strike, T, S, fwd, r, vol, q, status):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for j in range(start, kind.shape[0], stride):
+        st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = instrument_quantities(
+            kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j])
+        status[j] = st
+        q[Q_F, j] = F
+        q[Q_V, j] = v
+        q[Q_DV_DF, j] = dv_df
+        q[Q_D2V_DF2, j] = d2v_df2
+        q[Q_VEGA, j] = vega
+        q[Q_DV_DT, j] = dv_dt
+        q[Q_VANNA, j] = vanna
+        q[Q_VOLGA, j] = volga
+
+
+def _positions_from_instruments(inst, qty, entry, kind, settle, csize, T, S, q, inst_status, out, status):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, qty.shape[0], stride):
+        j = inst[i]
+        status[i] = measures_from(inst_status[j], q[Q_F, j], q[Q_V, j], q[Q_DV_DF, j], q[Q_D2V_DF2, j],
+                                  q[Q_VEGA, j], q[Q_DV_DT, j], q[Q_VANNA, j], q[Q_VOLGA, j], kind[j], settle[j],
+                                  qty[i], csize[j], T[j], S[j], entry[i], out, i)
 
 
 def _tile_sums(values, index, tile_start, tile_len, out):
@@ -70,9 +98,13 @@ def _policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, z
 
 
 #: Python sources of every kernel, for numba.cuda.compile_ptx (tests/test_ptx.py)
-KERNEL_SOURCES = {"position_greeks": _position_greeks, "tile_sums": _tile_sums, "policy_sweep": _policy_sweep}
+KERNEL_SOURCES = {"position_greeks": _position_greeks, "tile_sums": _tile_sums, "policy_sweep": _policy_sweep,
+                  "instrument_pricing": _instrument_pricing,
+                  "positions_from_instruments": _positions_from_instruments}
 
 position_greeks_kernel = cuda.jit(_position_greeks)
+instrument_pricing_kernel = cuda.jit(_instrument_pricing)
+positions_from_instruments_kernel = cuda.jit(_positions_from_instruments)
 tile_sums_kernel = cuda.jit(_tile_sums)
 policy_sweep_kernel = cuda.jit(_policy_sweep)
 
@@ -89,6 +121,25 @@ def launch_position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, v
     blocks = min((n + GREEKS_BLOCK - 1) // GREEKS_BLOCK, 65535)
     position_greeks_kernel[blocks, GREEKS_BLOCK](kind, settle, cp, qty, csize, strike, T, S, fwd, r,
                                                  vol, entry, out, status)
+
+
+def launch_instrument_pricing(kind, cp, strike, T, S, fwd, r, vol, q, status):
+    """Launch the per-instrument kernel (arrays already on the device)."""
+    n = kind.shape[0]
+    if n == 0:
+        return
+    blocks = min((n + GREEKS_BLOCK - 1) // GREEKS_BLOCK, 65535)
+    instrument_pricing_kernel[blocks, GREEKS_BLOCK](kind, cp, strike, T, S, fwd, r, vol, q, status)
+
+
+def launch_positions_from_instruments(inst, qty, entry, kind, settle, csize, T, S, q, inst_status, out, status):
+    """Launch the per-position kernel over the instruments' quantities (arrays on the device)."""
+    n = qty.shape[0]
+    if n == 0:
+        return
+    blocks = min((n + GREEKS_BLOCK - 1) // GREEKS_BLOCK, 65535)
+    positions_from_instruments_kernel[blocks, GREEKS_BLOCK](inst, qty, entry, kind, settle, csize, T, S, q,
+                                                           inst_status, out, status)
 
 
 def launch_tile_sums(values, index, tile_start, tile_len, out):

@@ -109,20 +109,46 @@ def position_value(kind, settle, cp, qty, csize, K, T, S, F, r, vol, entry):
     return inverse_value(size, S, F, entry)
 
 
-@register_jitable
-def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, entry, out, i):
-    """Write every measure of position ``i`` into column ``out[:, i]``; return its status code.
+#: rows of the per-instrument quantities (what every position on the instrument shares): the
+#: forward, and for a live option its Black-76 value and forward sensitivities per coin
+#: (:func:`black76.black76`)
+Q_F = 0
+Q_V = 1
+Q_DV_DF = 2
+Q_D2V_DF2 = 3
+Q_VEGA = 4
+Q_DV_DT = 5
+Q_VANNA = 6
+Q_VOLGA = 7
+N_QUANTITIES = 8
 
-    Inputs (USD, coins, years, annualised decimals): kind/settle/cp codes above; qty (contracts,
-    signed); csize (contract_size); K strike (options); T years to expiry; S index price;
-    fwd_quote quoted forward or mark (0 = none); r rate; vol implied vol (options); entry price
-    (0 = none).
-    """
+
+@register_jitable
+def instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol):
+    """What every position on one instrument shares: ``(status, F, v, dV/dF, d2V/dF2, dV/dvol,
+    dV/dT, d2V/dF dvol, d2V/dvol2)`` (the forward, USD; for a live option the Black-76 value and
+    forward sensitivities per coin, :func:`black76.black76`; zeros otherwise). Options and futures
+    at or past expiry (T <= 0): status EXPIRED, nothing priced. Inputs as in
+    :func:`position_measures`."""
     if (kind == KIND_OPTION or kind == KIND_FUTURE) and T <= 0.0:
+        return STATUS_EXPIRED, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    F = forward_price(kind, S, r, T, fwd_quote)
+    if kind == KIND_OPTION:
+        v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = black76(cp == CALL, F, K, T, r, vol)
+        return STATUS_OK, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga
+    return STATUS_OK, F, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+@register_jitable
+def measures_from(status, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga, kind, settle, qty, csize, T, S,
+                  entry, out, i):
+    """Write every measure of position ``i`` (``qty`` contracts of ``csize``, entry price ``entry``)
+    into ``out[:, i]`` from its instrument's quantities (:func:`instrument_quantities`); return the
+    status. Units: see ``gpuskew.schema.MEASURES``."""
+    if status == STATUS_EXPIRED:
         for m in range(N_MEASURES):
             out[m, i] = 0.0
         return STATUS_EXPIRED
-    F = forward_price(kind, S, r, T, fwd_quote)
     size = qty * csize
     value = 0.0
     delta = 0.0
@@ -138,7 +164,6 @@ def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, 
         value = size * S
         delta_pa = delta
     elif kind == KIND_OPTION:
-        v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = black76(cp == CALL, F, K, T, r, vol)
         g = F / S
         value = size * v
         delta = size * dv_df * g
@@ -178,3 +203,20 @@ def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, 
     out[M_VANNA, i] = vanna_coins
     out[M_VOLGA, i] = volga_usd
     return STATUS_OK
+
+
+@register_jitable
+def position_measures(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, entry, out, i):
+    """Write every measure of position ``i`` into column ``out[:, i]``; return its status code:
+    :func:`instrument_quantities` then :func:`measures_from` (the kernels that price each
+    instrument once and then every position on it give the same bits).
+
+    Inputs (USD, coins, years, annualised decimals): kind/settle/cp codes above; qty (contracts,
+    signed); csize (contract_size); K strike (options); T years to expiry; S index price;
+    fwd_quote quoted forward or mark (0 = none); r rate; vol implied vol (options); entry price
+    (0 = none).
+    """
+    st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = instrument_quantities(kind, cp, K, T, S, fwd_quote,
+                                                                                r, vol)
+    return measures_from(st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga, kind, settle, qty, csize, T, S,
+                         entry, out, i)

@@ -116,3 +116,31 @@ def test_extra_rows_are_summed_over_the_shards_as_one_process(tmp_path):
         one = backend.segmented_sum(rows, plan_segmented_sum(g.codes, g.n_groups))
         assert reduced.grouping.keys == g.keys
         np.testing.assert_array_equal(reduced.sums.view(np.int64), one.view(np.int64))
+
+
+def test_non_finite_results_in_two_shards_give_the_one_process_message(tmp_path):
+    """Positions whose measures overflow, in two shards: the coordinator merges the shards' reports
+    into the message one process gives (the first measure, the first rows of the book, the count)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import gpuskew
+    from gpuskew.distributed import run_sharded
+    from gpuskew.errors import InvalidInput
+    from gpuskew.synthetic.demo import DEMO_AS_OF, write_demo_dataset
+
+    write_demo_dataset(tmp_path / "b", n_positions=2000, seed=3)
+    for und, rows in (("ETH", [4, 9]), ("SOL", [1])):
+        part = tmp_path / "b" / "positions" / f"underlying={und}" / "part-00000.parquet"
+        t = pq.read_table(part)
+        q = t["quantity"].to_numpy().copy()
+        q[rows] = 1e307
+        pq.write_table(t.set_column(t.schema.get_field_index("quantity"), "quantity", pa.array(q)), part)
+    messages = []
+    for run in (lambda: gpuskew.compute(gpuskew.load_book(tmp_path / "b"), as_of=DEMO_AS_OF, backend="cpu"),
+                lambda: run_sharded(tmp_path / "b", None, as_of=DEMO_AS_OF, backend="cpu", shard_positions=1)):
+        with pytest.raises(InvalidInput) as err:
+            run()
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] and "non-finite" in messages[0]
+    assert len(messages[0].split("; rows ")[1].split(" (")[0].split(", ")) == 3  # ETH's two and SOL's one

@@ -155,3 +155,27 @@ def test_with_market_reprices_a_resident_book_like_a_fresh_load():
     bad = moved.set_column(moved.column_names.index("spot"), "spot", pc.multiply(moved["spot"], -1.0))
     with pytest.raises(InvalidInput, match="spot"):
         book.with_market(bad, quotes)
+
+
+def test_each_held_instrument_priced_once_gives_the_per_position_bits():
+    """The engine prices each held instrument once (instrument_pricing) and then every position on
+    it (positions_from_instruments): bitwise the per-position kernel (position_greeks), every
+    contract type and expired options included."""
+    import numpy as np
+
+    from gpuskew.core.engine import as_of_micros
+    from gpuskew.kernels import cpu
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+
+    book = gpuskew.load_book(make_demo_book(5_000, seed=11))
+    res = gpuskew.compute(book, as_of=DEMO_AS_OF, backend="cpu")
+    flat = book.flat()
+    assert flat.held_row.size < len(flat) and set(flat.kind.tolist()) == {0, 1, 2, 3}
+    T = flat.time_to_expiry(as_of_micros(DEMO_AS_OF))
+    out = np.empty((12, len(flat)))
+    status = np.empty(len(flat), np.int8)
+    cpu.position_greeks(flat.kind, flat.settle, flat.cp, flat.qty, flat.csize, flat.strike, T, flat.S, flat.fwd,
+                        flat.r, flat.vol, flat.entry, out, status)
+    got = np.stack([res.positions[m].to_numpy() for m in schema.MEASURE_NAMES])
+    np.testing.assert_array_equal(got.view(np.int64), out.view(np.int64))
+    assert (status == 1).any() and res.positions["status"].to_pylist().count("expired") == int((status == 1).sum())

@@ -368,3 +368,27 @@ def test_example_limits_hedges_on_the_demo_book(demo_adherence):
     for row in h.to_pylist():
         lots = row["contracts"] / limits.hedge_instrument(row["hedge_instrument"]).lot_size
         assert lots == pytest.approx(round(lots), abs=1e-6) and lots != 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the kernel's rules, shared with the backtests
+
+
+def test_to_target_honours_the_hedge_fraction():
+    """hedge.fraction (kernels.policy.trade_coins, the backtests' rule too): a to_target proposal goes
+    that fraction of the way, in whole lots."""
+    lim = limits_with({"model": "fixed", "coins": 0.5}, hi("BTC", lot_size=0.01),
+                      hedge={"mode": "to_target", "fraction": 0.5})
+    res, rows = run([dict(delta=4.0)], lim)
+    (h,) = rows
+    assert h["contracts"] == pytest.approx(-2.0, abs=1e-12) and h["post_trade_delta"] == pytest.approx(2.0)
+
+
+def test_a_zakamouline_band_takes_its_cost_from_the_cheapest_hedge():
+    lim = limits_with({"model": "zakamouline", "risk_aversion": 1e-4}, hi("BTC", fee=0.001, half_spread=0.0005))
+    res, _ = run([dict(delta=4.0, gamma=0.002)], lim)
+    explicit = limits_with({"model": "zakamouline", "risk_aversion": 1e-4, "cost": 0.0015},
+                           hi("BTC", fee=0.001, half_spread=0.0005))
+    res2, _ = run([dict(delta=4.0, gamma=0.002)], explicit)
+    assert res.table["half_width_upper"].to_pylist() == res2.table["half_width_upper"].to_pylist()
+    assert res.table["half_width_upper"][0].as_py() > 0

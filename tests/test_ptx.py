@@ -37,6 +37,11 @@ SIGNATURES = {
                                                                   ARR3_F),
     # kind, settle, cp; qty .. entry; ucode; greeks, moves, vol_case, vparams, pnl, taylor
     "scenario_pnl": (VEC_I8, VEC_I8, VEC_I8) + (VEC_F,) * 9 + (VEC_I32, MAT_F, MAT_F, VEC_I8, MAT_F, MAT_F, MAT_F),
+    # kind, cp; strike, T, S, fwd, r, vol; q; status
+    "instrument_pricing": (VEC_I8, VEC_I8) + (VEC_F,) * 6 + (MAT_F, VEC_I8),
+    # inst; qty, entry; kind, settle; csize, T, S; q; inst_status; out; status
+    "positions_from_instruments": (VEC_I64, VEC_F, VEC_F, VEC_I8, VEC_I8, VEC_F, VEC_F, VEC_F, MAT_F, VEC_I8, MAT_F,
+                                   VEC_I8),
 }
 
 

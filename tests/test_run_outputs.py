@@ -62,7 +62,7 @@ def test_a_failing_step_publishes_nothing_even_with_a_background_write(book, tmp
     def boom(*args, **kwargs):
         raise RuntimeError("adherence failed")
 
-    monkeypatch.setattr(session.Session, "_adhere", boom)
+    monkeypatch.setattr(session.Session, "adhere", boom)
     from gpuskew.policy.limits import example_limits_path
 
     res = CliRunner().invoke(main, ["run", str(book), "--out", str(tmp_path / "o"), "--as-of", AS_OF,

@@ -122,8 +122,8 @@ def _market(underlyings: pa.Table | None, names: list[str], column: str) -> np.n
 
 def _ww_cost(limits: Limits, policy: Policy, underlying: str,
              hedges: list[HedgeInstrument]) -> float:
-    """lambda of a Whalley-Wilmott band: the band's ``cost``, else the cheapest allowed hedge's
-    fee + half_spread + impact on the underlying."""
+    """lambda of a Whalley-Wilmott or Zakamouline band: the band's ``cost``, else the cheapest
+    allowed hedge's fee + half_spread + impact on the underlying."""
     band = policy.band
     if band.cost is not None:
         return band.cost
@@ -175,6 +175,7 @@ def compute_adherence(exposures: pa.Table, underlyings: pa.Table | None,
     meas = {m: (_col(exposures, m)[idx] if n_all else np.zeros(0)) for m in ("delta", "delta_pa")}
     vol = _market(underlyings, und, "vol")
     funding = _market(underlyings, und, "funding_rate")
+    rate = np.nan_to_num(_market(underlyings, und, "rate"))
 
     actual = np.full(n, np.nan)
     target = np.full(n, np.nan)
@@ -202,10 +203,10 @@ def compute_adherence(exposures: pa.Table, underlyings: pa.Table | None,
                                              funding_rate=funding[rows], group_value_usd=gv,
                                              underlying=u_sub)
         cost = None
-        if p.band.model == "whalley_wilmott":
+        if p.band.model in ("whalley_wilmott", "zakamouline"):
             cost = np.array([_ww_cost(limits, p, u, hedge_instruments) for u in u_sub])
         lo, up = _bands.half_widths(p.band, spot=s, vol=vol[rows], gamma=gamma[rows], cost=cost,
-                                    underlying=u_sub)
+                                    underlying=u_sub, rate=rate[rows])
         hw_lo[rows], hw_up[rows] = lo, up
         warn[rows], breach[rows], crit[rows] = (p.thresholds.warn, p.thresholds.breach,
                                                 p.thresholds.critical)

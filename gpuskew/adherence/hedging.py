@@ -205,8 +205,26 @@ def allowed(policy: Policy, h: HedgeInstrument, underlying: str) -> bool:
     return names is None or h.name in names
 
 
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+def _lots(actual: np.ndarray, target: np.ndarray, half_lower: np.ndarray, half_upper: np.ndarray,
+          to_band: np.ndarray, fraction: np.ndarray, lot_coins: np.ndarray, min_coins: np.ndarray,
+          ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed whole lots to trade per group, and whether the minimum size raised them: the
+    kernel's rule (:func:`gpuskew.kernels.policy.trade_coins`, the backtests' too) in coins of the
+    managed delta, ``lot_coins`` the coin delta of one lot."""
+    from gpuskew.kernels.policy import MODE_TO_BAND, MODE_TO_TARGET, trade_coins
+
+    n = actual.shape[0]
+    lots = np.zeros(n)
+    bumped = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(ok):
+        mode = MODE_TO_BAND if to_band[i] else MODE_TO_TARGET
+        args = (float(actual[i]), float(target[i]), float(half_lower[i]), float(half_upper[i]), mode,
+                float(fraction[i]), float(lot_coins[i]))
+        plain = trade_coins(*args, 0.0)
+        coins = trade_coins(*args, float(min_coins[i]))
+        lots[i] = np.round(coins / lot_coins[i])
+        bumped[i] = coins != plain
+    return lots, bumped
 
 
 def hedge_schema(tags: Sequence[str]) -> pa.Schema:
@@ -259,6 +277,7 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
     to_band_mode = np.array([p.hedge.mode == "to_band" for p in policies], dtype=bool)
     horizon = np.array([p.hedge.horizon_hours for p in policies]) / HOURS_PER_YEAR
     is_pa = np.array([p.measure == "delta_pa" for p in policies], dtype=bool)
+    fraction = np.array([p.hedge.fraction for p in policies])
 
     # out of band = |skew| > 1, the same test as the adherence statuses
     above = num["skew"] > 1.0
@@ -267,7 +286,6 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
     candidate = enabled & np.isfinite(actual) & np.isfinite(target) & np.isfinite(spot) & (
         outside | (inside_ok & (actual != target)))
     use_band = to_band_mode & outside  # inside the band, proposals go to target
-    need = np.where(use_band, np.where(above, upper - actual, lower - actual), target - actual)
 
     m = len(hedge_instruments)
     cost = np.full((m, n), np.inf)
@@ -278,26 +296,10 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
         d1 = np.where(is_pa, h.coin_delta_per_contract(s, "delta_pa"), h.coin_delta_per_contract(s, "delta"))
         lot = h.spec.lot_size
         lot_delta = lot * d1
-        x = need / lot_delta
-        n_near = _round_half_away(x)
-        n_away = np.sign(x) * np.ceil(np.abs(x) - _TOL)
         tol = _TOL * lot_delta
-
-        def dist_outside(nl):
-            post = actual + nl * lot_delta
-            return np.maximum(np.maximum(lower - post, post - upper), 0.0)
-
-        # to_band: away, unless it overshoots the far edge; then the multiple nearest the band
-        n_back = n_away - np.sign(x)
-        away_in = dist_outside(n_away) <= tol
-        n_band = np.where(away_in, n_away,
-                          np.where(dist_outside(n_back) <= dist_outside(n_away), n_back, n_away))
-        n_lots = np.where(use_band, n_band, n_near)
-        contracts = n_lots * lot
-        min_bumped = (contracts != 0) & (np.abs(contracts) < h.spec.min_size * (1 - _TOL))
-        if min_bumped.any():
-            n_min = np.ceil(h.spec.min_size / lot - _TOL)
-            contracts = np.where(min_bumped, np.sign(contracts) * n_min * lot, contracts)
+        contracts, min_bumped = _lots(actual, target, target - lower, upper - target, use_band, fraction,
+                                      lot_delta, h.spec.min_size * d1, ok)
+        contracts = contracts * lot
         coin_delta = contracts * d1
         post = actual + coin_delta
         post_out = np.maximum(np.maximum(lower - post, post - upper), 0.0) > tol

@@ -118,6 +118,34 @@ class Backend:
                             cols["entry"], out, status)
         return out, status
 
+    def _launch_instrument_pricing(self, *args: Any) -> None:
+        raise NotImplementedError
+
+    def _launch_positions_from_instruments(self, *args: Any) -> None:
+        raise NotImplementedError
+
+    def held_greeks(self, cols: dict[str, Any]) -> tuple[Any, Any]:
+        """Every measure of every position, each held instrument priced once: ``cols`` holds the
+        held instruments' columns (``h_kind``, ``h_cp``, ``h_strike``, ``h_T``, ``h_S``, ``h_fwd``,
+        ``h_r``, ``h_vol``, ``h_settle``, ``h_csize``) and the positions' (``pos_inst``, ``qty``,
+        ``entry``). The same bits as :meth:`position_greeks` on the per-position columns. Returns
+        (out (N_MEASURES x n), status (n))."""
+        from gpuskew.kernels.instruments import N_MEASURES, N_QUANTITIES
+
+        xp = self.xp
+        m = cols["h_kind"].shape[0]
+        n = cols["qty"].shape[0]
+        q = xp.empty((N_QUANTITIES, m), dtype=np.float64)
+        inst_status = xp.empty(m, dtype=np.int8)
+        self._launch_instrument_pricing(cols["h_kind"], cols["h_cp"], cols["h_strike"], cols["h_T"], cols["h_S"],
+                                        cols["h_fwd"], cols["h_r"], cols["h_vol"], q, inst_status)
+        out = xp.empty((N_MEASURES, n), dtype=np.float64)
+        status = xp.empty(n, dtype=np.int8)
+        self._launch_positions_from_instruments(cols["pos_inst"], cols["qty"], cols["entry"], cols["h_kind"],
+                                                cols["h_settle"], cols["h_csize"], cols["h_T"], cols["h_S"], q,
+                                                inst_status, out, status)
+        return out, status
+
     def segmented_sum(self, values: Any, plan: SegmentedSumPlan, device_plan: list | None = None) -> np.ndarray:
         """Sums per group (host array, n_measures x n_groups) by the fixed tree of the plan."""
         n_measures = values.shape[0]
@@ -153,6 +181,12 @@ class CpuBackend(Backend):
     def _launch_greeks(self, *args: Any) -> None:
         with self._guard():
             self._k.position_greeks(*args)
+
+    def _launch_instrument_pricing(self, *args: Any) -> None:
+        self._k.instrument_pricing(*args)
+
+    def _launch_positions_from_instruments(self, *args: Any) -> None:
+        self._k.positions_from_instruments(*args)
 
     def _launch_tile_sums(self, *args: Any) -> None:
         with self._guard():
@@ -196,6 +230,12 @@ class CudaBackend(Backend):
 
     def _launch_greeks(self, *args: Any) -> None:
         self._k.launch_position_greeks(*args)
+
+    def _launch_instrument_pricing(self, *args: Any) -> None:
+        self._k.launch_instrument_pricing(*args)
+
+    def _launch_positions_from_instruments(self, *args: Any) -> None:
+        self._k.launch_positions_from_instruments(*args)
 
     def _launch_tile_sums(self, *args: Any) -> None:
         self._k.launch_tile_sums(*args)

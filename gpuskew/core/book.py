@@ -45,6 +45,20 @@ class FlatPositions:
     underlying_names: list[str]
     underlying_spot: np.ndarray  #: float64 spot per underlying code
     instrument_index: np.ndarray  #: row of each position's instrument in the instruments table
+    #: the held instruments (those with a position), once each: row in the instruments table, and
+    #: the same columns as above per held instrument (the kernels price each one once)
+    held_row: np.ndarray  #: int64 row in the instruments table
+    pos_inst: np.ndarray  #: int64 index of each position's instrument among the held ones
+    h_kind: np.ndarray
+    h_settle: np.ndarray
+    h_cp: np.ndarray
+    h_csize: np.ndarray
+    h_strike: np.ndarray
+    h_expiry_us: np.ndarray
+    h_S: np.ndarray
+    h_fwd: np.ndarray
+    h_r: np.ndarray
+    h_vol: np.ndarray
 
     def __post_init__(self) -> None:
         # every kernel argument C-contiguous and writable: numba compiles (and caches) one
@@ -59,10 +73,19 @@ class FlatPositions:
 
     def time_to_expiry(self, as_of_us: int) -> np.ndarray:
         """T in years, ACT/365 in seconds: (expiry - as_of) / 31,536,000 s; 0 where no expiry."""
-        has = self.expiry_us != NO_EXPIRY
-        T = np.zeros(len(self), dtype=np.float64)
-        T[has] = (self.expiry_us[has] - as_of_us) / 1e6 / schema.SECONDS_PER_YEAR
-        return T
+        return years_to_expiry(self.expiry_us, as_of_us)
+
+    def held_time_to_expiry(self, as_of_us: int) -> np.ndarray:
+        """T per held instrument (the same bits as :meth:`time_to_expiry` of its positions)."""
+        return years_to_expiry(self.h_expiry_us, as_of_us)
+
+
+def years_to_expiry(expiry_us: np.ndarray, as_of_us: int) -> np.ndarray:
+    """(expiry - as_of) / 31,536,000 s, years (ACT/365 in seconds); 0 where there is no expiry."""
+    has = expiry_us != NO_EXPIRY
+    T = np.zeros(expiry_us.shape[0], dtype=np.float64)
+    T[has] = (expiry_us[has] - as_of_us) / 1e6 / schema.SECONDS_PER_YEAR
+    return T
 
 
 @dataclass
@@ -127,8 +150,9 @@ class Book:
         flat = self.flat()
         if sorted(und["underlying"].to_pylist()) != flat.underlying_names:
             return new  # another set of underlyings: group codes change, rebuild everything
-        market: dict[str, Any] = _market_columns(new, flat.instrument_index, flat.underlying_code,
-                                                 flat.kind == schema.KINDS.index("option"), flat.underlying_names)
+        market: dict[str, Any] = _market_columns(new, flat.held_row, _held_ucode(flat),
+                                                 flat.h_kind == schema.KINDS.index("option"),
+                                                 flat.underlying_names, flat.pos_inst)
         new._flat = replace(flat, **market)
         new._cache = {k: v for k, v in self._cache.items() if k[0] in ("static", "grouping", "plan")}
         return new
@@ -156,6 +180,13 @@ class Book:
                 f"<table>{rows}</table>")
 
 
+def _held_ucode(flat: FlatPositions) -> np.ndarray:
+    """The underlying code of each held instrument (from any of its positions)."""
+    out = np.empty(flat.held_row.size, dtype=np.int32)
+    out[flat.pos_inst] = flat.underlying_code
+    return out
+
+
 def _codes(values: pa.ChunkedArray, vocabulary: tuple[str, ...]) -> np.ndarray:
     """Index of each string in ``vocabulary`` (-1 for null), as int8."""
     idx = pc.index_in(values, value_set=pa.array(vocabulary))
@@ -166,25 +197,29 @@ def _floats(values: pa.ChunkedArray, default: float = 0.0) -> np.ndarray:
     return values.fill_null(default).to_numpy().astype(np.float64, copy=False)
 
 
-def _market_columns(book: Book, instrument_index: np.ndarray, underlying_code: np.ndarray,
-                    is_option: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """The per-position market columns (S, fwd, r, vol) and spot per underlying code."""
-    inst, und, quo = book.instruments, book.underlyings, book.quotes
+def _market_columns(book: Book, held_row: np.ndarray, held_ucode: np.ndarray, held_is_option: np.ndarray,
+                    names: list[str], pos_inst: np.ndarray) -> dict[str, np.ndarray]:
+    """The market columns (S, fwd, r, vol) per held instrument (``h_*``) and per position (the
+    same values gathered), and the spot per underlying code."""
+    und, quo = book.underlyings, book.quotes
     und_rank = pc.index_in(und["underlying"], value_set=pa.array(names, pa.string())).to_numpy()
     spot_by_code = np.empty(len(names))
     rate_by_code = np.empty(len(names))
     spot_by_code[und_rank] = _floats(und["spot"])
     rate_by_code[und_rank] = _floats(und["rate"])
-    q_idx = pc.index_in(inst["instrument"], value_set=quo["instrument"]).fill_null(-1).to_numpy()
+    held_names = book.instruments["instrument"].take(pa.array(held_row, pa.int64()))
+    q_idx = pc.index_in(held_names, value_set=quo["instrument"]).fill_null(-1).to_numpy()
     iv_q = np.append(_floats(quo["iv"]), 0.0)  # index -1 (no quote) -> the appended 0.0
     fwd_q = np.append(_floats(quo["forward"]), 0.0)
-    p = instrument_index
-    return {"S": spot_by_code[underlying_code], "fwd": fwd_q[q_idx][p], "r": rate_by_code[underlying_code],
-            "vol": np.where(is_option, iv_q[q_idx][p], 0.0), "underlying_spot": spot_by_code}
+    h = {"h_S": spot_by_code[held_ucode], "h_fwd": fwd_q[q_idx], "h_r": rate_by_code[held_ucode],
+         "h_vol": np.where(held_is_option, iv_q[q_idx], 0.0)}
+    per_position = {name[2:]: values[pos_inst] for name, values in h.items()}
+    return {**h, **per_position, "underlying_spot": spot_by_code}
 
 
 def flatten(book: Book) -> FlatPositions:
-    """Join positions with instruments, underlyings and quotes into flat per-position arrays."""
+    """Join positions with instruments, underlyings and quotes into flat per-position arrays (and
+    the same columns once per held instrument)."""
     from gpuskew.kernels.instruments import CALL, PUT
 
     inst, pos, und = book.instruments, book.positions, book.underlyings
@@ -194,26 +229,35 @@ def flatten(book: Book) -> FlatPositions:
     ot = _codes(inst["option_type"], schema.OPTION_TYPES)
     is_opt = kind == schema.KINDS.index("option")
     cp = np.where(is_opt, np.where(ot == 0, CALL, PUT), 0).astype(np.int8)
-    strike = _floats(inst["strike"])
+    strike = np.where(is_opt, _floats(inst["strike"]), 0.0)
     csize = _floats(inst["contract_size"])
     expiry = pc.cast(inst["expiry"], pa.int64()).fill_null(NO_EXPIRY).to_numpy()
     names = sorted(und["underlying"].to_pylist())
     inst_und = pc.index_in(inst["underlying"], value_set=pa.array(names, pa.string()))
     inst_und = inst_und.fill_null(-1).to_numpy().astype(np.int32)
-    # per position
+    # per position, and the held instruments
     p = pc.index_in(pos["instrument"], value_set=inst["instrument"]).to_numpy()
-    ucode = inst_und[p]
-    if len(ucode) and ucode.min() < 0:  # validation guarantees this cannot happen
+    held_row = np.flatnonzero(np.bincount(p, minlength=inst.num_rows)).astype(np.int64)
+    remap = np.full(inst.num_rows, -1, dtype=np.int64)
+    remap[held_row] = np.arange(held_row.size, dtype=np.int64)
+    pos_inst = remap[p]
+    h_ucode = inst_und[held_row]
+    if len(h_ucode) and h_ucode.min() < 0:  # validation guarantees this cannot happen
+        bad = set(held_row[h_ucode < 0].tolist())
         raise InvalidInput(book.sources.get("positions", "positions"), "instrument",
                            "underlying of a held instrument has no market data",
-                           rows=np.flatnonzero(ucode < 0).tolist())
-    market = _market_columns(book, p, ucode, is_opt[p], names)
+                           rows=np.flatnonzero(np.isin(p, list(bad))).tolist())
+    ucode = h_ucode[pos_inst]
+    market = _market_columns(book, held_row, h_ucode, is_opt[held_row], names, pos_inst)
+    h = {"h_kind": kind[held_row], "h_settle": settle[held_row], "h_cp": cp[held_row],
+         "h_csize": csize[held_row], "h_strike": strike[held_row], "h_expiry_us": expiry[held_row]}
     return FlatPositions(
-        kind=kind[p], settle=settle[p], cp=cp[p],
-        qty=_floats(pos["quantity"]), csize=csize[p], strike=np.where(is_opt[p], strike[p], 0.0),
-        expiry_us=expiry[p], entry=_floats(pos["entry_price"]) if "entry_price" in pos.column_names
+        kind=h["h_kind"][pos_inst], settle=h["h_settle"][pos_inst], cp=h["h_cp"][pos_inst],
+        qty=_floats(pos["quantity"]), csize=h["h_csize"][pos_inst], strike=h["h_strike"][pos_inst],
+        expiry_us=h["h_expiry_us"][pos_inst], entry=_floats(pos["entry_price"]) if "entry_price" in pos.column_names
         else np.zeros(len(p)),
-        underlying_code=ucode.astype(np.int32), underlying_names=names, instrument_index=p, **market,
+        underlying_code=ucode.astype(np.int32), underlying_names=names, instrument_index=p,
+        held_row=held_row, pos_inst=pos_inst, **h, **market,
     )
 
 

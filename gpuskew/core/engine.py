@@ -62,7 +62,7 @@ def parse_as_of(as_of: str | datetime | None) -> datetime:
     return to_utc(as_of, source="--as-of")
 
 
-def _as_of_us(as_of: datetime) -> int:
+def as_of_micros(as_of: datetime) -> int:
     delta = as_of - datetime(1970, 1, 1, tzinfo=timezone.utc)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
@@ -85,18 +85,23 @@ class _Timer:
 STATIC_COLUMNS = ("kind", "settle", "cp", "qty", "csize", "strike", "entry")
 #: per-position market columns: moved to the device on every run
 MARKET_COLUMNS = ("S", "fwd", "r", "vol")
+#: columns of the held instruments and of the positions that do not change with the market: kept
+#: on the device by the engine (each held instrument priced once, then every position on it)
+HELD_STATIC_COLUMNS = ("h_kind", "h_settle", "h_cp", "h_csize", "h_strike", "pos_inst", "qty", "entry")
+#: market columns per held instrument: moved to the device on every run (a few thousand values)
+HELD_MARKET_COLUMNS = ("h_S", "h_fwd", "h_r", "h_vol")
 
 
 def _device_state(book: Book, backend: Backend, flat: FlatPositions) -> dict:
-    """Static per-position columns on the backend's device, cached with the book (and shared with
-    the books :meth:`Book.with_market` derives from it)."""
+    """Static columns (held instruments and positions) on the backend's device, cached with the
+    book (and shared with the books :meth:`Book.with_market` derives from it)."""
     key = ("static", backend.name)
     if key not in book._cache:
-        book._cache[key] = {name: backend.to_device(getattr(flat, name)) for name in STATIC_COLUMNS}
+        book._cache[key] = {name: backend.to_device(getattr(flat, name)) for name in HELD_STATIC_COLUMNS}
     return book._cache[key]
 
 
-def _grouping(book: Book, flat: FlatPositions, level: tuple[str, ...]) -> Grouping:
+def level_grouping(book: Book, flat: FlatPositions, level: tuple[str, ...]) -> Grouping:
     key = ("grouping", level)
     if key not in book._cache:
         book._cache[key] = group_positions(flat.underlying_code, flat.underlying_names,
@@ -112,47 +117,52 @@ def _device_plan(book: Book, backend: Backend, grouping: Grouping) -> tuple[Any,
     return book._cache[key]
 
 
-def _check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book,
-                  grouping: Grouping | None = None) -> None:
+def check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book,
+                 grouping: Grouping | None = None, perm: np.ndarray | None = None,
+                 names: Sequence[str] = schema.MEASURE_NAMES, what: str = "inputs give a non-finite result") -> None:
     """Never let NaN or inf reach an aggregate silently: name the positions that produced them, or,
-    when every position is finite but a group's sum overflows, the group."""
+    when every position is finite but a group's sum overflows, the group.
+
+    ``out_host()``: the per-position values (rows ``names``, one column per position; ``perm[c]``
+    the book row of column c when the columns are not in book order)."""
     if np.isfinite(sums).all():
         return
     values = out_host()
     bad_cols = ~np.isfinite(values)
-    rows = np.flatnonzero(bad_cols.any(axis=0))
+    cols = np.flatnonzero(bad_cols.any(axis=0))
+    rows = np.sort(perm[cols]) if perm is not None else cols
     source = book.sources.get("positions", "positions")
     if rows.size:
-        raise nonfinite_positions_error(source, int(np.flatnonzero(bad_cols.any(axis=1))[0]), rows.tolist(),
-                                        int(rows.size))
+        measure = names[int(np.flatnonzero(bad_cols.any(axis=1))[0])] if len(names) == values.shape[0] else None
+        raise nonfinite_positions_error(source, measure, rows.tolist(), int(rows.size), what)
     m, g = (int(x[0]) for x in np.nonzero(~np.isfinite(sums)))
-    if grouping is not None:
-        members = np.flatnonzero(grouping.codes == g)
-    else:
-        members = np.zeros(0, dtype=np.int64)
-    raise group_overflow_error(source, m, grouping, g, members.tolist(), int(members.size))
-
-
-def nonfinite_positions_error(source: str, measure: int, rows: Sequence[int], n_bad: int) -> InvalidInput:
-    """The error for positions whose measures are not finite (``measure``: the first such measure's
-    index; ``rows``: position numbers, 0-based)."""
-    return InvalidInput(source, schema.MEASURE_NAMES[measure],
-                        "inputs give a non-finite result (overflow: check quantity, contract_size, "
-                        "spot, strike, iv and forward of these positions)", rows=list(rows), n_bad=n_bad)
-
-
-def group_overflow_error(source: str, measure: int, grouping: Grouping | None, group: int, rows: Sequence[int],
-                         n_bad: int) -> InvalidInput:
-    """The error for a group sum that overflows although every position is finite."""
     where = ""
-    if grouping is not None:
-        where = " (group " + ", ".join(f"{k}={grouping.keys[k][group]}" for k in grouping.keys) + ")"
-    return InvalidInput(source, schema.MEASURE_NAMES[measure],
-                        f"every position is finite but their sum per group overflows{where}: check the "
-                        "quantities and contract sizes of its positions", rows=list(rows), n_bad=n_bad)
+    members = np.zeros(0, dtype=np.int64)
+    if grouping is not None and g < grouping.n_groups:
+        where = " (group " + ", ".join(f"{k}={grouping.keys[k][g]}" for k in grouping.keys) + ")"
+        members = np.flatnonzero(grouping.codes == g)
+    raise group_overflow_error(source, names[m] if m < len(names) else None, where, members.tolist(),
+                               int(members.size))
 
 
-def _exposures_table(level: tuple[str, ...], all_tags: list[str], grouping: Grouping,
+def nonfinite_positions_error(source: str, measure: str | None, rows: Sequence[int], n_bad: int,
+                              what: str = "inputs give a non-finite result") -> InvalidInput:
+    """The error for positions whose values are not finite (``rows``: book rows, 0-based; also raised
+    by a sharded run's coordinator, :mod:`gpuskew.distributed`)."""
+    return InvalidInput(source, measure, f"{what} (overflow: check quantity, contract_size, spot, strike, iv and "
+                                         "forward of these positions)", rows=list(rows), n_bad=n_bad)
+
+
+def group_overflow_error(source: str, measure: str | None, where: str, rows: Sequence[int],
+                         n_bad: int) -> InvalidInput:
+    """The error for a group sum that overflows although every position is finite (``where``: the
+    group, as `` (group underlying=..., ...)``)."""
+    return InvalidInput(source, measure, f"every position is finite but their sum per group overflows{where}: check "
+                                         "the quantities and contract sizes of its positions", rows=list(rows),
+                        n_bad=n_bad)
+
+
+def exposures_table(level: tuple[str, ...], all_tags: list[str], grouping: Grouping,
                      sums: np.ndarray, counts: np.ndarray, expired: np.ndarray,
                      spot_by_name: dict[str, float]) -> pa.Table:
     n = grouping.n_groups
@@ -274,14 +284,14 @@ def price_positions(book: Book, when: datetime, chosen: Backend) -> Priced:
     """One kernel pass over every position of ``book`` at ``when`` on backend ``chosen`` (static
     columns stay on the device with the book; only the market columns and T move)."""
     flat = book.flat()
-    T = flat.time_to_expiry(_as_of_us(when))
+    h_T = flat.held_time_to_expiry(as_of_micros(when))
     cols = dict(_device_state(book, chosen, flat))
-    for name in MARKET_COLUMNS:
+    for name in HELD_MARKET_COLUMNS:
         cols[name] = chosen.to_device(getattr(flat, name))
-    cols["T"] = chosen.to_device(T)
-    out_dev, status_dev = chosen.position_greeks(cols)
+    cols["h_T"] = chosen.to_device(h_T)
+    out_dev, status_dev = chosen.held_greeks(cols)
     status = np.asarray(chosen.to_host(status_dev))
-    return Priced(out_dev, status, T, flat, when)
+    return Priced(out_dev, status, h_T[flat.pos_inst], flat, when)
 
 
 def sum_groups(book: Book, priced: Priced, chosen: Backend, levels: Sequence[tuple[str, ...]]) -> list[GroupSums]:
@@ -290,10 +300,10 @@ def sum_groups(book: Book, priced: Priced, chosen: Backend, levels: Sequence[tup
     expired_mask = priced.status == schema.STATUS_EXPIRED
     out: list[GroupSums] = []
     for level in [()] + [lv for lv in levels if lv != ()]:
-        grouping = _grouping(book, priced.flat, level)
+        grouping = level_grouping(book, priced.flat, level)
         plan, dev_plan = _device_plan(book, chosen, grouping)
         sums = chosen.segmented_sum(priced.out, plan, dev_plan)
-        _check_finite(sums, lambda: np.asarray(chosen.to_host(priced.out)), book, grouping)
+        check_finite(sums, lambda: np.asarray(chosen.to_host(priced.out)), book, grouping)
         counts = np.bincount(grouping.codes, minlength=grouping.n_groups)
         expired = np.bincount(grouping.codes[expired_mask], minlength=grouping.n_groups)
         out.append(GroupSums(level, grouping, sums, counts, expired))
@@ -340,7 +350,7 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str | Back
     all_tags = sorted({t for lv in levels for t in lv}, key=lambda t: book.tags.index(t))
     spot_by_name = dict(zip(priced.flat.underlying_names, priced.flat.underlying_spot.tolist()))
     groups = sum_groups(book, priced, chosen, levels)
-    tables = [_exposures_table(g.level, all_tags, g.grouping, g.sums, g.counts, g.expired, spot_by_name)
+    tables = [exposures_table(g.level, all_tags, g.grouping, g.sums, g.counts, g.expired, spot_by_name)
               for g in groups]
     exposures = schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
     chosen.synchronize()

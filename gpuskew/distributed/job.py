@@ -193,9 +193,12 @@ def raise_nonfinite(results: Sequence[ShardResult], source: str) -> None:
     bad = [r.nonfinite for r in results if r.nonfinite is not None]
     if not bad:
         return
+    from gpuskew import schema
+
     measures = np.any([b.measures for b in bad], axis=0)
     rows = sorted(row for b in bad for row in b.rows)[:5]
-    raise nonfinite_positions_error(source, int(np.flatnonzero(measures)[0]), rows, sum(b.n_bad for b in bad))
+    raise nonfinite_positions_error(source, schema.MEASURE_NAMES[int(np.flatnonzero(measures)[0])], rows,
+                                    sum(b.n_bad for b in bad))
 
 
 def _check_sums(reduced: ReducedLevel, source: str) -> None:
@@ -203,9 +206,14 @@ def _check_sums(reduced: ReducedLevel, source: str) -> None:
 
     if np.isfinite(reduced.sums).all():
         return
+    from gpuskew import schema
+
     m, g = (int(x[0]) for x in np.nonzero(~np.isfinite(reduced.sums)))
+    keys = reduced.grouping.keys
+    where = " (group " + ", ".join(f"{k}={keys[k][g]}" for k in keys) + ")"
     # the shards found every position finite: a group sum overflows (the positions are not listed here)
-    raise group_overflow_error(source, m, reduced.grouping, g, [], 0)
+    names = schema.MEASURE_NAMES
+    raise group_overflow_error(source, names[m] if m < len(names) else None, where, [], 0)
 
 
 @dataclass
@@ -250,14 +258,14 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
     per-position values (scenario P&L) over the shards of a book."""
     from gpuskew import schema
     from gpuskew.core import reduction
-    from gpuskew.core.engine import RunResult, _exposures_table, _summary, parse_as_of
+    from gpuskew.core.engine import RunResult, _summary, exposures_table, parse_as_of
     from gpuskew.io.dataset import dataset_hash
     from gpuskew.kernels.segsum import TILE
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     when = parse_as_of(as_of)
-    warnings = session.plausibility_check(when)
+    warnings = session.plausibility_warnings(when)
     chunk = reduction.CHUNK
     target = shard_positions or default_shard_positions(chunk, sharded.dataset.rows, cluster.worker_count())
     shards = plan_shards(sharded.dataset, target, chunk)
@@ -301,7 +309,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
         for k, level in enumerate([(), *[lv for lv in session.levels if lv != ()]]):
             reduced = reduce_level(level, [r.levels[k] for r in with_rows], names)
             _check_sums(reduced, source)
-            tables.append(_exposures_table(level, all_tags, reduced.grouping, reduced.sums, reduced.counts,
+            tables.append(exposures_table(level, all_tags, reduced.grouping, reduced.sums, reduced.counts,
                                            reduced.expired, spots))
             if extra is not None:
                 extra_sums.append(reduce_level(level, [r.extra_levels[k] for r in with_rows], names))

@@ -55,14 +55,14 @@ def write_snapshot_out(state: LiveState, pub: Publication, out_dir: str | Path, 
     n_expired = int(np.count_nonzero(status == schema.STATUS_EXPIRED))
     summary = _summary(book, state.backend, state.backend_requested, pub.as_of, levels, level_tables,
                        pub.exposures, n_expired, {k: round(v, 6) for k, v in pub.timings_s.items()})
-    summary["warnings"].extend(session._plausibility(pub.as_of))
+    summary["warnings"].extend(session.plausibility_warnings(pub.as_of))
     summary["limits"] = {"source": live.limits_source, "hash": live.limits_hash}
     rid = run_id(book, pub.as_of, levels, live.limits_hash)
     summary["run_id"] = rid
     summary["monitor"] = {"publish": pub.number, "positions_pending": pub.pending, **(extra or {})}
     step = StepResult(RunResult(positions, pub.exposures, summary, levels), rid)
     if state.limits is not None:
-        session._adhere(step, pub.as_of, None)
+        session.adhere(step, pub.as_of, None)
     step.write(run_dir, overwrite=True)
     return {"book": book_dir, "run": run_dir}
 

@@ -356,7 +356,7 @@ class LiveState:
 
     def exposures(self) -> pa.Table:
         """exposures.parquet of the current state (after :meth:`reprice`): sums per group, every level."""
-        from gpuskew.core.engine import _check_finite, _exposures_table
+        from gpuskew.core.engine import check_finite, exposures_table
 
         reg, pricer = self.registry, self.pricer
         all_tags = sorted({t for lv in self.levels for t in lv}, key=self.tags.index)
@@ -369,10 +369,10 @@ class LiveState:
             sums = pricer.sums(k)
             if not np.isfinite(sums).all():
                 out, _ = pricer.host_out(pricer.rows)
-                _check_finite(sums, lambda: out, cast(Any, _NamedSource("<monitor state>")))
+                check_finite(sums, lambda: out, cast(Any, _NamedSource("<monitor state>")))
             counts = np.bincount(lc.codes, minlength=lc.n_groups)
             expired = np.bincount(lc.codes[expired_mask], minlength=lc.n_groups)
-            tables.append(_exposures_table(lc.level, all_tags, cast(Any, lc), sums, counts, expired, spot_by_name))
+            tables.append(exposures_table(lc.level, all_tags, cast(Any, lc), sums, counts, expired, spot_by_name))
         return schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
 
     def table(self, name: str) -> pa.Table:
@@ -417,7 +417,7 @@ class LiveState:
             session.book = Book(self.table("instruments"), self._positions_stub(), self.table("underlyings"),
                                 self.table("quotes"), dict(self.book_sources), {})
         step = StepResult(RunResult(pa.table({}), exposures, {"timings_s": {}, "warnings": []}, self.levels), run_id)
-        session._adhere(step, when, None)
+        session.adhere(step, when, None)
         return step
 
     def _positions_stub(self) -> pa.Table:

@@ -31,7 +31,8 @@ import pyarrow as pa
 from gpuskew import __version__, schema
 from gpuskew.core.backend import Backend, resolve_backend
 from gpuskew.core.book import Book, FlatPositions
-from gpuskew.core.engine import MARKET_COLUMNS, STATIC_COLUMNS, _as_of_us, _grouping, parse_as_of
+from gpuskew.core.engine import (MARKET_COLUMNS, STATIC_COLUMNS, as_of_micros, check_finite, level_grouping,
+                                 parse_as_of)
 from gpuskew.core.reduction import plan_segmented_sum
 from gpuskew.core.groups import Grouping, parse_levels
 from gpuskew.errors import InvalidInput
@@ -108,14 +109,14 @@ class ScenarioJob:
         self.backend = resolve_backend(backend, len(book))
         self.progress = progress
         flat = self.flat = book.flat()
-        self.T = flat.time_to_expiry(_as_of_us(self.when))
+        self.T = flat.time_to_expiry(as_of_micros(self.when))
         b = self.backend
         # the book resident in group order: positions sorted by the group of the finest level, so
         # that the kernel writes, and the reduction tree reads, every group's columns contiguously
         # (groups are ordered by underlying, then tag values: every level that is a prefix of the
         # finest one is contiguous too)
         self.finest = max(reversed([()] + self.levels), key=len)
-        codes = _grouping(book, flat, self.finest).codes
+        codes = level_grouping(book, flat, self.finest).codes
         self.perm = _stable_order(codes)
         key = ("scenario_resident", b.name, self.finest)
         if key not in book._cache:
@@ -157,11 +158,12 @@ class ScenarioJob:
         inverse = flat.settle == 1
         tables, worst_rows = [], []
         values = lambda: np.asarray(b.to_host(out))  # noqa: E731 - only read when a sum is not finite
-        fine = _grouping(self.book, flat, self.finest)
+        fine = level_grouping(self.book, flat, self.finest)
         fine_sums = b.segmented_sum(out, *self._plan(fine))
-        _check_finite(fine_sums, values, self.book, self.perm)
+        check_finite(fine_sums, values, self.book, fine, perm=self.perm, names=(),
+                     what="a scenario revaluation is not finite")
         for level in [()] + self.levels:
-            grouping = _grouping(self.book, flat, level)
+            grouping = level_grouping(self.book, flat, level)
             if level == self.finest:
                 sums = fine_sums
             elif set(level) <= set(self.finest):
@@ -170,7 +172,8 @@ class ScenarioJob:
                 sums = self._host.segmented_sum(fine_sums, self._coarse_plan(fine, grouping))
             else:
                 sums = b.segmented_sum(out, *self._plan(grouping))
-            _check_finite(sums, values, self.book, self.perm)
+            check_finite(sums, values, self.book, grouping, perm=self.perm, names=(),
+                         what="a scenario revaluation is not finite")
             n_inverse = np.bincount(grouping.codes[inverse], minlength=grouping.n_groups)
             table, worst = _group_table(level, tags, grouping, sums, n_inverse, grid, flat)
             tables.append(table)
@@ -245,18 +248,6 @@ class ScenarioJob:
 def _stable_order(codes: np.ndarray) -> np.ndarray:
     """Positions sorted by group code, ties in position order."""
     return np.argsort(codes, kind="stable").astype(np.int64)
-
-
-def _check_finite(sums: np.ndarray, values: Callable[[], np.ndarray], book: Book, perm: np.ndarray) -> None:
-    """Never let NaN or inf reach a group sum silently: name the positions that produced them
-    (``perm``: the position of each resident column)."""
-    if np.isfinite(sums).all():
-        return
-    bad = ~np.isfinite(values())
-    rows = np.sort(perm[np.flatnonzero(bad.any(axis=0))])
-    raise InvalidInput(book.sources.get("positions", "positions"), "quantity",
-                       "a scenario revaluation is not finite (overflow: check quantity, contract_size, spot, "
-                       "strike, iv and forward of these positions)", rows=rows.tolist(), n_bad=int(rows.size))
 
 
 def _group_table(level: tuple[str, ...], tags: list[str], grouping: Grouping, sums: np.ndarray,
