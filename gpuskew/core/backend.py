@@ -183,10 +183,12 @@ class CpuBackend(Backend):
             self._k.position_greeks(*args)
 
     def _launch_instrument_pricing(self, *args: Any) -> None:
-        self._k.instrument_pricing(*args)
+        with self._guard():
+            self._k.instrument_pricing(*args)
 
     def _launch_positions_from_instruments(self, *args: Any) -> None:
-        self._k.positions_from_instruments(*args)
+        with self._guard():
+            self._k.positions_from_instruments(*args)
 
     def _launch_tile_sums(self, *args: Any) -> None:
         with self._guard():
