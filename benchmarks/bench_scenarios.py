@@ -135,8 +135,19 @@ def kernel_section(n: int, repeat: int, seed: int) -> dict[str, Any]:
     out = np.empty((3 + N_TAYLOR + grid.n_scenarios, n))
     pnl, taylor = out[3 + N_TAYLOR:], out[3:3 + N_TAYLOR]
 
+    from gpuskew.kernels.scenarios import N_QS_EXTRA
+
+    hT = flat.held_time_to_expiry(as_of_micros(DEMO_AS_OF))
+    h_ucode = np.empty(flat.held_row.size, dtype=np.int32)
+    h_ucode[flat.pos_inst] = flat.underlying_code
+    qv = np.empty((grid.n_scenarios + N_QS_EXTRA, flat.held_row.size))
+
     def kernel() -> None:
-        cpu.scenario_pnl(*args, flat.underlying_code, greeks, grid.moves, grid.vol_case, grid.vparams, pnl, taylor)
+        # what the job runs: each held instrument revalued once per scenario, then every position
+        cpu.instrument_scenario_values(flat.h_kind, flat.h_cp, flat.h_strike, hT, flat.h_S, flat.h_fwd, flat.h_r,
+                                       flat.h_vol, h_ucode, grid.moves, grid.vol_case, grid.vparams, qv)
+        cpu.scenario_pnl(flat.pos_inst, flat.qty, flat.entry, flat.h_kind, flat.h_settle, flat.h_csize, hT, flat.h_S,
+                         flat.h_vol, h_ucode, greeks, grid.moves, grid.vol_case, qv, pnl, taylor)
 
     t_kernel, _ = best_of(kernel, repeat=repeat, warmup=1)
     grouping = group_positions(flat.underlying_code, flat.underlying_names, book.positions, ("desk", "book"))

@@ -26,7 +26,7 @@ from ._cache import configure_numba_cache  # noqa: E402
 from . import policy as _policy  # noqa: E402
 from .instruments import (Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V, Q_VANNA, Q_VEGA, Q_VOLGA, forward_price,
                           instrument_quantities, measures_from, position_measures, position_value)
-from .scenarios import position_scenarios
+from .scenarios import instrument_scenarios, position_scenarios
 from .segsum import TILE
 
 CACHE_DIR = configure_numba_cache()
@@ -171,14 +171,25 @@ def skew_vec(dev, lower, upper, out):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def scenario_pnl(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, ucode, greeks, moves,
-                 vol_case, vparams, pnl, taylor):
-    """Fill ``pnl[j, i]`` (n_scenarios x n, USD) and ``taylor[:, i]`` (N_TAYLOR x n) for every
-    position i (scenarios.py)."""
+def instrument_scenario_values(kind, cp, strike, T, S, fwd, r, vol, ucode, moves, vol_case, vparams, qv):
+    """``qv[:, j]`` for every held instrument j (scenarios.instrument_scenarios): each option priced
+    once per scenario, whatever the number of positions on it."""
+    m = kind.shape[0]
+    for j in prange(m):
+        instrument_scenarios(kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j], ucode[j], moves,
+                             vol_case, vparams, qv, j)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def scenario_pnl(pos_inst, qty, entry, kind, settle, csize, T, S, vol, ucode, greeks, moves, vol_case, qv, pnl,
+                 taylor):
+    """Fill ``pnl[s, i]`` (n_scenarios x n, USD) and ``taylor[:, i]`` (N_TAYLOR x n) for every
+    position i from its instrument's ``qv`` column (scenarios.position_scenarios)."""
     n = qty.shape[0]
     for i in prange(n):
-        _position_scenarios(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i], S[i], fwd[i], r[i],
-                           vol[i], entry[i], ucode[i], greeks, moves, vol_case, vparams, pnl, taylor, i)
+        j = pos_inst[i]
+        _position_scenarios(kind[j], settle[j], qty[i], csize[j], T[j], S[j], vol[j], entry[i], ucode[j], greeks,
+                            moves, vol_case, qv, j, pnl, taylor, i)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

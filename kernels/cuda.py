@@ -20,7 +20,7 @@ from numba import cuda, float64
 from .instruments import (Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V, Q_VANNA, Q_VEGA, Q_VOLGA, instrument_quantities,
                           measures_from, position_measures)
 from .policy import policy_task
-from .scenarios import position_scenarios
+from .scenarios import instrument_scenarios, position_scenarios
 from .segsum import HALF_TILE
 
 #: threads per block of the per-position kernel
@@ -163,26 +163,47 @@ def launch_policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, va
 SCENARIO_BLOCK = 128
 
 
-def _scenario_pnl(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, ucode, greeks, moves,
-                  vol_case, vparams, pnl, taylor):
+def _instrument_scenario_values(kind, cp, strike, T, S, fwd, r, vol, ucode, moves, vol_case, vparams, qv):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for j in range(start, kind.shape[0], stride):
+        instrument_scenarios(kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j], ucode[j], moves, vol_case,
+                             vparams, qv, j)
+
+
+def _scenario_pnl(pos_inst, qty, entry, kind, settle, csize, T, S, vol, ucode, greeks, moves, vol_case, qv, pnl,
+                  taylor):
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for i in range(start, qty.shape[0], stride):
-        position_scenarios(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i], S[i], fwd[i], r[i],
-                           vol[i], entry[i], ucode[i], greeks, moves, vol_case, vparams, pnl, taylor, i)
+        j = pos_inst[i]
+        position_scenarios(kind[j], settle[j], qty[i], csize[j], T[j], S[j], vol[j], entry[i], ucode[j], greeks,
+                           moves, vol_case, qv, j, pnl, taylor, i)
 
 
+KERNEL_SOURCES["instrument_scenario_values"] = _instrument_scenario_values
 KERNEL_SOURCES["scenario_pnl"] = _scenario_pnl
 
 scenario_pnl_kernel = cuda.jit(_scenario_pnl)
+instrument_scenario_values_kernel = cuda.jit(_instrument_scenario_values)
 
 
-def launch_scenario_pnl(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, ucode, greeks, moves,
-                        vol_case, vparams, pnl, taylor):
-    """Launch the scenario kernel over all positions (arrays already on the device)."""
+def launch_instrument_scenario_values(kind, cp, strike, T, S, fwd, r, vol, ucode, moves, vol_case, vparams, qv):
+    """Launch the per-instrument scenario kernel (arrays already on the device)."""
+    m = kind.shape[0]
+    if m == 0:
+        return
+    blocks = min((m + SCENARIO_BLOCK - 1) // SCENARIO_BLOCK, 65535)
+    instrument_scenario_values_kernel[blocks, SCENARIO_BLOCK](kind, cp, strike, T, S, fwd, r, vol, ucode, moves,
+                                                              vol_case, vparams, qv)
+
+
+def launch_scenario_pnl(pos_inst, qty, entry, kind, settle, csize, T, S, vol, ucode, greeks, moves, vol_case, qv,
+                        pnl, taylor):
+    """Launch the per-position scenario kernel (arrays already on the device)."""
     n = qty.shape[0]
     if n == 0:
         return
     blocks = min((n + SCENARIO_BLOCK - 1) // SCENARIO_BLOCK, 65535)
-    scenario_pnl_kernel[blocks, SCENARIO_BLOCK](kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry,
-                                                ucode, greeks, moves, vol_case, vparams, pnl, taylor)
+    scenario_pnl_kernel[blocks, SCENARIO_BLOCK](pos_inst, qty, entry, kind, settle, csize, T, S, vol, ucode, greeks,
+                                                moves, vol_case, qv, pnl, taylor)

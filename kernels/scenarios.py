@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from numba.extending import register_jitable
 
-from .instruments import (KIND_FUTURE, KIND_OPTION, KIND_PERPETUAL, M_VANNA, M_VEGA_USD, M_VOLGA,
+from .black76 import black76_value
+from .instruments import (CALL, KIND_FUTURE, KIND_OPTION, KIND_PERPETUAL, M_VANNA, M_VEGA_USD, M_VOLGA,
                           forward_price, position_value)
 
 #: vol cases of a scenario
@@ -122,14 +123,24 @@ def scenario_entry(kind: int, entry: float, F: float) -> float:
     return 0.0
 
 
+#: rows of the per-instrument scenario array after the n_scenarios per-coin values: the base
+#: per-coin value, the shocked vols (up, down) and the forward
+QS_BASE = 0
+QS_VOL_UP = 1
+QS_VOL_DOWN = 2
+QS_F = 3
+N_QS_EXTRA = 4
+
+
 @register_jitable
-def position_scenarios(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol, entry, u,
-                       greeks, moves, vol_case, vparams, pnl, taylor, i):
-    """Write ``pnl[j, i]`` = V' - V (USD) for every scenario j and ``taylor[:, i]`` of position i
-    (inputs as in ``position_measures``; ``u`` its underlying code)."""
+def instrument_scenarios(kind, cp, K, T, S, fwd_quote, r, vol, u, moves, vol_case, vparams, qv, j):
+    """What every position on instrument j shares under the grid, written to column ``qv[:, j]``
+    (``n_scenarios + N_QS_EXTRA`` rows): for a live option its Black-76 value per coin under each
+    scenario (rows 0..n_scenarios-1: F' = F (1 + m), the vol of the scenario's case), then at the
+    base, the shocked vols up and down, and the forward F (inputs as in ``position_measures``;
+    ``u`` the underlying code). Not a live option: values 0, vols as given."""
+    ns = vol_case.shape[0]
     F = forward_price(kind, S, r, T, fwd_quote)
-    ent = scenario_entry(kind, entry, F)
-    base = position_value(kind, settle, cp, qty, csize, K, T, S, F, r, vol, ent)
     vol_up = vol
     vol_down = vol
     if kind == KIND_OPTION:
@@ -139,15 +150,53 @@ def position_scenarios(kind, settle, cp, qty, csize, K, T, S, fwd_quote, r, vol,
         vol_down = shocked_vol(vol, T, VOL_DOWN, vparams[u, P_VOLATILITY_RANGE_UP],
                                vparams[u, P_VOLATILITY_RANGE_DOWN], vparams[u, P_MIN_VOLATILITY_FOR_SHOCK_UP],
                                vparams[u, P_SHORT_TERM_VEGA_POWER], vparams[u, P_LONG_TERM_VEGA_POWER])
-    for j in range(vol_case.shape[0]):
-        g = 1.0 + moves[u, j]
-        case = vol_case[j]
-        v = vol
-        if case == VOL_UP:
-            v = vol_up
-        elif case == VOL_DOWN:
-            v = vol_down
-        pnl[j, i] = position_value(kind, settle, cp, qty, csize, K, T, S * g, F * g, r, v, ent) - base
+    qv[ns + QS_VOL_UP, j] = vol_up
+    qv[ns + QS_VOL_DOWN, j] = vol_down
+    qv[ns + QS_F, j] = F
+    if kind == KIND_OPTION and T > 0.0:
+        call = cp == CALL
+        qv[ns + QS_BASE, j] = black76_value(call, F, K, T, r, vol)
+        for s in range(ns):
+            g = 1.0 + moves[u, s]
+            case = vol_case[s]
+            v = vol
+            if case == VOL_UP:
+                v = vol_up
+            elif case == VOL_DOWN:
+                v = vol_down
+            qv[s, j] = black76_value(call, F * g, K, T, r, v)
+    else:
+        qv[ns + QS_BASE, j] = 0.0
+        for s in range(ns):
+            qv[s, j] = 0.0
+
+
+@register_jitable
+def position_scenarios(kind, settle, qty, csize, T, S, vol, entry, u, greeks, moves, vol_case, qv, j, pnl,
+                       taylor, i):
+    """Write ``pnl[s, i]`` = V' - V (USD) for every scenario s and ``taylor[:, i]`` of position i
+    on instrument j (its shared values in ``qv[:, j]``, :func:`instrument_scenarios`): an option is
+    ``q c`` times its instrument's per-coin values (0 at or past expiry); the rest revalued by
+    ``position_value`` (spot, perpetuals and futures, the base forward as entry when none)."""
+    ns = vol_case.shape[0]
+    F = qv[ns + QS_F, j]
+    vol_up = qv[ns + QS_VOL_UP, j]
+    vol_down = qv[ns + QS_VOL_DOWN, j]
+    if kind == KIND_OPTION:
+        if T <= 0.0:
+            for s in range(ns):
+                pnl[s, i] = 0.0
+        else:
+            size = qty * csize
+            base = size * qv[ns + QS_BASE, j]
+            for s in range(ns):
+                pnl[s, i] = size * qv[s, j] - base
+    else:
+        ent = scenario_entry(kind, entry, F)
+        base = position_value(kind, settle, 0, qty, csize, 0.0, T, S, F, 0.0, vol, ent)
+        for s in range(ns):
+            g = 1.0 + moves[u, s]
+            pnl[s, i] = position_value(kind, settle, 0, qty, csize, 0.0, T, S * g, F * g, 0.0, vol, ent) - base
     dv_up = 100.0 * (vol_up - vol)
     dv_down = 100.0 * (vol_down - vol)
     vega = greeks[M_VEGA_USD, i]

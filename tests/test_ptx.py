@@ -35,8 +35,11 @@ SIGNATURES = {
     # params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak, target, und, dt, trace_slot, out, trace
     "policy_sweep": (ARR3_F,) + (ARR3_F,) * 3 + (ARR3_F,) * 5 + (ARR4_F, ARR4_F, VEC_I64, VEC_F, VEC_I64, MAT_F,
                                                                   ARR3_F),
-    # kind, settle, cp; qty .. entry; ucode; greeks, moves, vol_case, vparams, pnl, taylor
-    "scenario_pnl": (VEC_I8, VEC_I8, VEC_I8) + (VEC_F,) * 9 + (VEC_I32, MAT_F, MAT_F, VEC_I8, MAT_F, MAT_F, MAT_F),
+    # kind, cp; strike, T, S, fwd, r, vol; ucode; moves, vol_case, vparams, qv
+    "instrument_scenario_values": (VEC_I8, VEC_I8) + (VEC_F,) * 6 + (VEC_I32, MAT_F, VEC_I8, MAT_F, MAT_F),
+    # pos_inst; qty, entry; kind, settle; csize, T, S, vol; ucode; greeks, moves, vol_case, qv, pnl, taylor
+    "scenario_pnl": (VEC_I64, VEC_F, VEC_F, VEC_I8, VEC_I8) + (VEC_F,) * 4 + (VEC_I32, MAT_F, MAT_F, VEC_I8, MAT_F,
+                                                                           MAT_F, MAT_F),
     # kind, cp; strike, T, S, fwd, r, vol; q; status
     "instrument_pricing": (VEC_I8, VEC_I8) + (VEC_F,) * 6 + (MAT_F, VEC_I8),
     # inst; qty, entry; kind, settle; csize, T, S; q; inst_status; out; status

@@ -27,6 +27,9 @@ from gpuskew.monitor.grouping import LevelCodes
 
 #: kernel input columns, in Backend.position_greeks' naming
 KERNEL_COLUMNS = ("kind", "settle", "cp", "qty", "csize", "strike", "T", "S", "fwd", "r", "vol", "entry")
+#: per-instrument input columns of Backend.held_greeks, and the per-instrument names they come from
+HELD_COLUMNS = {"h_kind": "kind", "h_settle": "settle", "h_cp": "cp", "h_csize": "csize", "h_strike": "strike",
+                "h_T": "T", "h_S": "S", "h_fwd": "fwd", "h_r": "r", "h_vol": "vol"}
 
 
 def time_to_expiry(expiry_us: np.ndarray, as_of_us: int) -> np.ndarray:
@@ -77,14 +80,28 @@ class Pricer:
         T[: self.capacity] = self.T
         self.out, self.status, self.T, self.capacity = out, status, T, cap
 
-    def reprice(self, rows: np.ndarray, inputs: dict[str, np.ndarray]) -> None:
-        """Price ``rows`` (int64) from their host input columns (:data:`KERNEL_COLUMNS`)."""
+    def _held(self, instruments: dict[str, np.ndarray], pos_inst: np.ndarray, qty: np.ndarray,
+              entry: np.ndarray) -> tuple[Any, Any]:
+        """Every measure of the given positions, each of their instruments priced once
+        (Backend.held_greeks: the bits of the per-position kernel)."""
+        b = self.backend
+        cols = {k: b.to_device(np.ascontiguousarray(instruments[v])) for k, v in HELD_COLUMNS.items()}
+        cols["pos_inst"] = b.to_device(np.ascontiguousarray(pos_inst, dtype=np.int64))
+        cols["qty"] = b.to_device(np.ascontiguousarray(qty, dtype=np.float64))
+        cols["entry"] = b.to_device(np.ascontiguousarray(entry, dtype=np.float64))
+        return b.held_greeks(cols)
+
+    def reprice(self, rows: np.ndarray, instruments: dict[str, np.ndarray], pos_inst: np.ndarray,
+                qty: np.ndarray, entry: np.ndarray) -> None:
+        """Price ``rows`` (int64): ``instruments`` the per-instrument input columns (kind, settle,
+        cp, csize, strike, T, S, fwd, r, vol) of the instruments they hold, ``pos_inst`` each row's
+        index among them, ``qty`` and ``entry`` per row."""
         if rows.size == 0:
             return
         b = self.backend
-        cols = {k: b.to_device(np.ascontiguousarray(inputs[k])) for k in KERNEL_COLUMNS}
-        out, status = b.position_greeks(cols)
-        self.T[rows] = inputs["T"]
+        out, status = self._held(instruments, pos_inst, qty, entry)
+        T = np.asarray(instruments["T"])[pos_inst]
+        self.T[rows] = T
         if rows[0] == 0 and rows[-1] == rows.size - 1:  # rows are ascending and distinct: all of 0..n-1
             n = rows.size
             self.out[:, :n] = out
@@ -95,15 +112,14 @@ class Pricer:
             self.status[idx] = status
         self.repriced_total += int(rows.size)
 
-    def reprice_all(self, inputs: dict[str, np.ndarray]) -> None:
-        """Price every row 0..capacity-1 from full-length host columns; the kernel's output arrays
-        become the per-position arrays (no copy)."""
-        b = self.backend
-        cols = {k: b.to_device(np.ascontiguousarray(inputs[k])) for k in KERNEL_COLUMNS}
-        out, status = b.position_greeks(cols)
+    def reprice_all(self, instruments: dict[str, np.ndarray], pos_inst: np.ndarray, qty: np.ndarray,
+                    entry: np.ndarray) -> None:
+        """Price every row 0..capacity-1 (full-length ``pos_inst``, ``qty``, ``entry``); the
+        kernel's output arrays become the per-position arrays (no copy)."""
+        out, status = self._held(instruments, pos_inst, qty, entry)
         assert out.shape == (schema.N_MEASURES, self.capacity)
         self.out, self.status = out, status
-        self.T = np.array(inputs["T"], dtype=np.float64)
+        self.T = np.asarray(instruments["T"], dtype=np.float64)[pos_inst]
         self.repriced_total += self.capacity
 
     def set_rows(self, rows: np.ndarray, levels: list[LevelCodes]) -> None:

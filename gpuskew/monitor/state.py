@@ -294,12 +294,10 @@ class LiveState:
             self._reprice_dense(n, inst, priced)
         elif n_dirty:
             rows = np.flatnonzero(dirty)
-            i = inst[rows]
-            inputs = reg.kernel_inputs(i)
+            held, pos_inst = np.unique(inst[rows], return_inverse=True)
+            inputs = reg.kernel_inputs(held)  # each instrument once
             inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us))
-            inputs["qty"] = pos.quantity(rows)
-            inputs["entry"] = pos.entry(rows)
-            pricer.reprice(rows, inputs)
+            pricer.reprice(rows, inputs, pos_inst, pos.quantity(rows), pos.entry(rows))
         self._dirty_rows.clear()
         self._dirty_inst.clear()
         self._dirty_und.clear()
@@ -308,27 +306,27 @@ class LiveState:
         return n_dirty
 
     def _reprice_dense(self, n: int, inst: np.ndarray, priced: np.ndarray) -> None:
-        """Price rows 0..capacity-1 in one pass (the result replaces the per-position arrays).
-        Rows not priced (closed, pending, beyond ``n``) are priced as an empty spot position, whose
-        outputs no sum reads; a priced row gets exactly its own inputs, hence its own bits."""
+        """Price rows 0..capacity-1 in one pass (the result replaces the per-position arrays), each
+        known instrument once. Rows not priced (closed, pending, beyond ``n``) point to an extra
+        empty spot instrument, whose outputs no sum reads; a priced row gets exactly its own inputs,
+        hence its own bits."""
         reg, pos, pricer = self.registry, self.positions, self.pricer
         cap = pricer.capacity
-        inputs = reg.kernel_inputs(inst)
+        m = reg.n_inst
+        inputs = reg.kernel_inputs(np.arange(m, dtype=np.int64))
         inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us or 0))
-        inputs["qty"] = pos.ledger.quantity[:n]
-        entry = pos.ledger.entry[:n]
-        inputs["entry"] = np.where(np.isnan(entry), 0.0, entry)
         safe = {"kind": 0, "settle": 0, "cp": 0, "csize": 1.0, "strike": 0.0, "S": 1.0, "fwd": 0.0, "r": 0.0,
-                "vol": 0.0, "T": 0.0, "qty": 0.0, "entry": 0.0}
-        off = np.flatnonzero(~priced)
-        full = {}
-        for name, value in safe.items():
-            col = np.empty(cap, dtype=inputs[name].dtype)
-            col[:n] = inputs[name]
-            col[n:] = value
-            col[off] = value
-            full[name] = col
-        pricer.reprice_all(full)
+                "vol": 0.0, "T": 0.0}
+        instruments = {name: np.append(inputs[name], np.array([value], dtype=inputs[name].dtype))
+                       for name, value in safe.items()}
+        pos_inst = np.full(cap, m, dtype=np.int64)
+        pos_inst[:n] = np.where(priced, inst, m)
+        qty = np.zeros(cap)
+        qty[:n] = np.where(priced, pos.ledger.quantity[:n], 0.0)
+        entry = np.zeros(cap)
+        e = pos.ledger.entry[:n]
+        entry[:n] = np.where(priced & ~np.isnan(e), e, 0.0)
+        pricer.reprice_all(instruments, pos_inst, qty, entry)
 
     def mark_all_dirty(self) -> None:
         self._dirty_all = True

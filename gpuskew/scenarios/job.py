@@ -31,8 +31,7 @@ import pyarrow as pa
 from gpuskew import __version__, schema
 from gpuskew.core.backend import Backend, resolve_backend
 from gpuskew.core.book import Book, FlatPositions
-from gpuskew.core.engine import (MARKET_COLUMNS, STATIC_COLUMNS, as_of_micros, check_finite, level_grouping,
-                                 parse_as_of)
+from gpuskew.core.engine import HELD_MARKET_COLUMNS, as_of_micros, check_finite, level_grouping, parse_as_of
 from gpuskew.core.reduction import plan_segmented_sum
 from gpuskew.core.groups import Grouping, parse_levels
 from gpuskew.errors import InvalidInput
@@ -61,16 +60,16 @@ class ScenarioResult:
     levels: list[tuple[str, ...]] = field(default_factory=list)
 
 
-def _launch(backend: Backend, *args: Any) -> None:
-    """The scenario kernel of the backend (kernels/cpu.py or kernels/cuda.py)."""
+def _launch(backend: Backend, name: str, *args: Any) -> None:
+    """A scenario kernel of the backend (kernels/cpu.py or kernels/cuda.py)."""
     if backend.name == "cpu":
         from gpuskew.kernels import cpu
 
-        cpu.scenario_pnl(*args)
+        getattr(cpu, name)(*args)
     else:
         from gpuskew.kernels import cuda as kcuda
 
-        kcuda.launch_scenario_pnl(*args)
+        getattr(kcuda, f"launch_{name}")(*args)
 
 
 def _scenario_kernel(backend: Backend, cols: dict[str, Any], greeks: Any, grid: ScenarioGrid,
@@ -86,9 +85,15 @@ def _scenario_kernel(backend: Backend, cols: dict[str, Any], greeks: Any, grid: 
     moves = backend.to_device(np.ascontiguousarray(grid.moves))
     vol_case = backend.to_device(np.ascontiguousarray(grid.vol_case))
     vparams = backend.to_device(np.ascontiguousarray(grid.vparams))
-    _launch(backend, cols["kind"], cols["settle"], cols["cp"], cols["qty"], cols["csize"], cols["strike"],
-            cols["T"], cols["S"], cols["fwd"], cols["r"], cols["vol"], cols["entry"], cols["ucode"], greeks,
-            moves, vol_case, vparams, pnl, taylor)
+    from gpuskew.kernels.scenarios import N_QS_EXTRA
+
+    # each held instrument revalued once per scenario, then every position from it
+    qv = backend.xp.empty((grid.n_scenarios + N_QS_EXTRA, cols["h_kind"].shape[0]), dtype=np.float64)
+    _launch(backend, "instrument_scenario_values", cols["h_kind"], cols["h_cp"], cols["h_strike"], cols["h_T"],
+            cols["h_S"], cols["h_fwd"], cols["h_r"], cols["h_vol"], cols["h_ucode"], moves, vol_case, vparams, qv)
+    _launch(backend, "scenario_pnl", cols["pos_inst"], cols["qty"], cols["entry"], cols["h_kind"], cols["h_settle"],
+            cols["h_csize"], cols["h_T"], cols["h_S"], cols["h_vol"], cols["h_ucode"], greeks, moves, vol_case, qv,
+            pnl, taylor)
 
 
 def _tag_names(book: Book, levels: list[tuple[str, ...]]) -> list[str]:
@@ -120,15 +125,20 @@ class ScenarioJob:
         self.perm = _stable_order(codes)
         key = ("scenario_resident", b.name, self.finest)
         if key not in book._cache:
-            book._cache[key] = {name: b.to_device(np.ascontiguousarray(getattr(flat, name)[self.perm]))
-                                for name in (*STATIC_COLUMNS, "underlying_code")}
+            resident = {name: b.to_device(np.ascontiguousarray(getattr(flat, name)[self.perm]))
+                        for name in ("pos_inst", "qty", "entry")}
+            resident.update({name: b.to_device(getattr(flat, name))
+                             for name in ("h_kind", "h_settle", "h_cp", "h_csize", "h_strike")})
+            held_ucode = np.empty(flat.held_row.size, dtype=np.int32)
+            held_ucode[flat.pos_inst] = flat.underlying_code
+            resident["h_ucode"] = b.to_device(held_ucode)
+            book._cache[key] = resident
         cols = dict(book._cache[key])
-        cols["ucode"] = cols.pop("underlying_code")
-        for name in MARKET_COLUMNS:
-            cols[name] = b.to_device(np.ascontiguousarray(getattr(flat, name)[self.perm]))
-        cols["T"] = b.to_device(np.ascontiguousarray(self.T[self.perm]))
+        for name in HELD_MARKET_COLUMNS:
+            cols[name] = b.to_device(getattr(flat, name))
+        cols["h_T"] = b.to_device(flat.held_time_to_expiry(as_of_micros(self.when)))
         self.cols = cols
-        self.greeks, status = b.position_greeks(cols)
+        self.greeks, status = b.held_greeks(cols)
         b.synchronize()
         self.status = np.asarray(b.to_host(status))
         from gpuskew.core.backend import CpuBackend
@@ -341,8 +351,12 @@ def risk_vector_table(book: Book, flat: FlatPositions, T: np.ndarray, grid: Scen
     cpu.position_greeks(*args, greeks, status)
     pnl = np.empty((grid.n_scenarios, m))
     taylor = np.empty((ks.N_TAYLOR, m))
-    cpu.scenario_pnl(*args, np.ascontiguousarray(flat.underlying_code[k]), greeks, grid.moves, grid.vol_case,
-                     grid.vparams, pnl, taylor)
+    ucode = np.ascontiguousarray(flat.underlying_code[k])
+    qv = np.empty((grid.n_scenarios + ks.N_QS_EXTRA, m))
+    cpu.instrument_scenario_values(flat.kind[k], flat.cp[k], flat.strike[k], T[k], flat.S[k], flat.fwd[k], flat.r[k],
+                                   flat.vol[k], ucode, grid.moves, grid.vol_case, grid.vparams, qv)
+    cpu.scenario_pnl(np.arange(m, dtype=np.int64), one, zero, flat.kind[k], flat.settle[k], flat.csize[k], T[k],
+                     flat.S[k], flat.vol[k], ucode, greeks, grid.moves, grid.vol_case, qv, pnl, taylor)
     # the unit position's base value: a perpetual or future without an entry price is worth 0 both
     # here and with the scenarios' entry (its base forward), so V is the greeks' value
     value = greeks[ki.M_VALUE_USD]
