@@ -207,3 +207,32 @@ def forwards(kind, S, r, T, quoted, out):
     n = S.shape[0]
     for i in prange(n):
         out[i] = forward_price(kind[i], S[i], r[i], T[i], quoted[i])
+
+
+# ---------------------------------------------------------------------------------------------
+# Every parallel kernel above is reached only through a guard (kernels/threads.py, numba issue
+# 9288): two Python threads inside parallel kernels at once abort the process under numba's
+# workqueue layer. The names below are the guarded callables; the numba dispatcher of each is its
+# ``dispatcher`` attribute.
+
+from .threads import launch_guard  # noqa: E402
+
+
+def _guarded(dispatcher):  # noqa: ANN001, ANN202 - wraps numba dispatchers
+    def call(*args):  # noqa: ANN002, ANN202
+        with launch_guard():
+            return dispatcher(*args)
+
+    call.__name__ = dispatcher.__name__
+    call.__qualname__ = dispatcher.__qualname__
+    call.__doc__ = dispatcher.__doc__
+    call.dispatcher = dispatcher
+    return call
+
+
+PARALLEL_KERNELS = ("instrument_pricing", "positions_from_instruments", "position_greeks", "tile_sums",
+                    "policy_sweep", "zakamouline_factors", "instrument_scenario_values", "scenario_pnl",
+                    "position_values", "forwards")
+for _name in PARALLEL_KERNELS:
+    globals()[_name] = _guarded(globals()[_name])
+del _name

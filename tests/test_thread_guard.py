@@ -97,3 +97,17 @@ def test_guard_state(monkeypatch):
 
         cpu.tile_sums(np.ones((1, 4)), np.arange(4), np.zeros(1, np.int64), np.array([4]), np.empty((1, 1)))
     assert threads._layer_is_threadsafe == (threads.active_layer() in threads.THREADSAFE_LAYERS)
+
+
+def test_every_parallel_cpu_kernel_is_reached_through_the_guard():
+    """Not only the backend's launches: the jobs call kernels directly (scenarios, explain, sweeps);
+    every parallel dispatcher of kernels/cpu.py is replaced by its guarded callable."""
+    from numba.core.registry import CPUDispatcher
+
+    from gpuskew.kernels import cpu
+
+    parallel = {name for name, obj in vars(cpu).items()
+                if isinstance(obj, CPUDispatcher) and obj.targetoptions.get("parallel")}
+    guarded = {name for name in cpu.PARALLEL_KERNELS if hasattr(getattr(cpu, name), "dispatcher")}
+    assert not parallel, f"parallel kernels reachable without the guard: {sorted(parallel)}"
+    assert guarded == set(cpu.PARALLEL_KERNELS)

@@ -171,28 +171,22 @@ class CpuBackend(Backend):
     def __init__(self, reason: str):
         super().__init__(reason)
         from gpuskew.kernels import cpu
-        from gpuskew.kernels.threads import launch_guard
 
+        # every parallel kernel of kernels/cpu.py serialises its launches from several threads
+        # unless numba's threading layer is thread-safe (kernels/threads.py)
         self._k = cpu
-        #: serialises kernel launches from several threads unless numba's threading layer is
-        #: thread-safe (the workqueue layer aborts the process otherwise: kernels/threads.py)
-        self._guard = launch_guard
 
     def _launch_greeks(self, *args: Any) -> None:
-        with self._guard():
-            self._k.position_greeks(*args)
+        self._k.position_greeks(*args)
 
     def _launch_instrument_pricing(self, *args: Any) -> None:
-        with self._guard():
-            self._k.instrument_pricing(*args)
+        self._k.instrument_pricing(*args)
 
     def _launch_positions_from_instruments(self, *args: Any) -> None:
-        with self._guard():
-            self._k.positions_from_instruments(*args)
+        self._k.positions_from_instruments(*args)
 
     def _launch_tile_sums(self, *args: Any) -> None:
-        with self._guard():
-            self._k.tile_sums(*args)
+        self._k.tile_sums(*args)
 
 
 class CudaBackend(Backend):
