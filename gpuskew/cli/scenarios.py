@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from gpuskew.cli.common import emit_json, handle_errors, log, safe, stderr_is_tty
-from gpuskew.cli.options import (as_of_option, backend_option, config_option, group_by_option, json_option,
-                                 out_options)
+from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, group_by_option,
+                                 json_option, out_options)
 
 #: files of a scenarios output folder (summary.json last: the commit marker)
 SCENARIO_FILES = ("scenarios.parquet", "risk_vectors.parquet", "scenarios.html", "summary.json")
@@ -26,11 +26,13 @@ SCENARIO_FILES = ("scenarios.parquet", "risk_vectors.parquet", "scenarios.html",
 @click.option("--report/--no-report", "with_report", default=False, show_default=True, envvar="GPUSKEW_REPORT",
               help="Also write the heatmap page: scenarios.html and heatmap_<UNDERLYING>.png (matplotlib: about "
                    "0.4 s per underlying, whatever the size of the book).")
+@cluster_option
 @json_option
 @config_option
 @handle_errors
 def scenarios(book_dir: Path, out_dir: Path, overwrite: bool, as_of: str | None, group_by: tuple[str, ...],
-              scenarios_path: Path | None, backend: str, with_report: bool, as_json: bool) -> None:
+              scenarios_path: Path | None, backend: str, with_report: bool, cluster: str | None,
+              as_json: bool) -> None:
     """Revalue a book under the spot x vol risk matrix of each underlying, per group; write the
     scenario P&L (full and Taylor), Deribit-layout risk vectors, the worst loss and a margin estimate."""
     from gpuskew.cli.progress import ProgressBar
@@ -41,14 +43,29 @@ def scenarios(book_dir: Path, out_dir: Path, overwrite: bool, as_of: str | None,
     from gpuskew.scenarios.output import scenario_writers
     from gpuskew.scenarios.params import load_scenario_config
 
+    sharding = bool(cluster) and cluster.strip().lower() != "none"
+    if sharding:
+        from gpuskew.distributed.executor import parse_spec
+
+        parse_spec(cluster)  # a malformed spec is refused before any work
     out = check_out_target(out_dir, book_dir, overwrite, SCENARIO_FILES)
     config = load_scenario_config(scenarios_path)
     stages = ["load", "greeks", "scenarios", "tables"] + (["report"] if with_report else []) + ["write"]
     with ProgressBar(stages, enabled=stderr_is_tty() and not as_json) as progress:
-        book = load_book(book_dir)
-        progress("load")
-        result = run_scenarios(book, as_of=as_of, backend=backend, group_by=group_by, config=config,
-                               progress=progress)
+        if sharding:  # the positions stay in their files; the shards read them on the cluster
+            from gpuskew.distributed import open_cluster, open_sharded_book
+            from gpuskew.distributed.scenarios import run_scenarios_sharded
+
+            sharded = open_sharded_book(book_dir)
+            progress("load")
+            with open_cluster(cluster) as handle:
+                result = run_scenarios_sharded(sharded, handle, config, as_of=as_of, backend=backend,
+                                               group_by=group_by, progress=progress)
+        else:
+            book = load_book(book_dir)
+            progress("load")
+            result = run_scenarios(book, as_of=as_of, backend=backend, group_by=group_by, config=config,
+                                   progress=progress)
         result.summary["outputs"] = {"folder": str(out)}
         files = scenario_writers(result, with_report, progress)
         # heatmaps an earlier run left in this folder (other underlyings) must not linger

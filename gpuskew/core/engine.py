@@ -109,7 +109,7 @@ def level_grouping(book: Book, flat: FlatPositions, level: tuple[str, ...]) -> G
     return book._cache[key]
 
 
-def _device_plan(book: Book, backend: Backend, grouping: Grouping) -> tuple[Any, list]:
+def device_plan(book: Book, backend: Backend, grouping: Grouping) -> tuple[Any, list]:
     key = ("plan", backend.name, grouping.level)
     if key not in book._cache:
         plan = plan_segmented_sum(grouping.codes, grouping.n_groups)
@@ -301,7 +301,7 @@ def sum_groups(book: Book, priced: Priced, chosen: Backend, levels: Sequence[tup
     out: list[GroupSums] = []
     for level in [()] + [lv for lv in levels if lv != ()]:
         grouping = level_grouping(book, priced.flat, level)
-        plan, dev_plan = _device_plan(book, chosen, grouping)
+        plan, dev_plan = device_plan(book, chosen, grouping)
         sums = chosen.segmented_sum(priced.out, plan, dev_plan)
         check_finite(sums, lambda: np.asarray(chosen.to_host(priced.out)), book, grouping)
         counts = np.bincount(grouping.codes, minlength=grouping.n_groups)

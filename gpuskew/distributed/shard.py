@@ -89,6 +89,8 @@ class ShardResult:
     error_fragment: int | None = None
     nonfinite: NonFinite | None = None
     part: str | None = None  #: the positions part file written, if any
+    #: names of the instruments the shard's positions hold (risk vectors are per instrument held)
+    instruments: list[str] = field(default_factory=list)
     n_expired: int = 0
     backend: tuple[str, str, str] = ("", "", "")  #: name, device, reason
     worker: str = ""
@@ -169,6 +171,9 @@ def run_shard(shard: Shard, ctx: ShardContext) -> ShardResult:
         return result
     positions = concat_positions(parts, [f.file.path for f in shard.fragments])
     del parts
+    import pyarrow.compute as pc
+
+    result.instruments = sorted(str(v) for v in pc.unique(positions.column("instrument").cast("string")).to_pylist())
     ref = ctx.reference
     book = Book(ref["instruments"], positions, ref["underlyings"], ref["quotes"],
                 dict(ctx.sources, positions=shard.fragments[0].file.path), {n: "shard" for n in schema.INPUT_TABLES})

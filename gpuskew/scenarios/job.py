@@ -4,13 +4,12 @@
     result = job.run(load_scenario_config("scenarios.toml"))    # again with other parameters: cheap
     result.scenarios, result.risk_vectors, result.summary
 
-:class:`ScenarioJob` moves the book to the backend once, its positions sorted by the group of the
-finest grouping level (so that every group's columns are contiguous for the kernel's writes and
-the reduction tree's reads), and prices its greeks once; each
-:meth:`ScenarioJob.run` only moves the scenario grid (a few hundred numbers), runs one kernel pass
-over the positions (``kernels/scenarios.py``: every scenario of each position) and sums per group
-with the fixed reduction tree (``Backend.segmented_sum``): the same bits on the CPU and under the
-CUDA simulator.
+:class:`ScenarioJob` moves the book to the backend once and prices its greeks once (the engine's
+kernels: each held instrument once); each :meth:`ScenarioJob.run` only moves the scenario grid (a
+few hundred numbers), revalues each held instrument once per scenario and then every position from
+it (``kernels/scenarios.py``), and sums per group with the engine's fixed reduction plans (the
+finest level over the positions, coarser levels over its group sums): the same bits on the CPU,
+under the CUDA simulator and over the shards of a cluster (:mod:`gpuskew.distributed.scenarios`).
 
 Per group and scenario: ``pnl_usd`` (full revaluation, summed), ``pnl_taylor_usd`` (from the
 group's delta and gamma and the per-position vol terms) and ``pnl_coin`` (V'/S' - V/S from the
@@ -31,7 +30,8 @@ import pyarrow as pa
 from gpuskew import __version__, schema
 from gpuskew.core.backend import Backend, resolve_backend
 from gpuskew.core.book import Book, FlatPositions
-from gpuskew.core.engine import HELD_MARKET_COLUMNS, as_of_micros, check_finite, level_grouping, parse_as_of
+from gpuskew.core.engine import (HELD_MARKET_COLUMNS, Priced, as_of_micros, check_finite, device_plan, level_grouping,
+                                 parse_as_of, price_positions)
 from gpuskew.core.reduction import plan_segmented_sum
 from gpuskew.core.groups import Grouping, parse_levels
 from gpuskew.errors import InvalidInput
@@ -116,31 +116,11 @@ class ScenarioJob:
         flat = self.flat = book.flat()
         self.T = flat.time_to_expiry(as_of_micros(self.when))
         b = self.backend
-        # the book resident in group order: positions sorted by the group of the finest level, so
-        # that the kernel writes, and the reduction tree reads, every group's columns contiguously
-        # (groups are ordered by underlying, then tag values: every level that is a prefix of the
-        # finest one is contiguous too)
         self.finest = max(reversed([()] + self.levels), key=len)
-        codes = level_grouping(book, flat, self.finest).codes
-        self.perm = _stable_order(codes)
-        key = ("scenario_resident", b.name, self.finest)
-        if key not in book._cache:
-            resident = {name: b.to_device(np.ascontiguousarray(getattr(flat, name)[self.perm]))
-                        for name in ("pos_inst", "qty", "entry")}
-            resident.update({name: b.to_device(getattr(flat, name))
-                             for name in ("h_kind", "h_settle", "h_cp", "h_csize", "h_strike")})
-            held_ucode = np.empty(flat.held_row.size, dtype=np.int32)
-            held_ucode[flat.pos_inst] = flat.underlying_code
-            resident["h_ucode"] = b.to_device(held_ucode)
-            book._cache[key] = resident
-        cols = dict(book._cache[key])
-        for name in HELD_MARKET_COLUMNS:
-            cols[name] = b.to_device(getattr(flat, name))
-        cols["h_T"] = b.to_device(flat.held_time_to_expiry(as_of_micros(self.when)))
-        self.cols = cols
-        self.greeks, status = b.held_greeks(cols)
+        priced = price_positions(book, self.when, b)
         b.synchronize()
-        self.status = np.asarray(b.to_host(status))
+        self.greeks, self.status = priced.out, priced.status
+        self.cols = resident_columns(book, b, priced)
         from gpuskew.core.backend import CpuBackend
 
         self._host = CpuBackend("coarser levels from the finest group sums")
@@ -151,44 +131,26 @@ class ScenarioJob:
     # -- one run ---------------------------------------------------------------------------------
     def run(self, config: ScenarioConfig) -> ScenarioResult:
         """Revalue every position under the grid of ``config``; sum per group; build the tables."""
-        from gpuskew.kernels.scenarios import N_TAYLOR
-
         t0 = time.perf_counter()
         b, flat = self.backend, self.flat
         grid = build_grid(config, flat.underlying_names)
-        n = len(flat)
-        rows = 3 + N_TAYLOR + grid.n_scenarios
-        out = b.xp.empty((rows, n), dtype=np.float64)
-        _scenario_kernel(b, self.cols, self.greeks, grid, out)
+        out = scenario_rows_on(b, self.cols, self.greeks, grid, len(flat))
         b.synchronize()
         t1 = time.perf_counter()
         if self.progress:
             self.progress("scenarios")
-        tags = _tag_names(self.book, self.levels)
-        inverse = flat.settle == 1
-        tables, worst_rows = [], []
         values = lambda: np.asarray(b.to_host(out))  # noqa: E731 - only read when a sum is not finite
-        fine = level_grouping(self.book, flat, self.finest)
-        fine_sums = b.segmented_sum(out, *self._plan(fine))
-        check_finite(fine_sums, values, self.book, fine, perm=self.perm, names=(),
-                     what="a scenario revaluation is not finite")
-        for level in [()] + self.levels:
+        sums: dict[tuple[str, ...], tuple[Grouping, np.ndarray]] = {}
+        for level in level_order(self.levels):
             grouping = level_grouping(self.book, flat, level)
-            if level == self.finest:
-                sums = fine_sums
-            elif set(level) <= set(self.finest):
-                # a coarser level is a union of the finest groups: its sums are the fixed tree over
-                # theirs (the same on every backend), not another pass over the positions
-                sums = self._host.segmented_sum(fine_sums, self._coarse_plan(fine, grouping))
-            else:
-                sums = b.segmented_sum(out, *self._plan(grouping))
-            check_finite(sums, values, self.book, grouping, perm=self.perm, names=(),
+            sums[level] = (grouping, b.segmented_sum(out, *device_plan(self.book, b, grouping)))
+            check_finite(sums[level][1], values, self.book, grouping, names=(),
                          what="a scenario revaluation is not finite")
-            n_inverse = np.bincount(grouping.codes[inverse], minlength=grouping.n_groups)
-            table, worst = _group_table(level, tags, grouping, sums, n_inverse, grid, flat)
-            tables.append(table)
-            worst_rows += worst
-        scenarios = pa.concat_tables(tables) if tables else schema.SCENARIOS.empty(tags)
+        inverse = flat.settle == 1
+        n_inverse = {level: np.bincount(g.codes[inverse], minlength=g.n_groups) for level, (g, _) in sums.items()}
+        coarser = {level: level_grouping(self.book, flat, level) for level in [()] + self.levels if level not in sums}
+        scenarios, worst_rows = scenario_tables(self.levels, _tag_names(self.book, self.levels), sums, n_inverse,
+                                                grid, flat.underlying_spot, self._host, coarser)
         t2 = time.perf_counter()
         risk_vectors = risk_vector_table(self.book, flat, self.T, grid)
         t3 = time.perf_counter()
@@ -199,76 +161,158 @@ class ScenarioJob:
             self.progress("tables")
         return ScenarioResult(scenarios, risk_vectors, summary, grid, list(self.levels))
 
-    def _plan(self, grouping: Grouping) -> tuple[Any, list]:
-        """The reduction plan of a level over the resident (group-ordered) columns, kept with the book."""
-        key = ("scenario_plan", self.backend.name, self.finest, grouping.level)
-        if key not in self.book._cache:
-            plan = plan_segmented_sum(grouping.codes[self.perm], grouping.n_groups)
-            self.book._cache[key] = (plan, self.backend.plan_to_device(plan))
-        return self.book._cache[key]
-
-    def _coarse_plan(self, fine: Grouping, coarse: Grouping) -> Any:
-        """The reduction plan of ``coarse`` over the group sums of ``fine`` (finer or equal)."""
-        key = ("scenario_coarse_plan", fine.level, coarse.level)
-        if key not in self.book._cache:
-            first = np.zeros(fine.n_groups, dtype=np.int64)
-            first[fine.codes[::-1]] = np.arange(fine.codes.size - 1, -1, -1)  # a member of each fine group
-            codes = coarse.codes[first] if fine.n_groups else np.zeros(0, dtype=np.int32)
-            self.book._cache[key] = plan_segmented_sum(codes, coarse.n_groups)
-        return self.book._cache[key]
-
     def _summary(self, config: ScenarioConfig, grid: ScenarioGrid, scenarios: pa.Table,
                  worst_rows: list[dict], timings: dict) -> dict:
-        book, b = self.book, self.backend
         expired = int(np.sum(self.status == schema.STATUS_EXPIRED))
-        warnings = []
-        if expired:
-            warnings.append(f"{expired} position(s) on expired options/futures have zero scenario P&L "
-                            "(not priced)")
-        missing = sorted(set(config.underlyings) - set(grid.underlying_names))
-        if missing:
-            warnings.append(f"{config.source}: no positions on underlying(s) {', '.join(missing)}; "
-                            "their parameters are unused")
-        return {
-            "version": __version__,
-            "as_of": iso_z(self.when),
-            "backend": {"requested": self.requested, "used": b.name, "device": b.device, "reason": b.reason},
-            "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name]}
-                       for name in schema.INPUT_TABLES},
-            "counts": {"positions": len(book), "instruments_held": self.risk_vector_count(),
-                       "underlyings": len(grid.underlying_names), "expired": expired,
-                       "scenarios": grid.n_scenarios, "groups": len(worst_rows),
-                       "rows": scenarios.num_rows},
-            "group_by": [list(lv) for lv in self.levels],
-            "scenario_file": config.source,
-            "parameters": config.as_dict(grid.underlying_names),
-            "layout": {"standard": f"scenarios 0-{N_STANDARD - 1}: spot move major (ascending), vol "
-                                   "down/same/up minor", "extended": f"scenarios {N_STANDARD}-"
-                                   f"{grid.n_scenarios - 1}: extended moves on vol up, weighted"},
-            "margin_note": MARGIN_NOTE,
-            "worst": worst_rows,
-            "warnings": warnings,
-            "timings_s": timings,
-        }
+        b = self.backend
+        return scenario_summary(self.book, (b.name, b.device, b.reason), self.requested, self.when, self.levels,
+                                config, grid, scenarios, worst_rows, timings, len(self.book), expired,
+                                self.risk_vector_count())
 
     def risk_vector_count(self) -> int:
         return int(np.unique(self.flat.instrument_index).size)
 
 
-def _stable_order(codes: np.ndarray) -> np.ndarray:
-    """Positions sorted by group code, ties in position order."""
-    return np.argsort(codes, kind="stable").astype(np.int64)
+def scenario_summary(book: Book, backend: tuple[str, str, str], requested: str, when: datetime,
+                     levels: Sequence[tuple[str, ...]], config: ScenarioConfig, grid: ScenarioGrid,
+                     scenarios: pa.Table, worst_rows: list[dict], timings: dict, n_positions: int, expired: int,
+                     instruments_held: int) -> dict:
+    """summary.json of a scenario run (``backend``: name, device, reason)."""
+    warnings = []
+    if expired:
+        warnings.append(f"{expired} position(s) on expired options/futures have zero scenario P&L "
+                        "(not priced)")
+    missing = sorted(set(config.underlyings) - set(grid.underlying_names))
+    if missing:
+        warnings.append(f"{config.source}: no positions on underlying(s) {', '.join(missing)}; "
+                        "their parameters are unused")
+    return {
+        "version": __version__,
+        "as_of": iso_z(when),
+        "backend": {"requested": requested, "used": backend[0], "device": backend[1], "reason": backend[2]},
+        "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name] or "in-memory"}
+                   for name in schema.INPUT_TABLES},
+        "counts": {"positions": n_positions, "instruments_held": instruments_held,
+                   "underlyings": len(grid.underlying_names), "expired": expired,
+                   "scenarios": grid.n_scenarios, "groups": len(worst_rows),
+                   "rows": scenarios.num_rows},
+        "group_by": [list(lv) for lv in levels],
+        "scenario_file": config.source,
+        "parameters": config.as_dict(grid.underlying_names),
+        "layout": {"standard": f"scenarios 0-{N_STANDARD - 1}: spot move major (ascending), vol "
+                               "down/same/up minor", "extended": f"scenarios {N_STANDARD}-"
+                               f"{grid.n_scenarios - 1}: extended moves on vol up, weighted"},
+        "margin_note": MARGIN_NOTE,
+        "worst": worst_rows,
+        "warnings": warnings,
+        "timings_s": timings,
+    }
+
+
+def level_order(levels: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The levels whose sums come from the positions: the per-underlying level, the finest, and any
+    level that is not a subset of the finest (a coarser one is summed over the finest's groups)."""
+    finest = max(reversed([()] + list(levels)), key=len)
+    out = [finest]
+    for level in [()] + list(levels):
+        if level not in out and not set(level) <= set(finest):
+            out.append(level)
+    return out
+
+
+def coarse_plan(fine: Grouping, coarse: Grouping) -> Any:
+    """The reduction plan of ``coarse`` over the group sums of ``fine`` (whose tag columns include
+    coarse's): fine group g goes to the coarse group with the same underlying and tag values of
+    coarse's level. Built from the group keys alone, so a cluster's coordinator builds the same."""
+    index = {tuple(coarse.keys[k][g] for k in ("underlying", *coarse.level)): g for g in range(coarse.n_groups)}
+    codes = np.array([index[tuple(fine.keys[k][g] for k in ("underlying", *coarse.level))]
+                      for g in range(fine.n_groups)], dtype=np.int32)
+    return plan_segmented_sum(codes, coarse.n_groups)
+
+
+def scenario_tables(levels: Sequence[tuple[str, ...]], tags: list[str],
+                    sums: dict[tuple[str, ...], tuple[Grouping, np.ndarray]],
+                    n_inverse: dict[tuple[str, ...], np.ndarray], grid: ScenarioGrid, spot_by_code: np.ndarray,
+                    host: Backend, groupings: dict[tuple[str, ...], Grouping] | None = None
+                    ) -> tuple[pa.Table, list[dict]]:
+    """scenarios.parquet and the worst rows of every level from the sums of :func:`level_order`'s
+    levels (the rest: the fixed tree over the finest level's group sums). ``groupings``: the
+    groups of the levels summed over the finest (default: computed by the caller into ``sums``)."""
+    finest = level_order(levels)[0]
+    fine, fine_sums = sums[finest]
+    tables, worst_rows = [], []
+    for level in [()] + list(levels):
+        if level in sums:
+            grouping, level_sums = sums[level]
+        else:
+            grouping = groupings[level] if groupings is not None else None
+            if grouping is None:
+                raise ValueError(f"no grouping for level {level}")
+            level_sums = host.segmented_sum(fine_sums, coarse_plan(fine, grouping))
+            if level not in n_inverse:  # counts add exactly
+                n_inverse[level] = np.bincount(coarse_codes(fine, grouping), weights=n_inverse[finest],
+                                               minlength=grouping.n_groups).astype(np.int64)
+        table, worst = _group_table(level, tags, grouping, level_sums, n_inverse[level], grid, spot_by_code)
+        tables.append(table)
+        worst_rows += worst
+    return (pa.concat_tables(tables) if tables else schema.SCENARIOS.empty(tags)), worst_rows
+
+
+def coarse_codes(fine: Grouping, coarse: Grouping) -> np.ndarray:
+    """The coarse group of each fine group (by keys)."""
+    index = {tuple(coarse.keys[k][g] for k in ("underlying", *coarse.level)): g for g in range(coarse.n_groups)}
+    return np.array([index[tuple(fine.keys[k][g] for k in ("underlying", *coarse.level))]
+                     for g in range(fine.n_groups)], dtype=np.int64)
+
+
+def resident_columns(book: Book, backend: Backend, priced: Priced) -> dict[str, Any]:
+    """The columns the scenario kernels read, on the backend's device: the held instruments' (and
+    their underlying codes, times to expiry and market data at the priced time) and the positions'
+    (instrument index, quantity, entry)."""
+    flat = priced.flat
+    key = ("scenario_resident", backend.name)
+    if key not in book._cache:
+        resident = {name: backend.to_device(getattr(flat, name))
+                    for name in ("pos_inst", "qty", "entry", "h_kind", "h_settle", "h_cp", "h_csize", "h_strike")}
+        held_ucode = np.empty(flat.held_row.size, dtype=np.int32)
+        held_ucode[flat.pos_inst] = flat.underlying_code
+        resident["h_ucode"] = backend.to_device(held_ucode)
+        book._cache[key] = resident
+    cols = dict(book._cache[key])
+    for name in HELD_MARKET_COLUMNS:
+        cols[name] = backend.to_device(getattr(flat, name))
+    cols["h_T"] = backend.to_device(flat.held_time_to_expiry(as_of_micros(priced.when)))
+    return cols
+
+
+def scenario_rows_on(backend: Backend, cols: dict[str, Any], greeks: Any, grid: ScenarioGrid, n: int) -> Any:
+    """The per-position rows summed per group ((3 + N_TAYLOR + n_scenarios) x n, on the device):
+    value, delta, gamma, the Taylor vol terms, the scenario P&L."""
+    from gpuskew.kernels.scenarios import N_TAYLOR
+
+    out = backend.xp.empty((3 + N_TAYLOR + grid.n_scenarios, n), dtype=np.float64)
+    _scenario_kernel(backend, cols, greeks, grid, out)
+    return out
+
+
+def scenario_rows(book: Book, priced: Priced, backend: Backend, grid: ScenarioGrid) -> Any:
+    """:func:`scenario_rows_on` a (shard's) book priced by :func:`price_positions`, plus one last
+    row: 1 for every inverse-settled position (its group's coin P&L is reported). The ``extra``
+    rows of :func:`gpuskew.distributed.job.sharded_step` for a sharded scenario run."""
+    out = scenario_rows_on(backend, resident_columns(book, backend, priced), priced.out, grid, len(priced.flat))
+    inverse = backend.to_device((priced.flat.settle == 1).astype(np.float64)[None, :])
+    return backend.xp.concatenate([out, inverse], axis=0)
 
 
 def _group_table(level: tuple[str, ...], tags: list[str], grouping: Grouping, sums: np.ndarray,
-                 n_inverse: np.ndarray, grid: ScenarioGrid, flat: FlatPositions) -> tuple[pa.Table, list[dict]]:
+                 n_inverse: np.ndarray, grid: ScenarioGrid, spot_by_code: np.ndarray) -> tuple[pa.Table, list[dict]]:
     """scenarios.parquet rows of one level (group major, scenario minor) and each group's worst."""
     from gpuskew.kernels import scenarios as ks
 
     ng, nsc = grouping.n_groups, grid.n_scenarios
     names = grouping.keys["underlying"]
     ucode = np.array([grid.underlying_names.index(u) for u in names], dtype=np.int64)
-    spot = flat.underlying_spot[ucode]
+    spot = spot_by_code[ucode]
     value, delta, gamma = sums[0], sums[1], sums[2]
     tay = sums[3:3 + ks.N_TAYLOR]
     pnl = sums[3 + ks.N_TAYLOR:].T  # (groups x scenarios)
@@ -367,7 +411,6 @@ def risk_vector_table(book: Book, flat: FlatPositions, T: np.ndarray, grid: Scen
     inverse = flat.settle[k] == ki.SETTLE_INVERSE
     native = np.where(inverse[None, :], coin, pnl)
     ext = grid.extended
-    held = np.bincount(flat.instrument_index, weights=flat.qty, minlength=int(inst_rows.max()) + 1 if m else 0)
     inst = book.instruments
     names = inst["instrument"].take(pa.array(inst_rows)).to_pylist()
     unds = [flat.underlying_names[i] for i in u]
@@ -381,7 +424,6 @@ def risk_vector_table(book: Book, flat: FlatPositions, T: np.ndarray, grid: Scen
         "kind": inst["kind"].take(pa.array(inst_rows)).combine_chunks(),
         "settlement": inst["settlement"].take(pa.array(inst_rows)).combine_chunks(),
         "settlement_currency": pa.array([und if inv else "USD" for und, inv in zip(unds, inverse)], pa.string()),
-        "contracts_held": pa.array(held[inst_rows] if m else [], pa.float64()),
         "standard": lists(native[~ext]),
         "extended": lists((weights * native)[ext]),
         "standard_usd": lists(pnl[~ext]),

@@ -373,7 +373,6 @@ RISK_VECTORS = TableSpec("risk_vectors", (
     attr("settlement", pa.string(), "", "linear | inverse"),
     attr("settlement_currency", pa.string(), "",
          "currency of standard/extended: the underlying's coin for inverse instruments, USD for linear"),
-    attr("contracts_held", pa.float64(), "contracts", "net quantity held over the whole book"),
     measure("standard", "settlement currency per contract", "the 27 standard scenario P&L per "
                                                            "contract (Deribit's 'standard' vector)",
             pa.list_(pa.float64())),
