@@ -266,10 +266,30 @@ def _table_hash(table: pa.Table) -> str:
     wherever the table came from."""
     import pyarrow.ipc as ipc
 
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, table.schema.remove_metadata()) as writer:
-        writer.write_table(table.replace_schema_metadata(None))
-    return "sha256:" + hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    digest = _HashingFile()
+    with pa.PythonFile(digest, mode="w") as sink:
+        with ipc.new_stream(sink, table.schema.remove_metadata()) as writer:
+            writer.write_table(table.replace_schema_metadata(None))
+    return "sha256:" + digest.sha256.hexdigest()
+
+
+class _HashingFile:
+    """A write-only file that feeds what is written to sha256 (the IPC bytes are never held whole:
+    a 10^7-row positions table would need two copies of 0.7 GiB)."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        return memoryview(data).nbytes
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _file_sha256(path: str) -> str:
