@@ -3,7 +3,7 @@
 1. One ``gpuskew run --demo --out <tmp> --overwrite`` fills numba's on-disk cache (the folder
    ``gpuskew doctor`` prints).
 2. Best of ``--repeat`` (default 5) wall times of the same command, and of the bare imports; the
-   ratio (target <= 2.5x).
+   ratio (target <= 1.5x, issue 11).
 3. Recompilation check: the cache folder's files (names, sizes, mtimes) before and after a run
    with ``NUMBA_DEBUG_CACHE=1``, whose output must show "index loaded"/"data loaded" and no
    "index saved"/"data saved" line.
@@ -192,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                  *[[f"same gpuskew run, {label} not importable", f"{t:.3f} s (ratio {t / t_base:.2f}x)",
                     ", ".join(f"{x:.2f}" for x in rs)] for label, (t, rs) in hidden.items()],
              ]), "",
-             f"Target <= 2.5x: {ratio:.2f}x ({'met' if ratio <= 2.5 else 'MISSED'}). SciPy and pandas are "
+             f"Target (issue 11) <= 1.5x: {ratio:.2f}x ({'met' if ratio <= 1.5 else 'MISSED'}). SciPy and pandas are "
              "test-only dependencies of gpuskew; the console script skips the probe imports of both "
              "(numba's BLAS check, pyarrow's pandas check: gpuskew.cli.startup), so these rows match the first. "
-             + "; ".join(f"Without {label}: {t / t_base:.2f}x ({'met' if t / t_base <= 2.5 else 'MISSED'})"
+             + "; ".join(f"Without {label}: {t / t_base:.2f}x ({'met' if t / t_base <= 1.5 else 'MISSED'})"
                          for label, (t, _) in hidden.items())
              + f". First run of this benchmark: {t_first:.2f} s.",
              "",

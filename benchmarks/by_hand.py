@@ -54,8 +54,12 @@ def _dense(col: pa.ChunkedArray) -> tuple[np.ndarray, list]:
     return rank[enc.indices.fill_null(len(values)).to_numpy()], sorted(values) + [None]
 
 
-def run(book: Path, out: Path, as_of: datetime, group_by: list[str]) -> dict:
-    t = {"start": time.perf_counter()}
+def build(book: Path, as_of: datetime, group_by: list[str], t: dict | None = None) -> dict:
+    """The job in memory: read the book, join, price, sum, build the tables (no writes).
+
+    Returns the positions table, the exposures table, the statuses and the positions count;
+    ``t`` (if given) receives the time after each stage."""
+    t = {} if t is None else t
     read = {name: pq.read_table(book / f"{name}.parquet")
             for name in ("instruments", "positions", "underlyings", "quotes")}
     inst, pos, und, quo = read["instruments"], read["positions"], read["underlyings"], read["quotes"]
@@ -140,12 +144,19 @@ def run(book: Path, out: Path, as_of: datetime, group_by: list[str]) -> dict:
         table = table.append_column(name, pa.array(out_arr[m]))
     table = table.append_column("status", pc.take(pa.array(STATUS_NAMES), pa.array(status.astype(np.int32))))
     t["tables"] = time.perf_counter()
+    return {"positions": table, "exposures": exposures, "expired": expired, "n": len(p)}
 
+
+def run(book: Path, out: Path, as_of: datetime, group_by: list[str]) -> dict:
+    """``build``, then write positions.parquet, exposures.parquet and summary.json; stage timings."""
+    t = {"start": time.perf_counter()}
+    built = build(book, as_of, group_by, t)
+    table, exposures, expired = built["positions"], built["exposures"], built["expired"]
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out / "positions.parquet")  # pyarrow's defaults (Snappy, dictionary, statistics)
     pq.write_table(exposures, out / "exposures.parquet")
     under = exposures.filter(pc.equal(exposures["level"], "underlying")).to_pylist()
-    summary = {"as_of": as_of.isoformat(), "positions": len(p), "expired": int(expired.sum()),
+    summary = {"as_of": as_of.isoformat(), "positions": built["n"], "expired": int(expired.sum()),
                "totals": {r["underlying"]: {k: r[k] for k in ("delta", "delta_pa", "delta_usd")}
                           for r in under}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

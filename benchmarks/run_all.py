@@ -1,7 +1,9 @@
 """Run every benchmark, one after the other, each in its own process; print their markdown.
 
     python benchmarks/run_all.py            # the full set: 10^4..10^7 greeks, 10^6 end to end,
-                                            # warm start, memory at 10^6 and 10^7 (several minutes)
+                                            # warm start, memory at 10^6 and 10^7, adherence, scenarios,
+                                            # backtest sweep and greeks path, monitor (about half an hour)
+                                            # (the 10^8 sharded run: bench_distributed.py, separately)
     python benchmarks/run_all.py --quick    # a smoke run on small books (about a minute)
     python benchmarks/run_all.py --only greeks,memory --markdown-out /tmp/bench.md --json-out
 
@@ -30,6 +32,9 @@ FULL = {
     "warm_start": ["bench_warm_start.py", "--repeat", "5"],
     "memory": ["bench_memory.py", "--sizes", "1e6,1e7"],
     "adherence": ["bench_adherence.py", "--size", "1e6"],
+    "scenarios": ["bench_scenarios.py", "--size", "1e6", "--repeat", "3"],
+    "backtest": ["bench_backtest.py", "--repeat", "2"],
+    "monitor": ["bench_monitor.py"],
 }
 QUICK = {
     "reference": ["reference_numpy.py", "--size", "20000"],
@@ -40,6 +45,10 @@ QUICK = {
     "warm_start": ["bench_warm_start.py", "--repeat", "2"],
     "memory": ["bench_memory.py", "--sizes", "1e5", "--no-stages"],
     "adherence": ["bench_adherence.py", "--size", "1e5", "--repeat", "3"],
+    "scenarios": ["bench_scenarios.py", "--size", "1e5", "--repeat", "1"],
+    "backtest": ["bench_backtest.py", "--policies", "50", "--steps", "3600", "--positions", "1000", "--repeat", "1"],
+    "monitor": ["bench_monitor.py", "--sizes", "1e4", "--seconds", "5", "--ingest-size", "1e4", "--ingest-fills",
+                "2000", "--restart-size", "1e4", "--restart-fills", "1000"],
 }
 
 
