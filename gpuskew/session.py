@@ -502,11 +502,11 @@ class Session:
     def step(self, as_of: Any = None, market: MarketUpdate | None = None,
              fills: pa.Table | Sequence[Mapping[str, Any]] | None = None,
              progress: Callable[[str], None] | None = None, positions_table: bool = True,
-             on_priced: Callable[[RunResult], None] | None = None) -> StepResult:
+             on_positions: Callable[[pa.Table], None] | None = None) -> StepResult:
         """One step: apply ``market`` and ``fills``, price, group, adherence, alerts, hedges, quotes.
 
-        ``on_priced(result)`` is called as soon as the positions and exposures are computed, before
-        adherence (the CLI starts writing positions there, in the background)."""
+        ``on_positions(table)`` is called with the per-position table as soon as it is built,
+        before the group sums and adherence (the CLI starts writing it there, in the background)."""
         if market is not None:
             self.apply_market(market)
         if fills is not None:
@@ -514,9 +514,7 @@ class Session:
         when = parse_as_of(as_of)
         warnings = self.plausibility_warnings(when)
         result = compute(self.book, as_of=when, backend=self.backend, group_by=self.levels, progress=progress,
-                         positions_table=positions_table)
-        if on_priced is not None:
-            on_priced(result)
+                         positions_table=positions_table, on_positions=on_positions)
         return self.finish(StepResult(result, ""), when, warnings, progress)
 
     def finish(self, step: StepResult, when: datetime, warnings: Sequence[str] = (),

@@ -30,7 +30,7 @@ STAGE_LABELS: dict[str, str] = {
 }
 
 #: the stages of one valuation (one step), in order
-STEP_STAGES: tuple[str, ...] = ("load", "prepare", "to_device", "greeks", "group_sums", "tables")
+STEP_STAGES: tuple[str, ...] = ("load", "prepare", "to_device", "greeks", "tables", "group_sums")
 
 BAR_WIDTH = 24
 

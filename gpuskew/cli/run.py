@@ -134,10 +134,9 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
         from gpuskew.session import position_file, position_writer
 
         with OutputStage(out, overwrite) as stage:
-            def write_positions_early(result) -> None:  # in the background, while adherence runs
+            def write_positions_early(positions) -> None:  # in the background, while the sums run
                 if demo_steps == 1 and positions_format != "none":
-                    stage.write_async(position_file(positions_format),
-                                      position_writer(result.positions, positions_format))
+                    stage.write_async(position_file(positions_format), position_writer(positions, positions_format))
 
             if sharded is not None:  # the shards write their parts of the positions into the stage
                 step = _sharded_step(session, sharded, cluster, as_of, stage, positions_format, progress)
@@ -191,10 +190,10 @@ def _sharded_step(session, sharded, cluster, as_of, stage, positions_format, pro
                             positions_format="parquet" if folder is None else positions_format, progress=progress)
 
 
-def _steps(session, as_of, demo_steps, demo_seed, history, progress, on_priced=None, positions_table=True):
+def _steps(session, as_of, demo_steps, demo_seed, history, progress, on_positions=None, positions_table=True):
     """The run's step, or the demo loop: every step but the last appended to the history at once
     (each is a complete run); the last one is published first, then appended."""
-    step = session.step(as_of, progress=progress, on_priced=on_priced, positions_table=positions_table)
+    step = session.step(as_of, progress=progress, on_positions=on_positions, positions_table=positions_table)
     if demo_steps == 1:
         return step
     from gpuskew.core.engine import parse_as_of

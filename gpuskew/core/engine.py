@@ -317,13 +317,16 @@ def as_backend(backend: str | Backend, n_positions: int) -> Backend:
 
 def compute(book: Book, as_of: str | datetime | None = None, backend: str | Backend = "auto",
             group_by: str | Sequence[str] | Sequence[Sequence[str]] | None = (),
-            progress: Callable[[str], None] | None = None, positions_table: bool = True) -> RunResult:
+            progress: Callable[[str], None] | None = None, positions_table: bool = True,
+            on_positions: Callable[[pa.Table], None] | None = None) -> RunResult:
     """Price every position of ``book`` at ``as_of`` and sum per underlying and per ``group_by``.
 
     ``backend``: 'auto' | 'cpu' | 'cuda', or a resolved :class:`Backend` (kept by a Session).
     ``group_by``: tag columns, e.g. "desk,book" (one level) or ["desk", "desk,book"] (two levels);
     the per-underlying level is always there. Returns a :class:`RunResult`;
-    ``positions_table=False`` skips building the per-position table.
+    ``positions_table=False`` skips building the per-position table; ``on_positions(table)`` is
+    called with it as soon as it is built, before the group sums (the CLI writes it in the
+    background meanwhile).
     """
     if not isinstance(book, Book):
         from collections.abc import Mapping as _Mapping
@@ -347,6 +350,14 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str | Back
     chosen.synchronize()
     timer.lap("greeks")
 
+    positions = pa.table({})
+    if positions_table:  # first: a caller may start writing it while the group sums run
+        out = np.asarray(chosen.to_host(priced.out))
+        positions = _positions_table(book, priced.flat, priced.T, out, priced.status)
+        if on_positions is not None:
+            on_positions(positions)
+    timer.lap("tables")
+
     all_tags = sorted({t for lv in levels for t in lv}, key=lambda t: book.tags.index(t))
     spot_by_name = dict(zip(priced.flat.underlying_names, priced.flat.underlying_spot.tolist()))
     groups = sum_groups(book, priced, chosen, levels)
@@ -355,12 +366,6 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str | Back
     exposures = schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
     chosen.synchronize()
     timer.lap("group_sums")
-
-    positions = pa.table({})
-    if positions_table:
-        out = np.asarray(chosen.to_host(priced.out))
-        positions = _positions_table(book, priced.flat, priced.T, out, priced.status)
-    timer.lap("tables")
 
     n_expired = int((priced.status == schema.STATUS_EXPIRED).sum())
     summary = _summary(book, chosen, backend if isinstance(backend, str) else chosen.name, when, levels,

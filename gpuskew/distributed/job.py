@@ -294,6 +294,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
         timings["shards"] = time.perf_counter() - t
         if progress:
             progress("greeks")
+            progress("tables")  # the shards wrote their parts of the positions
         raise_first_error(results, shards, cluster, shared)
         source = sharded.sources["positions"]
         raise_nonfinite(results, source)
@@ -333,8 +334,6 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
         step.positions_dir, step.positions_format = staging, positions_format
         step.info = info
         step.extra_sums = extra_sums
-        if progress:
-            progress("tables")
         return session.finish(step, when, warnings, progress)  # type: ignore[return-value]
     except BaseException:
         if staging is not None:
