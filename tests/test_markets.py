@@ -125,6 +125,9 @@ def test_same_seed_same_paths_other_seed_other_paths(demo_book):
      "correlation.BTC,DOGE"),
     ({"market": {"steps": 10, "step_seconds": 60, "paths": 1},
       "correlation": {"BTC,ETH": 0.99, "BTC,SOL": 0.99, "ETH,SOL": -0.99}}, "correlation"),
+    # hostile numbers: a 400-digit integer (float() overflows) is refused, not a traceback
+    ({"market": {"steps": 10 ** 400, "step_seconds": 60, "paths": 1}}, "market.steps"),
+    ({"market": {"steps": 10, "step_seconds": 10 ** 400, "paths": 1}}, "market.step_seconds"),
 ])
 def test_bad_synthetic_files_name_the_key(demo_book, cfg, key):
     with pytest.raises(InvalidConfig) as err:

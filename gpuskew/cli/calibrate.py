@@ -66,7 +66,7 @@ def calibrate(book_dir: Path | None, limits_path: Path | None, out_dir: Path, ov
     from gpuskew.core.groups import parse_levels
     from gpuskew.cli.run import check_out_target
     from gpuskew.io import publish_run
-    from gpuskew.policy.grid import read_toml
+    from gpuskew.policy.limits import read_toml
     from gpuskew.policy.limits import parse_limits
     from gpuskew.timeutil import to_utc
 

@@ -178,7 +178,9 @@ def _fresh_dir_for(out_dir: Path) -> Path:
             continue
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a folder (its entries: a rename or a new file in it is durable); a no-op where the
+    platform cannot open folders."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # pragma: no cover - e.g. Windows
@@ -297,7 +299,7 @@ class OutputStage:
             if not out_dir.exists() and tmp.parent == out_dir.parent:
                 try:
                     os.replace(tmp, out_dir)
-                    _fsync_dir(out_dir.parent)
+                    fsync_dir(out_dir.parent)
                     return [out_dir / n for n in names]
                 except OSError:
                     if not out_dir.is_dir():  # not a race with another publisher: a real failure
@@ -316,7 +318,7 @@ class OutputStage:
                     # rename cannot replace a non-empty folder, so the earlier one moves aside first
                     os.replace(target, tmp / f".replaced-{n}")
                 os.replace(tmp / n, target)
-            _fsync_dir(out_dir)
+            fsync_dir(out_dir)
             return [out_dir / n for n in names]
         finally:
             self.discard()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuskew.errors import GpuskewError
+from gpuskew.io.atomic import fsync_dir
 
 _HEADER = struct.Struct("<IIQ")
 _SEQ = struct.Struct("<Q")
@@ -117,7 +118,7 @@ class Journal:
             self._fh.close()
         path = self.folder / _segment_name(self.last_seq + 1)
         self._fh = open(path, "ab")
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
 
     # -- writing ---------------------------------------------------------------------------------
     def append(self, payload: bytes) -> int:
@@ -156,7 +157,7 @@ class Journal:
                 seg.unlink()
                 removed += 1
         if removed:
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         return removed
 
     def close(self) -> None:
@@ -176,19 +177,6 @@ class Journal:
             for _, seq, payload in _scan(seg):
                 if seq > after_seq:
                     yield seq, payload
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["Journal", "JournalCorrupt", "MAX_RECORD_BYTES"]

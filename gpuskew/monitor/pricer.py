@@ -32,17 +32,6 @@ HELD_COLUMNS = {"h_kind": "kind", "h_settle": "settle", "h_cp": "cp", "h_csize":
                 "h_T": "T", "h_S": "S", "h_fwd": "fwd", "h_r": "r", "h_vol": "vol"}
 
 
-def time_to_expiry(expiry_us: np.ndarray, as_of_us: int) -> np.ndarray:
-    """T in years as :meth:`gpuskew.core.book.FlatPositions.time_to_expiry` computes it (same
-    operations, same bits): (expiry - as_of) / 1e6 / 31,536,000 s; 0 where no expiry."""
-    from gpuskew.core.book import NO_EXPIRY
-
-    has = expiry_us != NO_EXPIRY
-    T = np.zeros(expiry_us.shape[0], dtype=np.float64)
-    T[has] = (expiry_us[has] - as_of_us) / 1e6 / schema.SECONDS_PER_YEAR
-    return T
-
-
 @dataclass
 class LevelPlan:
     """Codes and the re-indexed reduction plan of one level."""
@@ -165,4 +154,4 @@ class Pricer:
         self.plans = []
 
 
-__all__ = ["Pricer", "LevelPlan", "KERNEL_COLUMNS", "time_to_expiry"]
+__all__ = ["Pricer", "LevelPlan", "KERNEL_COLUMNS"]

@@ -32,11 +32,11 @@ import numpy as np
 import pyarrow as pa
 
 from gpuskew import schema
-from gpuskew.core.book import NO_EXPIRY, Book
+from gpuskew.core.book import NO_EXPIRY, Book, years_to_expiry
 from gpuskew.monitor.events import Event, Fill, IndexTick, Listing, MarkTick, RateTick, us_to_datetime
 from gpuskew.monitor.grouping import LiveGrouping
 from gpuskew.monitor.positions import LivePositions
-from gpuskew.monitor.pricer import Pricer, time_to_expiry
+from gpuskew.monitor.pricer import Pricer
 from gpuskew.monitor.registry import Registry
 
 SETTLE_INVERSE = schema.SETTLEMENTS.index("inverse")
@@ -296,7 +296,7 @@ class LiveState:
             rows = np.flatnonzero(dirty)
             held, pos_inst = np.unique(inst[rows], return_inverse=True)
             inputs = reg.kernel_inputs(held)  # each instrument once
-            inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us))
+            inputs["T"] = years_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us))
             pricer.reprice(rows, inputs, pos_inst, pos.quantity(rows), pos.entry(rows))
         self._dirty_rows.clear()
         self._dirty_inst.clear()
@@ -314,7 +314,7 @@ class LiveState:
         cap = pricer.capacity
         m = reg.n_inst
         inputs = reg.kernel_inputs(np.arange(m, dtype=np.int64))
-        inputs["T"] = time_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us or 0))
+        inputs["T"] = years_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us or 0))
         safe = {"kind": 0, "settle": 0, "cp": 0, "csize": 1.0, "strike": 0.0, "S": 1.0, "fwd": 0.0, "r": 0.0,
                 "vol": 0.0, "T": 0.0}
         instruments = {name: np.append(inputs[name], np.array([value], dtype=inputs[name].dtype))

@@ -28,19 +28,13 @@ import itertools
 import json
 import math
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gpuskew.errors import InvalidConfig
-from gpuskew.policy.limits import Limits, parse_limits
-
-if sys.version_info >= (3, 11):  # pragma: no cover - version dependent
-    import tomllib as _toml
-else:  # pragma: no cover
-    import tomli as _toml
+from gpuskew.policy.limits import Limits, parse_limits, read_toml
 
 #: Most policies one file may describe (the product of the axis lengths).
 MAX_POLICIES: int = 1_000_000
@@ -230,19 +224,6 @@ def expand_policies(mapping: Mapping[str, Any], source: str = "<policies>") -> P
         limits = parse_limits(m, source=f"{source} (policy {where})" if where else source)
         policies.append(PolicyPoint(policy_id(m), values, m, limits))
     return PolicyGrid(source, axes, policies, base)
-
-
-def read_toml(path: str | Path) -> dict:
-    """A TOML file as a mapping; unreadable or invalid files raise :class:`InvalidConfig`."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise InvalidConfig(str(p), "(file)", None, f"cannot read: {e.strerror or e}") from None
-    try:
-        return _toml.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, _toml.TOMLDecodeError) as e:
-        raise InvalidConfig(str(p), "(file)", None, f"not valid TOML: {e}") from None
 
 
 def load_policies(path: str | Path) -> PolicyGrid:

@@ -86,7 +86,10 @@ _RA_REQUIRED = "required: risk aversion gamma in 1/USD, > 0"
 # ---------------------------------------------------------------------------------------------
 # Value checks. Each takes the dotted key path for the error message.
 
-class _Checker:
+class ConfigChecker:
+    """Checks of configuration values (TOML), each raising :class:`InvalidConfig` that names the
+    file (``source``), the dotted key, the value and the rule."""
+
     def __init__(self, source: str):
         self.source = source
 
@@ -125,6 +128,13 @@ class _Checker:
         if le is not None and not v <= le:
             raise self.fail(key, value, f"must be <= {le:g}")
         return v
+
+    def integer(self, key: str, value: object, *, ge: int = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < ge:
+            raise self.fail(key, _short(value), f"must be an integer >= {ge}")
+        if value > MAX_MAGNITUDE:
+            raise self.fail(key, _short(value), f"must be at most {MAX_MAGNITUDE:g}")
+        return int(value)
 
     def boolean(self, key: str, value: object) -> bool:
         if not isinstance(value, bool):
@@ -288,7 +298,7 @@ class GroupEntry:
 # ---------------------------------------------------------------------------------------------
 # Parsing of the policy tables.
 
-def _parse_target(c: _Checker, key: str, raw: object) -> TargetSpec:
+def _parse_target(c: ConfigChecker, key: str, raw: object) -> TargetSpec:
     t = c.table(key, raw)
     if "model" not in t:
         raise c.fail(f"{key}.model", None, f"required: a target table must name its model "
@@ -326,7 +336,7 @@ def _parse_target(c: _Checker, key: str, raw: object) -> TargetSpec:
     return TargetSpec(**kw)
 
 
-def _parse_band(c: _Checker, key: str, raw: object) -> BandSpec:
+def _parse_band(c: ConfigChecker, key: str, raw: object) -> BandSpec:
     t = c.table(key, raw)
     if "model" not in t:
         raise c.fail(f"{key}.model", None, f"required: a band table must name its model "
@@ -383,13 +393,13 @@ def _parse_band(c: _Checker, key: str, raw: object) -> BandSpec:
     return BandSpec(**kw)
 
 
-def _parse_thresholds(c: _Checker, key: str, raw: object) -> dict:
+def _parse_thresholds(c: ConfigChecker, key: str, raw: object) -> dict:
     t = c.table(key, raw)
     c.unknown(key, t, ("warn", "breach", "critical"))
     return {k: c.number(f"{key}.{k}", v, gt=0.0) for k, v in t.items()}
 
 
-def _parse_hedge(c: _Checker, key: str, raw: object) -> dict:
+def _parse_hedge(c: ConfigChecker, key: str, raw: object) -> dict:
     t = c.table(key, raw)
     c.unknown(key, t, ("enabled", "mode", "propose_inside_band", "horizon_hours", "instruments",
                        "interval_hours", "fraction"))
@@ -411,7 +421,7 @@ def _parse_hedge(c: _Checker, key: str, raw: object) -> dict:
     return out
 
 
-def _parse_quote(c: _Checker, key: str, raw: object) -> dict:
+def _parse_quote(c: ConfigChecker, key: str, raw: object) -> dict:
     t = c.table(key, raw)
     c.unknown(key, t, ("risk_aversion", "tau_hours"))
     out: dict[str, Any] = {}
@@ -422,7 +432,7 @@ def _parse_quote(c: _Checker, key: str, raw: object) -> dict:
     return out
 
 
-def _parse_layer(c: _Checker, key: str, raw: object, extra: tuple[str, ...] = ()) -> dict:
+def _parse_layer(c: ConfigChecker, key: str, raw: object, extra: tuple[str, ...] = ()) -> dict:
     """One policy layer (defaults, an underlying section, a group entry) -> validated dict."""
     t = c.table(key, raw)
     c.unknown(key, t, _POLICY_KEYS + extra)
@@ -448,7 +458,7 @@ def _parse_layer(c: _Checker, key: str, raw: object, extra: tuple[str, ...] = ()
     return out
 
 
-def _parse_match(c: _Checker, key: str, raw: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _parse_match(c: ConfigChecker, key: str, raw: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
     t = c.table(key, raw)
     if not t:
         raise c.fail(key, raw, "must name at least one key (level, underlying or a tag column)")
@@ -461,7 +471,7 @@ def _parse_match(c: _Checker, key: str, raw: object) -> tuple[tuple[str, tuple[s
     return tuple(out)
 
 
-def _parse_datetime(c: _Checker, key: str, v: object) -> _dt.datetime:
+def _parse_datetime(c: ConfigChecker, key: str, v: object) -> _dt.datetime:
     """A date-time of the file (TOML date-time, date or string; a date alone means 08:00 UTC)."""
     from gpuskew.timeutil import to_utc
 
@@ -473,7 +483,7 @@ def _parse_datetime(c: _Checker, key: str, v: object) -> _dt.datetime:
         raise c.fail(key, v, "must be an ISO 8601 date-time (e.g. 2026-12-27T08:00:00Z) or date") from None
 
 
-def _parse_hedge_instrument(c: _Checker, key: str, raw: object) -> HedgeInstrumentSpec:
+def _parse_hedge_instrument(c: ConfigChecker, key: str, raw: object) -> HedgeInstrumentSpec:
     t = c.table(key, raw)
     c.unknown(key, t, ("instrument", "underlying", "kind", "settlement", "contract_size", "expiry",
                        "fee", "half_spread", "impact", "impact_per_million_usd", "lot_size", "min_size"))
@@ -566,7 +576,7 @@ class Limits:
                     merged[k].update(v)
                 else:
                     merged[k] = v
-        c = _Checker(self.source)
+        c = ConfigChecker(self.source)
         th = {k: v for k, (v, _) in merged["thresholds"].items()}
         if not th["warn"] < th["breach"] < th["critical"]:
             # name the key that the most specific layer set
@@ -612,7 +622,7 @@ def parse_limits(mapping: Mapping[str, Any], source: str = "<limits>") -> Limits
 
     Raises :class:`InvalidConfig` naming ``source``, the dotted key path, the value and the rule.
     """
-    c = _Checker(source)
+    c = ConfigChecker(source)
     top = c.table("", mapping)
     c.unknown("", top, _TOP_KEYS)
     levels: list[tuple[str, ...]] = []

@@ -79,7 +79,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuskew.errors import InvalidConfig, InvalidInput
+from gpuskew.errors import InvalidInput
+from gpuskew.policy.limits import ConfigChecker
 from gpuskew.schema import SECONDS_PER_YEAR
 from gpuskew.timeutil import iso_z, to_utc
 
@@ -188,41 +189,6 @@ def deribit_funding_rate(premium: np.ndarray | float, cap: float = FUNDING_CAP,
 # configuration
 
 
-class _Config:
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, value: object, rule: str) -> InvalidConfig:
-        return InvalidConfig(self.source, key, value, rule)
-
-    def table(self, key: str, value: object) -> dict:
-        if not isinstance(value, Mapping):
-            raise self.fail(key, value, "must be a table")
-        return dict(value)
-
-    def unknown(self, key: str, table: Mapping, allowed: Sequence[str]) -> None:
-        for k in table:
-            if k not in allowed:
-                raise self.fail(f"{key}.{k}" if key else k, table[k],
-                                f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-    def number(self, key: str, value: object, *, gt: float | None = None, ge: float | None = None,
-               le: float | None = None, lt: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(key, value, "must be a finite number")
-        v = float(value)
-        for bound, ok, text in ((gt, lambda: v > gt, ">"), (ge, lambda: v >= ge, ">="),
-                                (le, lambda: v <= le, "<="), (lt, lambda: v < lt, "<")):
-            if bound is not None and not ok():
-                raise self.fail(key, value, f"must be {text} {bound:g}")
-        return v
-
-    def integer(self, key: str, value: object, *, ge: int = 0) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < ge:
-            raise self.fail(key, value, f"must be an integer >= {ge}")
-        return int(value)
-
-
 @dataclass(frozen=True)
 class UnderlyingModel:
     """The synthetic model of one underlying (annualised decimals; see the module docstring)."""
@@ -289,7 +255,7 @@ def parse_synthetic(mapping: Mapping[str, Any], book_market: Mapping[str, Mappin
     """Validate a synthetic market mapping against the book's underlyings (``book_market``: per
     underlying spot, rate, vol, iv and funding_rate, see :func:`market_defaults`). ``seed``
     overrides ``[market] seed``."""
-    c = _Config(source)
+    c = ConfigChecker(source)
     top = c.table("", mapping)
     c.unknown("", top, ("market", "underlying", "correlation", "flow"))
     if "market" not in top:
@@ -476,7 +442,7 @@ def synthetic_market(path_or_mapping: str | Path | Mapping[str, Any], book: Any,
     if isinstance(path_or_mapping, Mapping):
         mapping, source = path_or_mapping, "<synthetic>"
     else:
-        from gpuskew.policy.grid import read_toml
+        from gpuskew.policy.limits import read_toml
 
         mapping, source = read_toml(path_or_mapping), str(path_or_mapping)
     spec = parse_synthetic(mapping, market_defaults(book), source, seed)
