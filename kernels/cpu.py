@@ -25,7 +25,7 @@ from numba import njit, prange  # noqa: E402
 from ._cache import configure_numba_cache  # noqa: E402
 from . import policy as _policy  # noqa: E402
 from .instruments import (Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V, Q_VANNA, Q_VEGA, Q_VOLGA, forward_price,
-                          instrument_quantities, measures_from, position_measures, position_value)
+                          measures_from, position_measures, position_value, store_instrument_quantities)
 from .scenarios import instrument_scenarios, position_scenarios
 from .segsum import TILE
 
@@ -39,6 +39,7 @@ CACHE_DIR = configure_numba_cache()
 _position_measures = njit(inline="always", error_model="numpy")(position_measures)
 _position_scenarios = njit(inline="always", error_model="numpy")(position_scenarios)
 _measures_from = njit(inline="always", error_model="numpy")(measures_from)
+_store_instrument_quantities = njit(inline="always", error_model="numpy")(store_instrument_quantities)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -47,17 +48,7 @@ def instrument_pricing(kind, cp, strike, T, S, fwd, r, vol, q, status):
     position on it shares (the forward; an option's Black-76 value and sensitivities per coin)."""
     n = kind.shape[0]
     for j in prange(n):
-        st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = instrument_quantities(
-            kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j])
-        status[j] = st
-        q[Q_F, j] = F
-        q[Q_V, j] = v
-        q[Q_DV_DF, j] = dv_df
-        q[Q_D2V_DF2, j] = d2v_df2
-        q[Q_VEGA, j] = vega
-        q[Q_DV_DT, j] = dv_dt
-        q[Q_VANNA, j] = vanna
-        q[Q_VOLGA, j] = volga
+        _store_instrument_quantities(kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j], q, status, j)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

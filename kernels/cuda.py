@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from numba import cuda, float64
 
-from .instruments import (Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V, Q_VANNA, Q_VEGA, Q_VOLGA, instrument_quantities,
-                          measures_from, position_measures)
+from .instruments import (Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V, Q_VANNA, Q_VEGA, Q_VOLGA, measures_from,
+                          position_measures, store_instrument_quantities)
 from .policy import policy_task
 from .scenarios import instrument_scenarios, position_scenarios
 from .segsum import HALF_TILE
@@ -39,17 +39,7 @@ def _instrument_pricing(kind, cp, strike, T, S, fwd, r, vol, q, status):
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for j in range(start, kind.shape[0], stride):
-        st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = instrument_quantities(
-            kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j])
-        status[j] = st
-        q[Q_F, j] = F
-        q[Q_V, j] = v
-        q[Q_DV_DF, j] = dv_df
-        q[Q_D2V_DF2, j] = d2v_df2
-        q[Q_VEGA, j] = vega
-        q[Q_DV_DT, j] = dv_dt
-        q[Q_VANNA, j] = vanna
-        q[Q_VOLGA, j] = volga
+        store_instrument_quantities(kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j], q, status, j)
 
 
 def _positions_from_instruments(inst, qty, entry, kind, settle, csize, T, S, q, inst_status, out, status):

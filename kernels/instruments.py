@@ -140,6 +140,22 @@ def instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol):
 
 
 @register_jitable
+def store_instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol, q, status, j):
+    """:func:`instrument_quantities` of instrument ``j``, written into ``status[j]`` and
+    ``q[:, j]`` (rows Q_*): the body of both backends' instrument-pricing kernels."""
+    st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol)
+    status[j] = st
+    q[Q_F, j] = F
+    q[Q_V, j] = v
+    q[Q_DV_DF, j] = dv_df
+    q[Q_D2V_DF2, j] = d2v_df2
+    q[Q_VEGA, j] = vega
+    q[Q_DV_DT, j] = dv_dt
+    q[Q_VANNA, j] = vanna
+    q[Q_VOLGA, j] = volga
+
+
+@register_jitable
 def measures_from(status, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga, kind, settle, qty, csize, T, S,
                   entry, out, i):
     """Write every measure of position ``i`` (``qty`` contracts of ``csize``, entry price ``entry``)
