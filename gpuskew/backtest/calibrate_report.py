@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import html
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 from gpuskew.backtest.calibrate import Calibration
 from gpuskew.backtest.report import plot_frontier
+from gpuskew.reporting.pages import house_style
 from gpuskew.reporting.report import _img, _matplotlib, _save_png
 
 #: files of a calibration folder, in publishing order (summary.json last)
@@ -61,8 +61,7 @@ def _money(x: Any) -> str:
 
 def write_html(cal: Calibration, path: Path) -> None:
     folder = path.parent
-    css = resources.files("gpuskew.reporting").joinpath("templates/report.html").read_text("utf-8")
-    style = css[css.index("<style>"): css.index("</style>") + len("</style>")]
+    style = f"<style>\n{house_style()}</style>"
     info = cal.info
     vol_rows = "".join(
         f"<tr><td>{html.escape(u)}</td><td class=num>{100 * e['close_to_close']:.2f}% "

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import html
 import math
-from importlib import resources
 from pathlib import Path
-from string import Template
 from typing import Any, Callable
 
 import numpy as np
 
+from gpuskew.reporting.pages import house_style, page_template
 from gpuskew.reporting.report import _img, _matplotlib, _save_png
 
 #: most groups drawn in the per-group charts (the rest are in the tables)
@@ -259,7 +258,7 @@ def write_html(run: Any, path: Path) -> None:
     folder = path.parent
     info = run.info
     m = run.greeks.market
-    template = Template(resources.files("gpuskew.reporting").joinpath("templates/backtest.html").read_text("utf-8"))
+    template = page_template("backtest.html")
     cur = _current_index(run)
     key = _trace_key(run)
     rate = info.get("policy_steps_per_second")
@@ -273,6 +272,7 @@ def write_html(run: Any, path: Path) -> None:
         f"Path {key[2]} of {_group_label(run.greeks.groups[key[1]])}: the net delta (book + hedge, coins), the "
         "band around its centre and the hedge position; traces.parquet holds every traced step.")
     page = template.substitute(
+        style=house_style(),
         title=html.escape("Backtest: skew policies against the market"),
         subtitle=html.escape(f"From {info['as_of']}; {m.source}."),
         policies=len(run.result.policies), groups=run.greeks.n_groups, paths=m.n_paths, steps=m.n_steps,

@@ -38,9 +38,7 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from string import Template
 from typing import Any
 
 import numpy as np
@@ -50,6 +48,7 @@ import pyarrow.compute as pc
 from gpuskew import io as _io
 from gpuskew.adherence.alerts import DEFAULT_THRESHOLDS
 from gpuskew.errors import GpuskewError, InvalidInput
+from gpuskew.reporting.pages import house_style, page_template
 from gpuskew.core.groups import group_id, group_sort_key
 from gpuskew.history import read_history
 from gpuskew.timeutil import iso_z, to_utc
@@ -529,9 +528,10 @@ def _status_counts(table: pa.Table) -> str:
 def _render_html(summary: Mapping[str, Any], table: pa.Table, charts: list[tuple[Path, str]],
                  explain_section: str = "") -> str:
     """The self-contained HTML page; ``charts``: the delta charts then the skew histogram."""
-    template = Template(resources.files("gpuskew.reporting").joinpath("templates/report.html").read_text("utf-8"))
+    template = page_template("report.html")
     first, last = summary["period_start"][:10], summary["period_end"][:10]
     return template.substitute(
+        style=house_style(),
         title=html.escape("Inventory skew adherence report, " + (first if first == last else f"{first} to {last}")),
         period_start=html.escape(summary["period_start"]),
         period_end=html.escape(summary["period_end"]),
