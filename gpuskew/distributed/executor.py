@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +64,19 @@ class Cluster:
         if self.client is None:
             return obj
         return self.client.scatter(obj, broadcast=True, hash=False)
+
+    def map(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """``[fn(*args) for args in calls]`` on the executor (here without one), results in call
+        order; on the first failure the tasks not yet started are cancelled and it is re-raised."""
+        if self.executor is None:
+            return [fn(*args) for args in calls]
+        futures = [self.executor.submit(fn, *args) for args in calls]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
     def worker_count(self) -> int:
         """Workers now connected (Dask), the pool size where known, else 1."""

@@ -155,15 +155,7 @@ def _backends(results: Sequence[ShardResult]) -> _Backends:
 def _run_tasks(cluster: Cluster, fn: Callable[..., Any], items: Sequence[Any], shared: Any) -> list[Any]:
     """``fn(item, shared)`` for every item, on the cluster's executor (here without one), results in
     item order."""
-    if cluster.executor is None:
-        return [fn(item, shared) for item in items]
-    futures = [cluster.executor.submit(fn, item, shared) for item in items]
-    try:
-        return [f.result() for f in futures]
-    except BaseException:
-        for f in futures:
-            f.cancel()
-        raise
+    return cluster.map(fn, [(item, shared) for item in items])
 
 
 def raise_first_error(results: Sequence[ShardResult], shards: Sequence[Shard], cluster: Cluster,

@@ -57,13 +57,7 @@ def map_blocks(cluster: Cluster, fn: Callable[[Any, int, int], Any], shared: Any
     if cluster.executor is None:
         return [fn(shared, a, b) for a, b in bounds]
     handle = cluster.share(shared)
-    futures = [cluster.executor.submit(_call, fn, handle, a, b) for a, b in bounds]
-    try:
-        return [f.result() for f in futures]
-    except BaseException:
-        for f in futures:
-            f.cancel()
-        raise
+    return cluster.map(_call, [(fn, handle, a, b) for a, b in bounds])
 
 
 # ---------------------------------------------------------------------------------------------
