@@ -49,6 +49,11 @@ def to_micros(t: _dt.datetime | _dt.date | str, source: str = "<time>") -> int:
     return (to_utc(t, source) - _EPOCH) // _dt.timedelta(microseconds=1)
 
 
+def from_micros(us: int) -> _dt.datetime:
+    """The UTC datetime of ``us`` microseconds since the Unix epoch (inverse of :func:`to_micros`)."""
+    return _EPOCH + _dt.timedelta(microseconds=int(us))
+
+
 def iso_z(t: _dt.datetime | str) -> str:
     """ISO 8601 in UTC with a ``Z``: 2026-11-20T08:00:00Z (microseconds only when not zero)."""
     t = to_utc(t)
@@ -58,4 +63,4 @@ def iso_z(t: _dt.datetime | str) -> str:
     return text + "Z"
 
 
-__all__ = ["DATE_HOUR_UTC", "to_utc", "to_micros", "iso_z"]
+__all__ = ["DATE_HOUR_UTC", "to_utc", "to_micros", "from_micros", "iso_z"]
