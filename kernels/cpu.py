@@ -1,6 +1,8 @@
 """CPU backend kernels: ``numba.njit(parallel=True, cache=True)`` loops over the scalar functions.
 
-* :func:`position_greeks` - one pass over positions, every measure of each (see instruments.py).
+* :func:`position_greeks` - every measure of each position, in blocks (see instruments.py).
+* :func:`instrument_pricing` / :func:`positions_from_instruments` - each held instrument priced once
+  (in blocks), then every position from its instrument.
 * :func:`tile_sums` - one level of the fixed reduction tree of :mod:`segsum`.
 * :func:`policy_sweep` - the hedge recurrence of every (policy, group, path) (see policy.py).
 * ``band_*_vec`` - the band half-width formulas of policy.py over arrays, for the adherence bands.
@@ -24,8 +26,10 @@ from numba import njit, prange  # noqa: E402
 
 from ._cache import configure_numba_cache  # noqa: E402
 from . import policy as _policy  # noqa: E402
-from .instruments import (Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V, Q_VANNA, Q_VEGA, Q_VOLGA, forward_price,
-                          measures_from, position_measures, position_value, store_instrument_quantities)
+from .black76 import black76_core, call_sign  # noqa: E402
+from .instruments import (CALL, KIND_OPTION, N_MEASURES, N_QUANTITIES, Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V,
+                          Q_VANNA, Q_VEGA, Q_VOLGA, STATUS_OK, forward_price, is_live_option, live_option_quantities,
+                          measures_from, other_quantities, position_value)
 from .scenarios import instrument_scenarios, position_scenarios
 from .segsum import TILE
 
@@ -36,19 +40,114 @@ CACHE_DIR = configure_numba_cache()
 # would pay reference-count atomics on the output arrays. With error_model="numpy" no division
 # carries a zero check (inputs are validated: S, F, K, vol, T > 0 where they divide). Neither
 # changes a single bit of the results.
-_position_measures = njit(inline="always", error_model="numpy")(position_measures)
 _position_scenarios = njit(inline="always", error_model="numpy")(position_scenarios)
 _measures_from = njit(inline="always", error_model="numpy")(measures_from)
-_store_instrument_quantities = njit(inline="always", error_model="numpy")(store_instrument_quantities)
+_other_quantities = njit(inline="always", error_model="numpy")(other_quantities)
+
+# ---------------------------------------------------------------------------------------------
+# Pricing in blocks. Each prange iteration takes BLOCK rows (positions or instruments):
+#   1. packs the inputs of the block's live options into a scratch buffer (scalar);
+#   2. prices them (forward, black76_core, live_option_quantities: every exp, log and erfc of
+#      Black-76) in one loop LLVM vectorises: it reads and writes the one buffer at fixed offsets,
+#      so no runtime alias check stops it;
+#   3. takes each row's quantities (an option's from the buffer, any other by other_quantities)
+#      and writes them (instruments) or the position's measures (measures_from).
+# Every row gets the bits of the scalar functions the CUDA kernels call per thread
+# (instrument_quantities, measures_from): the same operations in the same order.
+
+#: rows per block of the CPU pricing kernels
+BLOCK = 128
+# rows of a block's scratch buffer (each BLOCK long)
+_W, _K, _T, _S, _FQ, _R, _VOL = 0, 1, 2, 3, 4, 5, 6  # the packed live options' inputs
+_OQ = 7  # their quantities: N_QUANTITIES rows (instruments.Q_* order)
+_N_ROWS = _OQ + N_QUANTITIES
+
+# instruments' functions inlined at numba's IR level where a vectorised loop calls them (a call
+# LLVM does not inline would stop the vectoriser); the same bits as the calls
+_black76_core = njit(inline="always", error_model="numpy")(black76_core)
+_live_option_quantities = njit(inline="always", error_model="numpy")(live_option_quantities)
+
+
+@njit(inline="always", error_model="numpy")
+def _pack_live_options(kind, cp, strike, T, S, fwd, r, vol, start, stop, buf):
+    """Copy the inputs of the live options among rows start..stop-1 into ``buf``, packed; return
+    how many."""
+    c = 0
+    for i in range(start, stop):
+        if is_live_option(kind[i], T[i]):
+            buf[_W * BLOCK + c] = call_sign(cp[i] == CALL)
+            buf[_K * BLOCK + c] = strike[i]
+            buf[_T * BLOCK + c] = T[i]
+            buf[_S * BLOCK + c] = S[i]
+            buf[_FQ * BLOCK + c] = fwd[i]
+            buf[_R * BLOCK + c] = r[i]
+            buf[_VOL * BLOCK + c] = vol[i]
+            c += 1
+    return c
+
+
+@njit(inline="always", error_model="numpy")
+def _price_options(buf, c):
+    """instruments.instrument_quantities of the ``c`` packed live options in ``buf`` (rows _OQ...):
+    the vectorised loop of every exp, log and erfc of the block."""
+    for j in range(c):
+        w = buf[_W * BLOCK + j]
+        K = buf[_K * BLOCK + j]
+        T = buf[_T * BLOCK + j]
+        r = buf[_R * BLOCK + j]
+        vol = buf[_VOL * BLOCK + j]
+        F = forward_price(KIND_OPTION, buf[_S * BLOCK + j], r, T, buf[_FQ * BLOCK + j])
+        sqrt_t, d1, d2, disc, n1, n2, pdf1 = _black76_core(w, F, K, T, r, vol)
+        _, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = _live_option_quantities(
+            w, F, K, T, r, vol, sqrt_t, d1, d2, disc, n1, n2, pdf1)
+        buf[(_OQ + Q_F) * BLOCK + j] = F
+        buf[(_OQ + Q_V) * BLOCK + j] = v
+        buf[(_OQ + Q_DV_DF) * BLOCK + j] = dv_df
+        buf[(_OQ + Q_D2V_DF2) * BLOCK + j] = d2v_df2
+        buf[(_OQ + Q_VEGA) * BLOCK + j] = vega
+        buf[(_OQ + Q_DV_DT) * BLOCK + j] = dv_dt
+        buf[(_OQ + Q_VANNA) * BLOCK + j] = vanna
+        buf[(_OQ + Q_VOLGA) * BLOCK + j] = volga
+
+
+@njit(inline="always", error_model="numpy")
+def _quantities(buf, c, live, kind, T, S, fwd_quote, r):
+    """instruments.instrument_quantities of one row: a live option's from packed column ``c`` of
+    ``buf`` (rows _OQ...), any other row's by instruments.other_quantities."""
+    if live:
+        return (STATUS_OK, buf[(_OQ + Q_F) * BLOCK + c], buf[(_OQ + Q_V) * BLOCK + c],
+                buf[(_OQ + Q_DV_DF) * BLOCK + c], buf[(_OQ + Q_D2V_DF2) * BLOCK + c],
+                buf[(_OQ + Q_VEGA) * BLOCK + c], buf[(_OQ + Q_DV_DT) * BLOCK + c],
+                buf[(_OQ + Q_VANNA) * BLOCK + c], buf[(_OQ + Q_VOLGA) * BLOCK + c])
+    return _other_quantities(kind, T, S, fwd_quote, r)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def instrument_pricing(kind, cp, strike, T, S, fwd, r, vol, q, status):
     """Per instrument j: ``status[j]`` and its quantities ``q[:, j]`` (instruments.Q_*): what every
-    position on it shares (the forward; an option's Black-76 value and sensitivities per coin)."""
+    position on it shares (the forward; an option's Black-76 value and sensitivities per coin).
+    The bits of instruments.store_instrument_quantities, computed in blocks (see above)."""
     n = kind.shape[0]
-    for j in prange(n):
-        _store_instrument_quantities(kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j], q, status, j)
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        buf = np.empty(_N_ROWS * BLOCK)
+        start = b * BLOCK
+        stop = min(start + BLOCK, n)
+        _price_options(buf, _pack_live_options(kind, cp, strike, T, S, fwd, r, vol, start, stop, buf))
+        c = 0
+        for j in range(start, stop):
+            live = is_live_option(kind[j], T[j])
+            st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = _quantities(buf, c, live, kind[j], T[j], S[j],
+                                                                              fwd[j], r[j])
+            c += 1 if live else 0
+            status[j] = st
+            q[Q_F, j] = F
+            q[Q_V, j] = v
+            q[Q_DV_DF, j] = dv_df
+            q[Q_D2V_DF2, j] = d2v_df2
+            q[Q_VEGA, j] = vega
+            q[Q_DV_DT, j] = dv_dt
+            q[Q_VANNA, j] = vanna
+            q[Q_VOLGA, j] = volga
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -65,11 +164,22 @@ def positions_from_instruments(inst, qty, entry, kind, settle, csize, T, S, q, i
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, out, status):
-    """Fill ``out[:, i]`` (N_MEASURES x n, float64) and ``status[i]`` (int8) for every position."""
+    """Fill ``out[:, i]`` (N_MEASURES x n, float64) and ``status[i]`` (int8) for every position:
+    the bits of instruments.position_measures, computed in blocks (see above)."""
     n = qty.shape[0]
-    for i in prange(n):
-        status[i] = _position_measures(kind[i], settle[i], cp[i], qty[i], csize[i], strike[i], T[i],
-                                      S[i], fwd[i], r[i], vol[i], entry[i], out, i)
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        buf = np.empty(_N_ROWS * BLOCK)
+        start = b * BLOCK
+        stop = min(start + BLOCK, n)
+        _price_options(buf, _pack_live_options(kind, cp, strike, T, S, fwd, r, vol, start, stop, buf))
+        c = 0
+        for i in range(start, stop):
+            live = is_live_option(kind[i], T[i])
+            st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = _quantities(buf, c, live, kind[i], T[i], S[i],
+                                                                              fwd[i], r[i])
+            c += 1 if live else 0
+            status[i] = _measures_from(st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga, kind[i], settle[i],
+                                       qty[i], csize[i], T[i], S[i], entry[i], out, i)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -18,11 +18,10 @@ Units of the outputs: see ``gpuskew.schema.MEASURES`` (the row order of ``out``)
 
 from __future__ import annotations
 
-import math
-
 from numba.extending import register_jitable
 
-from .black76 import black76, black76_value
+from . import mathfn
+from .black76 import black76_core, black76_from_core, black76_value, call_sign
 
 #: instruments.kind codes
 KIND_SPOT = 0
@@ -66,7 +65,7 @@ def forward_price(kind: int, S: float, r: float, T: float, quoted: float) -> flo
         return quoted
     if kind == KIND_SPOT or kind == KIND_PERPETUAL:
         return S
-    return S * math.exp(r * T)
+    return S * mathfn.exp(r * T)
 
 
 @register_jitable
@@ -100,7 +99,7 @@ def position_value(kind, settle, cp, qty, csize, K, T, S, F, r, vol, entry):
     size = qty * csize
     if kind == KIND_SPOT:
         return size * S
-    if (kind == KIND_OPTION or kind == KIND_FUTURE) and T <= 0.0:
+    if is_expired(kind, T):
         return 0.0
     if kind == KIND_OPTION:
         return size * black76_value(cp == CALL, F, K, T, r, vol)
@@ -124,19 +123,48 @@ N_QUANTITIES = 8
 
 
 @register_jitable
+def is_expired(kind: int, T: float) -> bool:
+    """Options and futures at or past expiry (T <= 0): status EXPIRED, not priced."""
+    return (kind == KIND_OPTION or kind == KIND_FUTURE) and T <= 0.0
+
+
+@register_jitable
+def is_live_option(kind: int, T: float) -> bool:
+    """An option before its expiry (T > 0): the instruments Black-76 prices."""
+    return kind == KIND_OPTION and T > 0.0
+
+
+@register_jitable
+def live_option_quantities(w, F, K, T, r, vol, sqrt_t, d1, d2, disc, n1, n2, pdf1):
+    """A live option's :func:`instrument_quantities` from its forward F and
+    :func:`black76.black76_core` (w = 1 call, -1 put)."""
+    v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = black76_from_core(w, F, K, T, r, vol, sqrt_t, d1, d2, disc,
+                                                                     n1, n2, pdf1)
+    return STATUS_OK, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga
+
+
+@register_jitable
+def other_quantities(kind, T, S, fwd_quote, r):
+    """:func:`instrument_quantities` of anything but a live option: EXPIRED and zeros for an option
+    or future at or past expiry, else its forward (:func:`forward_price`) and zeros."""
+    if is_expired(kind, T):
+        return STATUS_EXPIRED, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    return STATUS_OK, forward_price(kind, S, r, T, fwd_quote), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+@register_jitable
 def instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol):
     """What every position on one instrument shares: ``(status, F, v, dV/dF, d2V/dF2, dV/dvol,
     dV/dT, d2V/dF dvol, d2V/dvol2)`` (the forward, USD; for a live option the Black-76 value and
     forward sensitivities per coin, :func:`black76.black76`; zeros otherwise). Options and futures
     at or past expiry (T <= 0): status EXPIRED, nothing priced. Inputs as in
     :func:`position_measures`."""
-    if (kind == KIND_OPTION or kind == KIND_FUTURE) and T <= 0.0:
-        return STATUS_EXPIRED, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-    F = forward_price(kind, S, r, T, fwd_quote)
-    if kind == KIND_OPTION:
-        v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = black76(cp == CALL, F, K, T, r, vol)
-        return STATUS_OK, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga
-    return STATUS_OK, F, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    if is_live_option(kind, T):
+        w = call_sign(cp == CALL)
+        F = forward_price(KIND_OPTION, S, r, T, fwd_quote)
+        sqrt_t, d1, d2, disc, n1, n2, pdf1 = black76_core(w, F, K, T, r, vol)
+        return live_option_quantities(w, F, K, T, r, vol, sqrt_t, d1, d2, disc, n1, n2, pdf1)
+    return other_quantities(kind, T, S, fwd_quote, r)
 
 
 @register_jitable

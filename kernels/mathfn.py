@@ -3,13 +3,11 @@
 Why: the CPU's libm and CUDA's libdevice round differently, so a formula evaluated with them gives
 a CPU and a GPU a few ulps apart. These versions use only +, -, *, /, polynomial and rational
 approximations, floor, integer shifts and two bit casts, without data-dependent branches (every
-range is computed and the result selected): every target evaluates the same IEEE operations in the
-same order (a real GPU may still contract ``a * b + c`` into a fused multiply-add: numba-cuda's
-NVVM does by default), and a loop over them alone vectorises (0.8 ns per exp or log, 6 ns per
-erfc, one core). The policy kernel (:mod:`policy`) takes its powers through them. Black-76 keeps
-libm's: inside the per-position and scenario loops LLVM does not vectorise (too many runtime
-memory checks for their many arrays), and the branch-free erfc computed scalar is about 3x
-slower than libm's (measured: see the closing note of the speed issue).
+range is computed and the result chosen by :func:`select`): every target evaluates the same IEEE
+operations in the same order (a real GPU may still contract ``a * b + c`` into a fused
+multiply-add: numba-cuda's NVVM does by default), and a loop over them vectorises. Black-76
+(:mod:`black76`) and the policy kernel (:mod:`policy`) take their exp, log and erfc from here; the
+CPU pricing kernels run Black-76's over blocks of options in one vectorised loop (kernels/cpu.py).
 
 The approximations are those of Sun's fdlibm (``e_exp.c``, ``e_log.c``, ``s_erf.c``, version 5.3;
 "Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved. Developed at SunPro, a Sun
@@ -69,6 +67,47 @@ def _overload_bits_f64(k):  # noqa: ANN001
     return lambda k: _bits_f64(k)
 
 
+def select(cond: bool, a, b):  # noqa: ANN001, ANN201 - a float or an int, as a and b
+    """``a if cond else b`` without a branch: compiled, one LLVM ``select`` (so a function made of
+    them is one basic block: it inlines and vectorises cheaply); in Python, the expression."""
+    return a if cond else b
+
+
+@intrinsic
+def _select(typingctx, cond, a, b):  # noqa: ANN001 - numba intrinsic protocol
+    ty = typingctx.unify_types(a, b)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001
+        c = context.cast(builder, args[0], signature.args[0], types.boolean)
+        x = context.cast(builder, args[1], signature.args[1], ty)
+        y = context.cast(builder, args[2], signature.args[2], ty)
+        return builder.select(c, x, y)
+
+    return ty(cond, a, b), codegen
+
+
+@overload(select)
+def _overload_select(cond, a, b):  # noqa: ANN001
+    return lambda cond, a, b: _select(cond, a, b)
+
+
+def cpu_inline(fn):  # noqa: ANN001, ANN201 - a decorator
+    """Register ``fn`` (plain Python) for numba like ``register_jitable``, inlined at numba's IR
+    level on the CPU (so that a loop over it is one basic block LLVM vectorises) and called
+    normally on CUDA (numba-cuda does not inline overloads of this kind). The same operations, the
+    same bits, either way."""
+
+    @overload(fn, target="cpu", inline="always", strict=False)
+    def _on_cpu(*args):  # noqa: ANN002, ANN202
+        return fn
+
+    @overload(fn, target="cuda", strict=False)
+    def _on_cuda(*args):  # noqa: ANN002, ANN202
+        return fn
+
+    return fn
+
+
 # ---------------------------------------------------------------------------------------------
 # exp (fdlibm e_exp.c)
 
@@ -99,7 +138,7 @@ def exp(x: float) -> float:
     x = k ln2 + r with |r| <= ln2/2 (Cody-Waite reduction), e^r by fdlibm's rational form
     1 + 2r / (R(r) - r) around a degree-10 Remez polynomial, then scaled by 2^k in two steps so
     that results in the subnormal range are rounded once, like libm's."""
-    xc = x if x == x else 0.0  # NaN: any finite lane, the result is selected below
+    xc = select(x == x, x, 0.0)  # NaN: any finite lane, the result is selected below
     xc = min(max(xc, -746.0), 710.0)
     kf = math.floor(xc * INV_LN2 + 0.5)
     hi = xc - kf * LN2_HI
@@ -111,9 +150,9 @@ def exp(x: float) -> float:
     k = int(kf)
     k1 = k // 2
     y = y * pow2i(k1) * pow2i(k - k1)
-    y = 0.0 if x < EXP_MIN else y
-    y = math.inf if x > EXP_MAX else y
-    return x + x if x != x else y
+    y = select(x < EXP_MIN, 0.0, y)
+    y = select(x > EXP_MAX, math.inf, y)
+    return select(x != x, x + x, y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,12 +176,12 @@ def log(x: float) -> float:
 
     x = 2^k m with m in [sqrt(2)/2, sqrt(2)) (from the bits), f = m - 1, s = f / (2 + f), and
     log(1 + f) = 2s + 2s^3/3 + ... summed by fdlibm's degree-14 polynomial in s."""
-    bits = f64_bits(x if x > 0.0 else 1.0)  # x <= 0 or NaN: any positive lane, selected below
+    bits = f64_bits(select(x > 0.0, x, 1.0))  # x <= 0 or NaN: any positive lane, selected below
     mant = bits & _MANTISSA
     k = (bits >> 52) - 1023
     big = mant > _SQRT2_MANTISSA
-    k = k + 1 if big else k
-    m = bits_f64(mant | ((1022 if big else 1023) << 52))
+    k = select(big, k + 1, k)
+    m = bits_f64(mant | (select(big, 1022, 1023) << 52))
     f = m - 1.0
     s = f / (2.0 + f)
     z = s * s
@@ -152,9 +191,9 @@ def log(x: float) -> float:
     hfsq = 0.5 * f * f
     kf = float(k)
     y = kf * LN2_HI - ((hfsq - (s * (hfsq + t1 + t2) + kf * LN2_LO)) - f)
-    y = -math.inf if x == 0.0 else y
-    y = math.inf if x == math.inf else y
-    return math.nan if not (x >= 0.0) else y
+    y = select(x == 0.0, -math.inf, y)
+    y = select(x == math.inf, math.inf, y)
+    return select(x >= 0.0, y, math.nan)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +263,7 @@ _RA_RB = 2.8571414947509766
 _SPLIT = 134217729.0
 
 
-@register_jitable(inline="always")
+@cpu_inline
 def erfc(x: float) -> float:
     """The complementary error function erfc(x) = 1 - erf(x), accurate in both tails (a few ulp).
 
@@ -233,38 +272,44 @@ def erfc(x: float) -> float:
     x^2 computed without rounding error through a 26-bit split of x; beyond: 0 or 2), all
     computed, one selected."""
     x0 = x
-    x = x if x == x else 0.0  # NaN: any finite lane, the result is selected below
+    x = select(x == x, x, 0.0)  # NaN: any finite lane, the result is selected below
     ax = abs(x)
     neg = x < 0.0
-    # |x| < 0.84375
-    z = x * x
+    # the rational of each range (fdlibm's), all computed; the selected one divided once
+    z = x * x  # |x| < 0.84375: in x^2
     r = _PP0 + z * (_PP1 + z * (_PP2 + z * (_PP3 + z * _PP4)))
     s = 1.0 + z * (_QQ1 + z * (_QQ2 + z * (_QQ3 + z * (_QQ4 + z * _QQ5))))
-    y = r / s
-    small_tiny = 1.0 - (x + x * y)  # x < 1/4 (negative x included, as in fdlibm)
-    small = 0.5 - (x * y + (x - 0.5))
-    small = small_tiny if x < 0.25 else small
-    # 0.84375 <= |x| < 1.25
-    s1 = ax - 1.0
+    s1 = ax - 1.0  # 0.84375 <= |x| < 1.25: in |x| - 1
     p = _PA0 + s1 * (_PA1 + s1 * (_PA2 + s1 * (_PA3 + s1 * (_PA4 + s1 * (_PA5 + s1 * _PA6)))))
     q = 1.0 + s1 * (_QA1 + s1 * (_QA2 + s1 * (_QA3 + s1 * (_QA4 + s1 * (_QA5 + s1 * _QA6)))))
-    pq = p / q
-    mid = (1.0 + (_ERX + pq)) if neg else (1.0 - _ERX - pq)
-    # 1.25 <= |x| < 28 (the argument clamped so that no lane overflows or divides by 0)
+    # 1.25 <= |x| < 28: in 1/x^2 (the argument clamped so that no lane overflows or divides by 0)
     xa = min(max(ax, 1.25), 28.0)
     s2 = 1.0 / (xa * xa)
     ra = _RA0 + s2 * (_RA1 + s2 * (_RA2 + s2 * (_RA3 + s2 * (_RA4 + s2 * (_RA5 + s2 * (_RA6 + s2 * _RA7))))))
     sa = 1.0 + s2 * (_SA1 + s2 * (_SA2 + s2 * (_SA3 + s2 * (_SA4 + s2 * (_SA5 + s2 * (_SA6 + s2 * (_SA7 + s2 * _SA8)))))))
     rb = _RB0 + s2 * (_RB1 + s2 * (_RB2 + s2 * (_RB3 + s2 * (_RB4 + s2 * (_RB5 + s2 * _RB6)))))
     sb = 1.0 + s2 * (_SB1 + s2 * (_SB2 + s2 * (_SB3 + s2 * (_SB4 + s2 * (_SB5 + s2 * (_SB6 + s2 * _SB7))))))
-    rs = ra / sa if xa < _RA_RB else rb / sb
+    is_small = ax < 0.84375
+    is_mid = ax < 1.25
+    is_ra = xa < _RA_RB
+    num = select(is_small, r, select(is_mid, p, select(is_ra, ra, rb)))
+    den = select(is_small, s, select(is_mid, q, select(is_ra, sa, sb)))
+    y = num / den
+    # |x| < 0.84375
+    small_tiny = 1.0 - (x + x * y)  # x < 1/4 (negative x included, as in fdlibm)
+    small = 0.5 - (x * y + (x - 0.5))
+    small = select(x < 0.25, small_tiny, small)
+    # 0.84375 <= |x| < 1.25
+    mid = select(neg, 1.0 + (_ERX + y), 1.0 - _ERX - y)
+    # 1.25 <= |x| < 28
+    rs = y
     c = _SPLIT * xa
     zh = c - (c - xa)  # the high 26 bits of xa: zh * zh is exact
     tail = exp(-zh * zh - 0.5625) * exp((zh - xa) * (zh + xa) + rs) / xa
-    tail = (2.0 - tail) if neg else tail
-    tail = (2.0 if neg else 0.0) if ax >= 28.0 else tail
-    out = small if ax < 0.84375 else (mid if ax < 1.25 else tail)
-    return out if x0 == x0 else x0 + x0
+    tail = select(neg, 2.0 - tail, tail)
+    tail = select(ax >= 28.0, select(neg, 2.0, 0.0), tail)
+    out = select(is_small, small, select(is_mid, mid, tail))
+    return select(x0 == x0, out, x0 + x0)
 
 
-__all__ = ["exp", "log", "erfc", "pow2i", "f64_bits", "bits_f64", "EXP_MAX", "EXP_MIN"]
+__all__ = ["exp", "log", "erfc", "pow2i", "select", "f64_bits", "bits_f64", "EXP_MAX", "EXP_MIN"]
