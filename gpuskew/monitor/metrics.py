@@ -127,6 +127,8 @@ class MonitorMetrics:
                                   ("state",), registry=r)
         self.score = pc.Gauge("gpuskew_adherence_score", "Portfolio adherence score in [0, 1]", registry=r)
         self.publishes = pc.Counter("gpuskew_publishes", "Publishes", registry=r)
+        self.publish_errors = pc.Counter("gpuskew_publish_errors", "Publishes that failed (the last good one is "
+                                         "kept; see /healthz)", registry=r)
         self.repriced = pc.Counter("gpuskew_repriced_positions", "Positions re-priced", registry=r)
         self.journal = pc.Counter("gpuskew_journal_records", "Records written to the journal", registry=r)
         self.valuation = pc.Gauge("gpuskew_valuation_timestamp_seconds", "Unix time the book is valued at",

@@ -43,6 +43,8 @@ SETTLE_INVERSE = schema.SETTLEMENTS.index("inverse")
 #: above this fraction of dirty rows one contiguous pass over every row is cheaper than a gather,
 #: a kernel call on the subset and a scatter
 DENSE_FRACTION = 0.4
+#: the source named by errors about the live positions (rows: rows of the live position ledger)
+STATE_SOURCE = "<monitor state: live positions>"
 
 
 @dataclass
@@ -365,9 +367,9 @@ class LiveState:
         for k, lp in enumerate(pricer.plans):
             lc = lp.codes
             sums = pricer.sums(k)
-            if not np.isfinite(sums).all():
-                out, _ = pricer.host_out(pricer.rows)
-                check_finite(sums, lambda: out, cast(Any, _NamedSource("<monitor state>")))
+            if not np.isfinite(sums).all():  # raises InvalidInput naming live ledger rows (or the group)
+                check_finite(sums, lambda: pricer.host_out(pricer.rows)[0], None, cast(Any, lc), perm=pricer.rows,
+                             source=STATE_SOURCE)
             counts = np.bincount(lc.codes, minlength=lc.n_groups)
             expired = np.bincount(lc.codes[expired_mask], minlength=lc.n_groups)
             tables.append(exposures_table(lc.level, all_tags, cast(Any, lc), sums, counts, expired, spot_by_name))
@@ -433,13 +435,6 @@ class LiveState:
                 "positions": self.positions.table(self.pricer.rows),
                 "underlyings": self.table("underlyings"),
                 "quotes": self.table("quotes")}
-
-
-class _NamedSource:
-    """Stands in for a Book in the engine's finite check (which names ``sources['positions']``)."""
-
-    def __init__(self, name: str):
-        self.sources = {"positions": name}
 
 
 __all__ = ["LiveState", "Publication"]
