@@ -119,3 +119,41 @@ def test_a_failed_publish_reports_error_on_the_hub(book, tmp_path):
             mon.close()
 
     asyncio.run(go())
+
+
+def test_resaving_a_snapshot_at_the_same_seq_never_deletes_it(book, tmp_path):
+    from gpuskew.core.book import load_book
+    from gpuskew.monitor import snapshot
+    from gpuskew.monitor.state import LiveState
+    from gpuskew.synthetic.demo import DEMO_AS_OF
+
+    state = LiveState(load_book(book), backend="cpu", as_of_us=int(DEMO_AS_OF.timestamp()) * 1_000_000)
+    folder = snapshot.save(state, tmp_path, 7, {})
+    inodes = {p.name: p.stat().st_ino for p in folder.iterdir()}
+    state.rejected["invalid_json"] += 2  # refused before the journal: the only thing that moves at one seq
+    assert snapshot.save(state, tmp_path, 7, {}) == folder
+    assert {p.name: p.stat().st_ino for p in folder.iterdir() if p.name != "meta.json"} == \
+        {k: v for k, v in inodes.items() if k != "meta.json"}  # the tables were not rewritten
+    assert json.loads((folder / "meta.json").read_text())["rejected"] == {"invalid_json": 2}
+    snapshot.save(state, tmp_path, 9, {})
+    snapshot.save(state, tmp_path, 12, {})
+    assert snapshot.kept_seqs(tmp_path) == [9, 12] and snapshot.oldest_kept_seq(tmp_path) == 9
+
+
+def test_the_journal_is_kept_back_to_the_oldest_snapshot(book, tmp_path):
+    """A crash that loses the newest snapshot falls back to the older one: its journal tail is there."""
+    import shutil
+
+    from gpuskew.monitor import snapshot
+
+    events = _events(book)
+    state = tmp_path / "st"
+    first, _, _ = _run(book, state, write_jsonl(tmp_path / "a.jsonl", events[:80]))
+    source = write_jsonl(tmp_path / "a.jsonl", events)  # the file grows: the restart resumes after line 80
+    full, _, _ = _run(book, state, source)
+    seqs = sorted(int(p.name) for p in snapshot.snapshots_dir(state).iterdir())
+    assert len(seqs) == 2 and seqs[0] < seqs[1]
+    shutil.rmtree(snapshot.snapshots_dir(state) / f"{seqs[1]:016d}")  # the newest snapshot is lost
+    again, _, _ = _run(book, state, source)
+    assert again["replayed"] > 0
+    assert again["events"] == full["events"] and again["journal_seq"] == full["journal_seq"]

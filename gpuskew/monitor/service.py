@@ -216,7 +216,8 @@ class Monitor:
         seq = self.journal.sync()
         snapshot.save(self.state, self.cfg.state_dir, seq, self.cursors)
         self.journal.rotate()
-        self.journal.prune(seq)
+        # up to the oldest snapshot kept: a restart that falls back to it still finds its journal tail
+        self.journal.prune(snapshot.oldest_kept_seq(self.cfg.state_dir))
         self._last_snapshot = time.monotonic()
         self._last_snapshot_seq = seq
         _freeze_heap()
