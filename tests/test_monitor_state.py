@@ -229,3 +229,27 @@ def test_compaction_keeps_sums_and_order(tables):
     after = state.publish()
     assert after.exposures.equals(before.exposures)
     assert after.repriced == 0
+
+
+def test_a_publish_renders_its_rows_once_and_the_alert_state_keeps_the_previous_statuses(tables, limits, tmp_path,
+                                                                                         monkeypatch):
+    from gpuskew.monitor import alertstate
+    from gpuskew.monitor.metrics import MonitorMetrics
+    from gpuskew.monitor.view import AlertFeed, state_view
+
+    calls = []
+    real = alertstate._statuses
+    monkeypatch.setattr(alertstate, "_statuses", lambda t: calls.append(t) or real(t))
+    alerts = alertstate.PersistentAlertState(tmp_path / "effective.parquet")
+    state = new_state(tables, limits, alert_state=alerts)
+    pub = state.publish()
+    again = state.publish()
+    assert len(calls) == 3  # the initial None, then each new table once: never the previous one again
+    assert again.rows("effective") is again.rows("effective")
+    assert again.rows("effective") == again.effective.to_pylist()
+    effective_rows = pub.rows("effective")
+    MonitorMetrics(100).groups.update(pub.effective, effective_rows)
+    view = state_view(pub, feeds=[], alerts=AlertFeed(), counts={}, rejected={}, clock="event")
+    # metrics and /api/state share the rows the publication rendered once
+    assert set(pub._rows) == {"effective", "exposures", "hedges"} and pub.rows("effective") is effective_rows
+    assert view["groups"] == len(effective_rows) and len(view["exposures"]) == pub.exposures.num_rows

@@ -76,13 +76,15 @@ class GroupGauges:
         self._series: set[tuple] = set()
         self.dropped = 0
 
-    def update(self, effective: pa.Table | None) -> None:
+    def update(self, effective: pa.Table | None, rows: list[dict] | None = None) -> None:
+        """Set the gauges from ``effective`` (``rows``: its ``to_pylist()`` when the caller has it)."""
         if effective is None:
             return
         from gpuskew.schema import ADHERENCE
 
         tags = ADHERENCE.tag_columns(effective)
-        rows = effective.to_pylist()
+        if rows is None:
+            rows = effective.to_pylist()
         self.dropped = max(0, len(rows) - self.max_groups)
         seen = set()
         for row in rows[: self.max_groups]:

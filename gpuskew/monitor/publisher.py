@@ -20,7 +20,7 @@ from typing import Any
 from gpuskew.errors import InvalidConfig
 from gpuskew.monitor.events import us_to_iso
 from gpuskew.monitor.sources import split_spec
-from gpuskew.monitor.view import _group, dumps
+from gpuskew.monitor.view import _group, _rows, dumps
 
 _BAD = re.compile(r"[^A-Za-z0-9_\-]")
 
@@ -63,7 +63,7 @@ class NatsPublisher:
             await self._send("alerts", alert["group"]["underlying"], alert)
         htags = HEDGES.tag_columns(pub.adherence.hedges)
         current: dict[tuple, str] = {}
-        for row in pub.adherence.hedges.to_pylist():
+        for row in _rows(pub, "hedges"):
             key = (row["level"], row["underlying"], tuple(sorted(_group(row, htags).items())))
             text = dumps({k: v for k, v in row.items() if k != "as_of"})
             current[key] = text
@@ -72,7 +72,7 @@ class NatsPublisher:
         self._hedges = current
         atags = ADHERENCE.tag_columns(pub.effective)
         by_underlying: dict[str, list] = {}
-        for row in pub.effective.to_pylist():
+        for row in _rows(pub, "effective"):
             row = dict(row)
             row["group"] = _group(row, atags)
             by_underlying.setdefault(row["underlying"], []).append(row)

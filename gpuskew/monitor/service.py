@@ -310,7 +310,7 @@ class Monitor:
         m = self.metrics
         for item in batch:
             m.latency.observe(now - item.received)
-        m.groups.update(pub.effective)
+        m.groups.update(pub.effective, pub.rows("effective") if pub.effective is not None else None)
         m.positions.labels("priced").set(pub.positions)
         m.positions.labels("pending").set(pub.pending)
         m.last_publish.set(time.time())

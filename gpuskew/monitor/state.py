@@ -62,6 +62,16 @@ class Publication:
     pending: int = 0  #: positions held but waiting for market data
     timings_s: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    _rows: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def rows(self, name: str) -> list[dict]:
+        """``to_pylist()`` of ``exposures``, ``effective`` or ``hedges`` (the adherence's), rendered once
+        per publication and shared by its readers (metrics, /api/state, --publish): do not modify."""
+        hit = self._rows.get(name)
+        if hit is None:
+            table = self.adherence.hedges if name == "hedges" else getattr(self, name)
+            hit = self._rows[name] = [] if table is None else table.to_pylist()
+        return hit
 
     @property
     def as_of(self):

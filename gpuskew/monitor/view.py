@@ -57,6 +57,15 @@ def _tags(table: pa.Table, spec: Any) -> list[str]:
     return spec.tag_columns(table)
 
 
+def _rows(pub: Any, name: str) -> list[dict]:
+    """The publication's rows of ``name``, rendered once per publication when it can
+    (:meth:`gpuskew.monitor.state.Publication.rows`)."""
+    if hasattr(pub, "rows"):
+        return pub.rows(name)
+    table = pub.adherence.hedges if name == "hedges" else getattr(pub, name)
+    return table.to_pylist()
+
+
 def _group(row: Mapping[str, Any], tags: list[str]) -> dict:
     return {t: row[t] for t in tags if row.get(t) is not None}
 
@@ -91,7 +100,7 @@ def state_view(pub: Any, *, feeds: list[dict], alerts: AlertFeed, counts: Mappin
     exp = pub.exposures
     etags = _tags(exp, EXPOSURES)
     exposures = [{"level": r["level"], "underlying": r["underlying"], "group": _group(r, etags),
-                  **{k: r[k] for k in _EXPOSURE_FIELDS}} for r in exp.to_pylist()]
+                  **{k: r[k] for k in _EXPOSURE_FIELDS}} for r in _rows(pub, "exposures")]
     under: dict[str, dict] = {}
     for r in exposures:
         if r["level"] == "underlying":
@@ -101,7 +110,7 @@ def state_view(pub: Any, *, feeds: list[dict], alerts: AlertFeed, counts: Mappin
     hedges = []
     if pub.effective is not None:
         atags = _tags(pub.effective, ADHERENCE)
-        for r in pub.effective.to_pylist():
+        for r in _rows(pub, "effective"):
             u = under.setdefault(r["underlying"], {"underlying": r["underlying"], "spot": r["spot"], "groups": [],
                                                    "worst": "ok"})
             g = {"level": r["level"], "underlying": r["underlying"], "group": _group(r, atags),
@@ -112,7 +121,7 @@ def state_view(pub: Any, *, feeds: list[dict], alerts: AlertFeed, counts: Mappin
                 u["worst"] = eff
         htags = _tags(pub.adherence.hedges, HEDGES)
         hedges = [{"level": r["level"], "underlying": r["underlying"], "group": _group(r, htags),
-                   **{k: r[k] for k in _HEDGE_FIELDS}} for r in pub.adherence.hedges.to_pylist()]
+                   **{k: r[k] for k in _HEDGE_FIELDS}} for r in _rows(pub, "hedges")]
     view.update(
         as_of=us_to_iso(pub.as_of_us), publish=pub.number, published_at=time.time(),
         positions={"priced": pub.positions, "pending": pub.pending}, repriced=pub.repriced,
