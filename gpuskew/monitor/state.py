@@ -123,6 +123,13 @@ class LiveState:
         self._priceable_version = 0
         self._structure_seen: tuple | None = None
         self._priced = np.zeros(0, bool)
+        self._n_priced = 0
+        self._rows_by_inst = np.zeros(0, np.int64)
+        self._inst_sorted = np.zeros(0, np.int32)
+        self._rows_token = 0  #: changes whenever the priced rows (and the pricer's plans) change
+        #: (rows token, counts per level) and (rows token, as_of, expired counts per level)
+        self._level_counts: tuple[int, list] | None = None
+        self._expired_counts: tuple[int, int | None, list] | None = None
         self.publishes = 0
         self.counts: Counter = Counter()  #: applied events by type
         self.rejected: Counter = Counter()  #: rejected or ignored events by reason
@@ -266,7 +273,11 @@ class LiveState:
         return self.pricer.rows
 
     def reprice(self) -> int:
-        """Re-price dirty positions (all of them on the first call); returns how many."""
+        """Re-price dirty positions (all of them on the first call); returns how many.
+
+        What depends on the structure alone (which rows are priced, the rows of each instrument) is
+        recomputed only when the structure changes; a publish with few dirty instruments then costs
+        in proportion to their positions, not to the book."""
         if self.as_of_us is None:
             raise RuntimeError("no valuation time yet: no event has arrived and no --as-of was given")
         pos, reg, pricer = self.positions, self.registry, self.pricer
@@ -274,38 +285,53 @@ class LiveState:
         pricer.ensure_capacity(n)
         inst = pos.inst[:n]
         structure = self._structure()
-        priced = pos.alive() & reg.priceable()[inst] if n else np.zeros(0, bool)
-        new_rows = np.zeros(n, bool)
+        new_rows = np.zeros(0, np.int64)
         if structure != self._structure_seen:
+            priced = pos.alive() & reg.priceable()[inst] if n else np.zeros(0, bool)
             prev = np.zeros(n, bool)
             m = min(n, self._priced.shape[0])
             prev[:m] = self._priced[:m]
-            new_rows = priced & ~prev
+            new_rows = np.flatnonzero(priced & ~prev)
             rows = np.flatnonzero(priced)
             pricer.set_rows(rows, self.grouping.codes(rows))
             self._priced = priced
+            self._n_priced = int(rows.size)
+            order = np.argsort(inst[rows], kind="stable")
+            self._rows_by_inst = rows[order]  #: priced rows, by instrument (then row)
+            self._inst_sorted = inst[rows][order]
             self._structure_seen = structure
+            self._rows_token += 1
+        priced = self._priced
         if self._dirty_all:
-            dirty = priced
+            n_dirty = self._n_priced
+            dirty_rows = None
         else:
-            flag = np.zeros(reg.n_inst, bool)
+            flag = np.zeros(reg.n_inst, bool)  # per instrument (not per position)
             if self._dirty_inst:
                 flag[list(self._dirty_inst)] = True
             if self._dirty_und:
                 flag |= np.isin(reg.inst_und[: reg.n_inst], list(self._dirty_und))
             if self._dirty_dated:
                 flag |= reg.expiry[: reg.n_inst] != NO_EXPIRY
-            dirty = flag[inst] | new_rows
+            parts = [self._rows_of(np.flatnonzero(flag)), new_rows]
             if self._dirty_rows:
-                dirty[np.asarray(self._dirty_rows, dtype=np.int64)] = True
-            dirty &= priced
-        n_dirty = int(np.count_nonzero(dirty))
+                touched = np.asarray(self._dirty_rows, dtype=np.int64)
+                parts.append(touched[priced[touched]])
+            candidates = np.concatenate(parts)  # all priced, a row possibly more than once
+            if candidates.size > DENSE_FRACTION * n:  # a large part of the book: a mask beats a sort
+                mask = np.zeros(n, bool)
+                mask[candidates] = True
+                n_dirty = int(np.count_nonzero(mask))
+                dirty_rows = np.flatnonzero(mask)
+            else:
+                dirty_rows = np.unique(candidates)  # sorted, each row once
+                n_dirty = int(dirty_rows.size)
         if n_dirty > DENSE_FRACTION * n:
             # most of the book (an index tick, a time step): one contiguous pass over every row, no
             # gather or scatter of per-position arrays; rows that are not priced get harmless inputs
             self._reprice_dense(n, inst, priced)
         elif n_dirty:
-            rows = np.flatnonzero(dirty)
+            rows = np.flatnonzero(priced) if dirty_rows is None else dirty_rows
             held, pos_inst = np.unique(inst[rows], return_inverse=True)
             inputs = reg.kernel_inputs(held)  # each instrument once
             inputs["T"] = years_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us))
@@ -316,6 +342,19 @@ class LiveState:
         self._dirty_dated = False
         self._dirty_all = False
         return n_dirty
+
+    def _rows_of(self, instruments: np.ndarray) -> np.ndarray:
+        """The priced rows on these instruments (sorted instrument indices), unsorted."""
+        if not instruments.size or not self._inst_sorted.size:
+            return np.zeros(0, np.int64)
+        lo = np.searchsorted(self._inst_sorted, instruments, "left")
+        hi = np.searchsorted(self._inst_sorted, instruments, "right")
+        lens = hi - lo
+        total = int(lens.sum())
+        if not total:
+            return np.zeros(0, np.int64)
+        starts = np.repeat(lo - (np.cumsum(lens) - lens), lens)
+        return self._rows_by_inst[starts + np.arange(total)].astype(np.int64, copy=False)
 
     def _reprice_dense(self, n: int, inst: np.ndarray, priced: np.ndarray) -> None:
         """Price rows 0..capacity-1 in one pass (the result replaces the per-position arrays), each
@@ -359,6 +398,7 @@ class LiveState:
         priced[:m] = self._priced[:m]
         self._priced = priced[keep]
         self._structure_seen = None
+        self._rows_token += 1
         return keep
 
     # ------------------------------------------------------------------------------------------
@@ -371,8 +411,17 @@ class LiveState:
         reg, pricer = self.registry, self.pricer
         all_tags = sorted({t for lv in self.levels for t in lv}, key=self.tags.index)
         spot_by_name = {name: float(reg.spot[u]) for name, u in reg.und_index.items()}
-        status = np.asarray(self.backend.to_host(pricer.status))[pricer.rows]
-        expired_mask = status == schema.STATUS_EXPIRED
+        token = self._rows_token
+        if self._level_counts is None or self._level_counts[0] != token:  # changes with the structure only
+            self._level_counts = (token, [np.bincount(lp.codes.codes, minlength=lp.codes.n_groups)
+                                          for lp in pricer.plans])
+        if self._expired_counts is None or self._expired_counts[:2] != (token, self.as_of_us):
+            # a position's status (expired: T <= 0) moves with the valuation time alone
+            status = np.asarray(self.backend.to_host(pricer.status))[pricer.rows]
+            expired_mask = status == schema.STATUS_EXPIRED
+            self._expired_counts = (token, self.as_of_us,
+                                    [np.bincount(lp.codes.codes[expired_mask], minlength=lp.codes.n_groups)
+                                     for lp in pricer.plans])
         tables = []
         for k, lp in enumerate(pricer.plans):
             lc = lp.codes
@@ -380,8 +429,7 @@ class LiveState:
             if not np.isfinite(sums).all():  # raises InvalidInput naming live ledger rows (or the group)
                 check_finite(sums, lambda: pricer.host_out(pricer.rows)[0], None, cast(Any, lc), perm=pricer.rows,
                              source=STATE_SOURCE)
-            counts = np.bincount(lc.codes, minlength=lc.n_groups)
-            expired = np.bincount(lc.codes[expired_mask], minlength=lc.n_groups)
+            counts, expired = self._level_counts[1][k], self._expired_counts[2][k]
             tables.append(exposures_table(lc.level, all_tags, cast(Any, lc), sums, counts, expired, spot_by_name))
         return schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
 
