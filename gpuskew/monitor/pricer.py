@@ -22,8 +22,8 @@ import numpy as np
 
 from gpuskew import schema
 from gpuskew.core.backend import Backend
+from gpuskew.core.groups import Grouping
 from gpuskew.core.reduction import SegmentedSumPlan, TileLevel, plan_segmented_sum
-from gpuskew.monitor.grouping import LevelCodes
 
 #: kernel input columns, in Backend.position_greeks' naming
 KERNEL_COLUMNS = ("kind", "settle", "cp", "qty", "csize", "strike", "T", "S", "fwd", "r", "vol", "entry")
@@ -36,7 +36,7 @@ HELD_COLUMNS = {"h_kind": "kind", "h_settle": "settle", "h_cp": "cp", "h_csize":
 class LevelPlan:
     """Codes and the re-indexed reduction plan of one level."""
 
-    codes: LevelCodes
+    codes: Grouping
     plan: SegmentedSumPlan
     device_plan: list
 
@@ -111,7 +111,7 @@ class Pricer:
         self.T = np.asarray(instruments["T"], dtype=np.float64)[pos_inst]
         self.repriced_total += self.capacity
 
-    def set_rows(self, rows: np.ndarray, levels: list[LevelCodes]) -> None:
+    def set_rows(self, rows: np.ndarray, levels: list[Grouping]) -> None:
         """The priced rows (ascending) and their group codes per level: rebuild the plans."""
         self.rows = rows
         self.plans = []

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -427,10 +427,10 @@ class LiveState:
             lc = lp.codes
             sums = pricer.sums(k)
             if not np.isfinite(sums).all():  # raises InvalidInput naming live ledger rows (or the group)
-                check_finite(sums, lambda: pricer.host_out(pricer.rows)[0], None, cast(Any, lc), perm=pricer.rows,
+                check_finite(sums, lambda: pricer.host_out(pricer.rows)[0], None, lc, perm=pricer.rows,
                              source=STATE_SOURCE)
             counts, expired = self._level_counts[1][k], self._expired_counts[2][k]
-            tables.append(exposures_table(lc.level, all_tags, cast(Any, lc), sums, counts, expired, spot_by_name))
+            tables.append(exposures_table(lc.level, all_tags, lc, sums, counts, expired, spot_by_name))
         return schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
 
     def table(self, name: str) -> pa.Table:
