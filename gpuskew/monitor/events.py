@@ -34,8 +34,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, Union
+
+from gpuskew.timeutil import from_micros, iso_z, to_micros
 
 #: event types, in the order the metrics list them
 EVENT_TYPES: tuple[str, ...] = ("fill", "index", "mark", "rate", "instrument")
@@ -53,9 +54,6 @@ APPLY_REASONS: tuple[str, ...] = ("unknown_instrument", "unknown_tag", "expired_
                                   "duplicate_trade_id", "stale", "duplicate_instrument")
 #: of those, the ones that are not malformed input (counted, never dead-lettered)
 IGNORED_REASONS: frozenset[str] = frozenset({"duplicate_trade_id", "stale"})
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_US = timedelta(microseconds=1)
 
 
 class EventRejected(Exception):
@@ -220,27 +218,22 @@ def ts_to_us(value: Any) -> int:
     """Microseconds since the epoch of an ISO 8601 timestamp, parsed by :func:`gpuskew.timeutil.to_utc`
     (naive = UTC, ``Z`` allowed, a date alone = 08:00 UTC)."""
     from gpuskew.errors import InvalidInput
-    from gpuskew.timeutil import to_utc
 
     if not isinstance(value, str):
         raise EventRejected("bad_timestamp", "'ts' must be an ISO 8601 string")
     try:
-        dt = to_utc(value, source="ts")
+        return to_micros(value, source="ts")
     except (InvalidInput, ValueError, OverflowError):
         raise EventRejected("bad_timestamp", f"'ts' is not ISO 8601: {value[:40]!r}") from None
-    return (dt - _EPOCH) // _US
 
 
-def us_to_datetime(us: int) -> datetime:
-    """The UTC datetime of microseconds since the epoch."""
-    return _EPOCH + timedelta(microseconds=int(us))
+#: the UTC datetime of microseconds since the epoch (:func:`gpuskew.timeutil.from_micros`)
+us_to_datetime = from_micros
 
 
 def us_to_iso(us: int) -> str:
     """ISO 8601 UTC with a ``Z`` (microseconds only when not zero)."""
-    from gpuskew.timeutil import iso_z
-
-    return iso_z(us_to_datetime(us))
+    return iso_z(from_micros(us))
 
 
 def _tags(obj: dict) -> dict[str, str | None]:

@@ -27,8 +27,10 @@ from typing import Any
 
 import pyarrow as pa
 
-#: status -> gpuskew_status value
-STATUS_VALUE = {"ok": 0, "warn": 1, "breach": 2, "critical": 3}
+from gpuskew.schema import ADHERENCE_STATUSES
+
+#: status -> gpuskew_status value (its rank in gpuskew.schema.ADHERENCE_STATUSES)
+STATUS_VALUE = {status: rank for rank, status in enumerate(ADHERENCE_STATUSES)}
 #: histogram buckets of gpuskew_event_to_publish_seconds (seconds)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 #: most group series exported (the first ones in adherence-table order)

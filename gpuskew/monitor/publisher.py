@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gpuskew.core.groups import GroupId, group_id
 from gpuskew.errors import InvalidConfig
 from gpuskew.monitor.events import us_to_iso
 from gpuskew.monitor.sources import split_spec
@@ -40,7 +41,7 @@ class NatsPublisher:
         self.port = port or 4222
         self.prefix = ".".join(token(p) for p in path.strip("/").split("/") if p) or "gpuskew"
         self.nc: Any = None
-        self._hedges: dict[tuple, str] = {}
+        self._hedges: dict[GroupId, str] = {}
         self.published = 0
 
     async def connect(self) -> None:
@@ -62,9 +63,9 @@ class NatsPublisher:
         for alert in pub.alerts:
             await self._send("alerts", alert["group"]["underlying"], alert)
         htags = HEDGES.tag_columns(pub.adherence.hedges)
-        current: dict[tuple, str] = {}
+        current: dict[GroupId, str] = {}
         for row in _rows(pub, "hedges"):
-            key = (row["level"], row["underlying"], tuple(sorted(_group(row, htags).items())))
+            key = group_id(row, htags)
             text = dumps({k: v for k, v in row.items() if k != "as_of"})
             current[key] = text
             if self._hedges.get(key) != text:

@@ -142,6 +142,7 @@ class Monitor:
 
     def open_state(self) -> None:
         """Load the latest snapshot (or the book) and replay the journal after it."""
+        from gpuskew.io.dataset import file_sha256
         from gpuskew.monitor import snapshot
         from gpuskew.monitor.deadletter import DeadLetters
         from gpuskew.monitor.journal import Journal
@@ -159,7 +160,7 @@ class Monitor:
 
         self.alert_state = PersistentAlertState(cfg.state_dir / "alerts" / "effective.parquet")
         kwargs = dict(limits=limits, group_by=cfg.group_by, backend=cfg.backend, time_step_s=cfg.time_step_s,
-                      clock=cfg.clock, alert_state=self.alert_state, limits_hash=_file_hash(cfg.limits_path),
+                      clock=cfg.clock, alert_state=self.alert_state, limits_hash=file_sha256(cfg.limits_path) if cfg.limits_path else None,
                       limits_source=str(cfg.limits_path) if cfg.limits_path else None)
         self.journal = Journal(cfg.state_dir / "journal")
         if self.journal.truncated_bytes:
@@ -552,12 +553,6 @@ def _freeze_heap() -> None:
 
     gc.collect()
     gc.freeze()
-
-
-def _file_hash(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _apply_detail(reason: str, ev: Any) -> str:

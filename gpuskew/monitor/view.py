@@ -29,7 +29,6 @@ _EXPOSURE_FIELDS = ("spot", "n_positions", "delta", "delta_pa", "delta_usd", "ga
                     "value_usd")
 _HEDGE_FIELDS = ("hedge_instrument", "kind", "mode", "side", "contracts", "notional_usd", "price_usd", "coin_delta",
                  "pre_trade_delta", "post_trade_delta", "post_trade_deviation", "est_cost_usd", "lot_limited")
-_SEVERITY = {"ok": 0, "warn": 1, "breach": 2, "critical": 3}
 
 
 def clean(x: Any) -> Any:
@@ -96,6 +95,7 @@ def state_view(pub: Any, *, feeds: list[dict], alerts: AlertFeed, counts: Mappin
         view.update(as_of=None, underlyings=[], exposures=[], hedges=[], groups=0)
         return view
     from gpuskew.schema import ADHERENCE, EXPOSURES, HEDGES
+    from gpuskew.session import worst_statuses
 
     exp = pub.exposures
     etags = _tags(exp, EXPOSURES)
@@ -116,9 +116,8 @@ def state_view(pub: Any, *, feeds: list[dict], alerts: AlertFeed, counts: Mappin
             g = {"level": r["level"], "underlying": r["underlying"], "group": _group(r, atags),
                  **{k: r[k] for k in _ADHERENCE_FIELDS}}
             u["groups"].append(g)
-            eff = r["effective_status"] or "ok"
-            if _SEVERITY[eff] > _SEVERITY[u["worst"]]:
-                u["worst"] = eff
+        for und, worst in worst_statuses(pub.effective).items():
+            under[und]["worst"] = worst
         htags = _tags(pub.adherence.hedges, HEDGES)
         hedges = [{"level": r["level"], "underlying": r["underlying"], "group": _group(r, htags),
                    **{k: r[k] for k in _HEDGE_FIELDS}} for r in _rows(pub, "hedges")]
