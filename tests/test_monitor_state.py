@@ -278,3 +278,23 @@ def test_dirty_only_publishes_equal_full_repricing_bitwise(tables):
                 lean.compact()
                 full.compact()
     assert min(repriced) < max(repriced)  # some publishes re-priced a few positions only
+
+
+def test_compaction_gathers_on_the_backend_without_a_host_round_trip(tables, monkeypatch):
+    state = new_state(tables)
+    state.publish()
+    row = int(state.pricer.rows[3])
+    inst = state.registry.inst_names[state.positions.inst[row]]
+    qty = float(state.positions.ledger.quantity[row])
+    tags = dict(zip(state.tags, state.positions.tag_values(row)))
+    assert state.apply(parse_event({"type": "fill", "ts": us_to_iso(AS_OF_US + 1), "trade_id": "close-1",
+                                    "instrument": inst, "quantity": -qty, "price": 100.0,
+                                    "tags": {k: v for k, v in tags.items() if v is not None}})) is None
+    before = state.publish()
+    copies = []
+    monkeypatch.setattr(state.backend, "to_host", lambda a: copies.append(a) or a)
+    state.compact()
+    assert copies == []
+    monkeypatch.undo()
+    after = state.publish()
+    assert after.exposures.equals(before.exposures)

@@ -136,21 +136,21 @@ class Pricer:
         return out, status
 
     def compact(self, keep: np.ndarray) -> None:
-        """Renumber rows after a ledger compaction (``keep``: old row of each new row)."""
-        b = self.backend
+        """Renumber rows after a ledger compaction (``keep``: old row of each new row); the
+        per-position arrays are gathered where they live (no round trip through the host)."""
+        b, xp = self.backend, self.xp
         if keep.size:
             self.ensure_capacity(int(keep.max()) + 1)
-        out = np.asarray(b.to_host(self.out))[:, keep]
-        status = np.asarray(b.to_host(self.status))[keep]
-        T = self.T[keep]
-        self.capacity = 0
-        self.out = self.xp.zeros((schema.N_MEASURES, 0))
-        self.status = self.xp.zeros(0, np.int8)
-        self.T = np.zeros(0)
-        self.ensure_capacity(max(keep.size, 1))
-        self.out[:, : keep.size] = b.to_device(np.ascontiguousarray(out))
-        self.status[: keep.size] = b.to_device(np.ascontiguousarray(status))
-        self.T[: keep.size] = T
+        idx = b.to_device(np.ascontiguousarray(keep, dtype=np.int64))
+        cap = max(keep.size, 1024)
+        out = xp.zeros((schema.N_MEASURES, cap))
+        status = xp.zeros(cap, np.int8)
+        T = np.zeros(cap)
+        if keep.size:
+            out[:, : keep.size] = self.out[:, idx]
+            status[: keep.size] = self.status[idx]
+            T[: keep.size] = self.T[keep]
+        self.out, self.status, self.T, self.capacity = out, status, T, cap
         self.plans = []
 
 
