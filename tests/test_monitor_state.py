@@ -298,3 +298,27 @@ def test_compaction_gathers_on_the_backend_without_a_host_round_trip(tables, mon
     monkeypatch.undo()
     after = state.publish()
     assert after.exposures.equals(before.exposures)
+
+
+def test_trade_ids_are_remembered_within_a_bounded_window_that_survives_a_snapshot(tables, tmp_path):
+    from gpuskew.monitor.state import RecentTradeIds
+
+    state = new_state(tables)
+    state.seen_trades = RecentTradeIds(limit=3)
+
+    def fill(tid, k):
+        return state.apply(parse_event({"type": "fill", "ts": us_to_iso(AS_OF_US + k), "trade_id": tid,
+                                        "instrument": "BTC-PERPETUAL", "quantity": 1.0, "price": 1000.0}))
+
+    for k, tid in enumerate(["t1", "t2", "t3", "t4"]):
+        assert fill(tid, k) is None
+    assert list(state.seen_trades) == ["t2", "t3", "t4"]  # oldest forgotten first
+    assert fill("t3", 10) == "duplicate_trade_id"
+    path = snapshot.save(state, tmp_path, seq=4, cursors={})
+    again, _ = snapshot.load(path, backend="cpu", group_by=["desk", "desk,book"])
+    again.seen_trades.limit = 3
+    assert again.seen_trades == state.seen_trades
+    assert fill("t5", 11) is None
+    again.apply(parse_event({"type": "fill", "ts": us_to_iso(AS_OF_US + 11), "trade_id": "t5",
+                             "instrument": "BTC-PERPETUAL", "quantity": 1.0, "price": 1000.0}))
+    assert list(again.seen_trades) == list(state.seen_trades) == ["t3", "t4", "t5"]

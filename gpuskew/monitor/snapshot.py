@@ -4,7 +4,8 @@
 
 * ``instruments.parquet``, ``underlyings.parquet`` (spot null while none arrived), ``quotes.parquet``;
 * ``positions.parquet``: every held position (pending ones too), in ledger order, after compaction;
-* ``trades.parquet``: every trade_id applied (fills are idempotent by trade_id across restarts);
+* ``trades.parquet``: the trade ids remembered (the most recent ones, oldest first: fills are
+  idempotent by trade_id across restarts, :class:`~gpuskew.monitor.state.RecentTradeIds`);
 * ``meta.json`` (written last: the commit marker): seq, valuation time, clock, the last applied
   time of each market key, source cursors, tags and grouping levels.
 
@@ -30,7 +31,7 @@ import pyarrow.parquet as pq
 
 from gpuskew.core.book import Book
 from gpuskew.io import publish_run, write_json, write_parquet
-from gpuskew.monitor.state import LiveState
+from gpuskew.monitor.state import LiveState, RecentTradeIds
 
 #: snapshot format version (meta.json ``format``)
 FORMAT = 1
@@ -95,7 +96,7 @@ def save(state: LiveState, state_dir: str | Path, seq: int, cursors: Mapping[str
         "underlyings.parquet": reg.underlyings_table(only_priced=False),
         "quotes.parquet": reg.quotes_table(),
         "positions.parquet": state.positions.table(),
-        "trades.parquet": pa.table({"trade_id": pa.array(sorted(state.seen_trades), pa.string())}),
+        "trades.parquet": pa.table({"trade_id": pa.array(list(state.seen_trades), pa.string())}),
     }
     files: dict[str, Callable[[Path], None]] = {name: _parquet_writer(t) for name, t in tables.items()}
     files[META] = lambda p: write_json(meta, p)
@@ -126,7 +127,8 @@ def load(folder: Path, **state_kwargs: Any) -> tuple[LiveState, dict]:
     state.clock_us = meta["clock_us"]
     state.last_event_us = meta.get("last_event_us")
     state.registry.last_ts = {tuple(k): int(v) for k, v in meta["market_ts"]}
-    state.seen_trades = set(pq.read_table(folder / "trades.parquet").column("trade_id").to_pylist())
+    state.seen_trades = RecentTradeIds(pq.read_table(folder / "trades.parquet").column("trade_id").to_pylist(),
+                                       state.seen_trades.limit)
     state.counts.update(meta.get("counts", {}))
     state.rejected.update(meta.get("rejected", {}))
     return state, meta

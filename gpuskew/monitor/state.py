@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,40 @@ SETTLE_INVERSE = schema.SETTLEMENTS.index("inverse")
 DENSE_FRACTION = 0.4
 #: the source named by errors about the live positions (rows: rows of the live position ledger)
 STATE_SOURCE = "<monitor state: live positions>"
+#: trade ids remembered for idempotent fills: the most recent ones (about 100 MB of strings at most)
+MAX_TRADE_IDS = 1_000_000
+
+
+class RecentTradeIds:
+    """The trade ids of the last ``limit`` fills applied, oldest first: a fill whose trade id is
+    among them is a repeat (ignored, ``duplicate_trade_id``). Redeliveries arrive within seconds
+    or minutes (a source's acknowledgement window, a restart's replay), far inside the window; a
+    producer that repeats a trade more than ``limit`` fills later gets it applied again. The
+    snapshot stores the ids in this order, so a restarted monitor forgets exactly what the running
+    one would have forgotten (bounded memory, and a bounded ``trades.parquet`` per snapshot)."""
+
+    def __init__(self, ids: Iterable[str] = (), limit: int = MAX_TRADE_IDS):
+        self.limit = int(limit)
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        for trade_id in ids:
+            self.add(trade_id)
+
+    def __contains__(self, trade_id: object) -> bool:
+        return trade_id in self._ids
+
+    def add(self, trade_id: str) -> None:
+        self._ids[trade_id] = None
+        if len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RecentTradeIds) and list(self._ids) == list(other._ids)
 
 
 @dataclass
@@ -110,7 +144,7 @@ class LiveState:
                                   pos.ledger.tag_values[:n])
         self.backend = self.session.backend
         self.pricer = Pricer(self.backend)
-        self.seen_trades: set[str] = set()
+        self.seen_trades = RecentTradeIds()
         self.as_of_us: int | None = as_of_us
         self.clock_us: int | None = as_of_us
         self.expired = np.zeros(0, bool)  #: per instrument: dropped out at an earlier step
@@ -495,4 +529,4 @@ class LiveState:
                 "quotes": self.table("quotes")}
 
 
-__all__ = ["LiveState", "Publication"]
+__all__ = ["LiveState", "MAX_TRADE_IDS", "Publication", "RecentTradeIds"]
