@@ -214,3 +214,21 @@ def test_responses_and_other_channels_map_to_nothing_and_broken_notifications_to
                                                                   "direction": "sideways", "amount": 1}]}))
     with pytest.raises(EventRejected):
         parse_event(broken[-1])
+
+
+@pytest.mark.parametrize("event", [
+    {"type": "fill", "trade_id": "t", "instrument": "BTC-PERPETUAL", "quantity": 1e307, "price": 97000},
+    {"type": "fill", "trade_id": "t", "instrument": "BTC-PERPETUAL", "quantity": 1e20, "price": 1e20},
+    {"type": "fill", "trade_id": "t", "instrument": "BTC-PERPETUAL", "quantity": 1, "price": 1e300},
+    {"type": "index", "underlying": "BTC", "spot": 1e300},
+    {"type": "mark", "instrument": "BTC-PERPETUAL", "forward": 1e300},
+    {"type": "instrument", "instrument": "X-PERP", "underlying": "BTC", "kind": "perpetual",
+     "settlement": "linear", "contract_size": 1e300},
+])
+def test_magnitudes_that_would_overflow_the_measures_are_rejected_as_nonfinite(event):
+    with pytest.raises(EventRejected) as info:
+        parse_event(dict(event, ts="2026-11-20T09:00:00Z"))
+    assert info.value.reason == "nonfinite"
+    assert parse_event(dict(event, ts="2026-11-20T09:00:00Z", **{k: 1.0 for k in ("quantity", "price", "spot",
+                                                                             "forward", "contract_size")
+                                                               if k in event})).type == event["type"]

@@ -70,9 +70,32 @@ def test_rotate_and_prune_keep_every_record_after_the_snapshot(tmp_path):
     assert j.prune(5) == 1  # the first segment (1..4) only: 5..7 is still needed
     assert [s for s, _ in j.replay(5)] == [6, 7]
     assert j.prune(7) == 1
-    assert [s for s, _ in j.replay(0)] == []
+    assert [s for s, _ in j.replay(7)] == []  # after the snapshot at 7 (replay(0) is a gap now: raises)
     j.append(b"c")
-    assert [s for s, _ in j.replay(0)] == [8]
+    assert [s for s, _ in j.replay(7)] == [8]
+
+
+def test_replay_refuses_a_gap_after_the_snapshot(tmp_path):
+    j = Journal(tmp_path)
+    for _ in range(4):
+        j.append(b"a")
+    j.rotate()
+    for _ in range(3):
+        j.append(b"b")
+    j.rotate()
+    j.sync()
+    assert j.prune(5) == 1  # 1..4 gone
+    for after in (0, 2, 3):  # a snapshot older than the pruned records: they would be skipped silently
+        with pytest.raises(JournalCorrupt, match="missing"):
+            list(j.replay(after))
+    assert [s for s, _ in j.replay(4)] == [5, 6, 7]
+    assert j.prune(7) == 1  # only the empty segment that starts at 8 is left
+    with pytest.raises(JournalCorrupt, match="missing"):
+        list(j.replay(5))
+    assert list(j.replay(7)) == []
+    with pytest.raises(JournalCorrupt, match="before seq 9"):
+        list(j.replay(9))  # a snapshot newer than the journal
+    j.close()
 
 
 def test_dead_letters_keep_reason_detail_and_payload(tmp_path):

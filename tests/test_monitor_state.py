@@ -229,3 +229,96 @@ def test_compaction_keeps_sums_and_order(tables):
     after = state.publish()
     assert after.exposures.equals(before.exposures)
     assert after.repriced == 0
+
+
+def test_a_publish_renders_its_rows_once_and_the_alert_state_keeps_the_previous_statuses(tables, limits, tmp_path,
+                                                                                         monkeypatch):
+    from gpuskew.monitor import alertstate
+    from gpuskew.monitor.metrics import MonitorMetrics
+    from gpuskew.monitor.view import AlertFeed, state_view
+
+    calls = []
+    real = alertstate._statuses
+    monkeypatch.setattr(alertstate, "_statuses", lambda t: calls.append(t) or real(t))
+    alerts = alertstate.PersistentAlertState(tmp_path / "effective.parquet")
+    state = new_state(tables, limits, alert_state=alerts)
+    pub = state.publish()
+    again = state.publish()
+    assert len(calls) == 3  # the initial None, then each new table once: never the previous one again
+    assert again.rows("effective") is again.rows("effective")
+    assert again.rows("effective") == again.effective.to_pylist()
+    effective_rows = pub.rows("effective")
+    MonitorMetrics(100).groups.update(pub.effective, effective_rows)
+    view = state_view(pub, feeds=[], alerts=AlertFeed(), counts={}, rejected={}, clock="event")
+    # metrics and /api/state share the rows the publication rendered once
+    assert set(pub._rows) == {"effective", "exposures", "hedges"} and pub.rows("effective") is effective_rows
+    assert view["groups"] == len(effective_rows) and len(view["exposures"]) == pub.exposures.num_rows
+
+
+def test_dirty_only_publishes_equal_full_repricing_bitwise(tables):
+    """Structure-only data (priced rows, rows per instrument, counts per level, expired counts) is
+    cached between publishes: every publish still equals one that re-prices and recounts everything."""
+    lean, full = new_state(tables), new_state(tables)
+    events = sample_day(tables, DEMO_AS_OF, n_events=900, seed=8)
+    repriced = []
+    for k, ev in enumerate(events):
+        lean.apply(parse_event(ev))
+        full.apply(parse_event(ev))
+        if k % 45 == 44:
+            a = lean.publish()
+            full.mark_all_dirty()
+            full._rows_token += 1  # drop its cached counts too
+            b = full.publish()
+            assert a.exposures.equals(b.exposures), k
+            out_a, st_a = lean.pricer.host_out(lean.pricer.rows)
+            out_b, st_b = full.pricer.host_out(full.pricer.rows)
+            assert np.array_equal(out_a.view(np.int64), out_b.view(np.int64)) and np.array_equal(st_a, st_b)
+            repriced.append(a.repriced)
+            if k % 225 == 224:
+                lean.compact()
+                full.compact()
+    assert min(repriced) < max(repriced)  # some publishes re-priced a few positions only
+
+
+def test_compaction_gathers_on_the_backend_without_a_host_round_trip(tables, monkeypatch):
+    state = new_state(tables)
+    state.publish()
+    row = int(state.pricer.rows[3])
+    inst = state.registry.inst_names[state.positions.inst[row]]
+    qty = float(state.positions.ledger.quantity[row])
+    tags = dict(zip(state.tags, state.positions.tag_values(row)))
+    assert state.apply(parse_event({"type": "fill", "ts": us_to_iso(AS_OF_US + 1), "trade_id": "close-1",
+                                    "instrument": inst, "quantity": -qty, "price": 100.0,
+                                    "tags": {k: v for k, v in tags.items() if v is not None}})) is None
+    before = state.publish()
+    copies = []
+    monkeypatch.setattr(state.backend, "to_host", lambda a: copies.append(a) or a)
+    state.compact()
+    assert copies == []
+    monkeypatch.undo()
+    after = state.publish()
+    assert after.exposures.equals(before.exposures)
+
+
+def test_trade_ids_are_remembered_within_a_bounded_window_that_survives_a_snapshot(tables, tmp_path):
+    from gpuskew.monitor.state import RecentTradeIds
+
+    state = new_state(tables)
+    state.seen_trades = RecentTradeIds(limit=3)
+
+    def fill(tid, k):
+        return state.apply(parse_event({"type": "fill", "ts": us_to_iso(AS_OF_US + k), "trade_id": tid,
+                                        "instrument": "BTC-PERPETUAL", "quantity": 1.0, "price": 1000.0}))
+
+    for k, tid in enumerate(["t1", "t2", "t3", "t4"]):
+        assert fill(tid, k) is None
+    assert list(state.seen_trades) == ["t2", "t3", "t4"]  # oldest forgotten first
+    assert fill("t3", 10) == "duplicate_trade_id"
+    path = snapshot.save(state, tmp_path, seq=4, cursors={})
+    again, _ = snapshot.load(path, backend="cpu", group_by=["desk", "desk,book"])
+    again.seen_trades.limit = 3
+    assert again.seen_trades == state.seen_trades
+    assert fill("t5", 11) is None
+    again.apply(parse_event({"type": "fill", "ts": us_to_iso(AS_OF_US + 11), "trade_id": "t5",
+                             "instrument": "BTC-PERPETUAL", "quantity": 1.0, "price": 1000.0}))
+    assert list(again.seen_trades) == list(state.seen_trades) == ["t3", "t4", "t5"]

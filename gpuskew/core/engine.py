@@ -117,21 +117,25 @@ def device_plan(book: Book, backend: Backend, grouping: Grouping) -> tuple[Any, 
     return book._cache[key]
 
 
-def check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book,
+def check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Book | None,
                  grouping: Grouping | None = None, perm: np.ndarray | None = None,
-                 names: Sequence[str] = schema.MEASURE_NAMES, what: str = "inputs give a non-finite result") -> None:
+                 names: Sequence[str] = schema.MEASURE_NAMES, what: str = "inputs give a non-finite result",
+                 source: str | None = None) -> None:
     """Never let NaN or inf reach an aggregate silently: name the positions that produced them, or,
     when every position is finite but a group's sum overflows, the group.
 
     ``out_host()``: the per-position values (rows ``names``, one column per position; ``perm[c]``
-    the book row of column c when the columns are not in book order)."""
+    the book row of column c when the columns are not in book order; ``grouping.codes`` then per
+    column too). ``source``: the name errors carry (default: the book's positions source; ``book``
+    may be None when ``source`` is given)."""
     if np.isfinite(sums).all():
         return
     values = out_host()
     bad_cols = ~np.isfinite(values)
     cols = np.flatnonzero(bad_cols.any(axis=0))
     rows = np.sort(perm[cols]) if perm is not None else cols
-    source = book.sources.get("positions", "positions")
+    if source is None:
+        source = book.sources.get("positions", "positions") if book is not None else "positions"
     if rows.size:
         measure = names[int(np.flatnonzero(bad_cols.any(axis=1))[0])] if len(names) == values.shape[0] else None
         raise nonfinite_positions_error(source, measure, rows.tolist(), int(rows.size), what)
@@ -141,6 +145,8 @@ def check_finite(sums: np.ndarray, out_host: Callable[[], np.ndarray], book: Boo
     if grouping is not None and g < grouping.n_groups:
         where = " (group " + ", ".join(f"{k}={grouping.keys[k][g]}" for k in grouping.keys) + ")"
         members = np.flatnonzero(grouping.codes == g)
+        if perm is not None:
+            members = np.sort(perm[members])
     raise group_overflow_error(source, names[m] if m < len(names) else None, where, members.tolist(),
                                int(members.size))
 

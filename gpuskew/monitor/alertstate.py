@@ -31,13 +31,24 @@ class PersistentAlertState:
 
     def __init__(self, path: str | Path | None = None, initial: pa.Table | None = None):
         self.path = None if path is None else Path(path)
-        self.last: pa.Table | None = initial
+        self._last: pa.Table | None = None
+        self._last_statuses: dict | None = None  #: _statuses(last), kept (not rebuilt at each publish)
+        self.last = initial
         self.before: pa.Table | None = None  #: the statuses the last recorded step started from
         self.writes = 0
         if self.path is not None and self.path.is_file():
             import pyarrow.parquet as pq
 
             self.last = pq.read_table(self.path)
+
+    @property
+    def last(self) -> pa.Table | None:
+        """The effective statuses of the last publish (or loaded)."""
+        return self._last
+
+    @last.setter
+    def last(self, table: pa.Table | None) -> None:
+        self._last, self._last_statuses = table, _statuses(table)
 
     @property
     def loaded(self) -> bool:
@@ -50,8 +61,9 @@ class PersistentAlertState:
         return False
 
     def record(self, as_of: datetime, run_id: str, effective: pa.Table) -> None:
-        changed = _statuses(effective) != _statuses(self.last)
-        self.before, self.last = self.last, effective
+        statuses = _statuses(effective)
+        changed = statuses != self._last_statuses
+        self.before, self._last, self._last_statuses = self._last, effective, statuses
         if changed and self.path is not None:
             from gpuskew.io import write_parquet
 

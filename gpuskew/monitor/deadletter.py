@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from gpuskew.timeutil import iso_z
+
 #: longest payload kept, in characters
 MAX_PAYLOAD_CHARS = 65_536
 
@@ -43,7 +45,7 @@ class DeadLetters:
         self._dirty = False
 
     def add(self, source: str, reason: str, detail: str, payload: Any) -> None:
-        record = {"received": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"), "source": source,
+        record = {"received": iso_z(datetime.now(timezone.utc)), "source": source,
                   "reason": reason, "detail": detail, "payload": _text(payload)}
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.count += 1

@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gpuskew.monitor.events import us_to_iso
+from gpuskew.timeutil import DATE_HOUR_UTC
 
 #: contract multipliers by (kind, settlement, base currency); "*" = any currency
 CONTRACT_SIZES: dict[tuple[str, str, str], float] = {
@@ -73,8 +74,8 @@ _OPTION = re.compile(rf"^{_BASE}-{_DATE}-(?P<strike>\d+(?:d\d+)?)-(?P<cp>[CP])$"
 _FUTURE = re.compile(rf"^{_BASE}-{_DATE}$")
 _PERP = re.compile(rf"^{_BASE}-PERPETUAL$")
 _SPOT = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)$")
-#: expiry time of day of Deribit's dated contracts (UTC)
-EXPIRY_HOUR_UTC = 8
+#: expiry time of day of Deribit's dated contracts (UTC): the house hour of a date alone
+EXPIRY_HOUR_UTC = DATE_HOUR_UTC
 
 
 class NotDeribitName(ValueError):

@@ -23,7 +23,10 @@ type             fields
 :func:`parse_line` / :func:`parse_event` raise :class:`EventRejected` with a short machine
 ``reason`` (the label of ``gpuskew_events_rejected_total``) and a human ``detail``; they never
 raise anything else on bad input. NaN and infinities are refused everywhere (JSON's ``NaN`` and
-``Infinity`` literals included).
+``Infinity`` literals included), and so are magnitudes that could make a position's measures
+overflow (reason ``nonfinite``: a fill's ``quantity`` or ``|quantity| x price``, a price, spot,
+forward, iv, vol, strike or contract size beyond :data:`MAX_MAGNITUDE`): such an event is refused
+before it is journaled, so it can never stop a publish, nor a restart that replays the journal.
 """
 
 from __future__ import annotations
@@ -31,23 +34,26 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, Union
+
+from gpuskew.timeutil import from_micros, iso_z, to_micros
 
 #: event types, in the order the metrics list them
 EVENT_TYPES: tuple[str, ...] = ("fill", "index", "mark", "rate", "instrument")
 
 #: reasons an event is rejected while parsing (state-free checks)
 PARSE_REASONS: tuple[str, ...] = ("invalid_json", "not_an_object", "unknown_type", "missing_field",
-                                  "bad_timestamp", "bad_number", "bad_value", "bad_tags", "bad_instrument")
+                                  "bad_timestamp", "bad_number", "bad_value", "bad_tags", "bad_instrument",
+                                  "nonfinite")
+#: largest magnitude accepted for a fill's quantity and ``|quantity| x price`` (USD), a price, spot,
+#: forward, iv, vol, strike or contract size: far beyond any market, far below where a position's
+#: measures (products of a quantity, a contract size and up to two prices) or a group's sum overflow
+MAX_MAGNITUDE = 1e30
 #: reasons an event is rejected or ignored when it is applied to the live state
 APPLY_REASONS: tuple[str, ...] = ("unknown_instrument", "unknown_tag", "expired_instrument",
                                   "duplicate_trade_id", "stale", "duplicate_instrument")
 #: of those, the ones that are not malformed input (counted, never dead-lettered)
 IGNORED_REASONS: frozenset[str] = frozenset({"duplicate_trade_id", "stale"})
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_US = timedelta(microseconds=1)
 
 
 class EventRejected(Exception):
@@ -168,7 +174,7 @@ def _opt_string(obj: dict, name: str, required: bool = False) -> str | None:
 
 
 def _opt_number(obj: dict, name: str, required: bool = False, positive: bool = False,
-                nonzero: bool = False) -> float | None:
+                nonzero: bool = False, bounded: bool = False) -> float | None:
     value = obj.get(name)
     if value is None:
         if required:
@@ -183,7 +189,15 @@ def _opt_number(obj: dict, name: str, required: bool = False, positive: bool = F
         raise EventRejected("bad_value", f"'{name}' must be > 0, got {x!r}")
     if nonzero and x == 0.0:
         raise EventRejected("bad_value", f"'{name}' must not be 0")
+    if bounded:
+        _check_magnitude(name, x)
     return x
+
+
+def _check_magnitude(name: str, x: float) -> None:
+    if not abs(x) <= MAX_MAGNITUDE:
+        raise EventRejected("nonfinite", f"'{name}' is {x!r}: beyond {MAX_MAGNITUDE:g}, the measures of the "
+                                         "position would overflow")
 
 
 def _string(obj: dict, name: str) -> str:
@@ -193,9 +207,9 @@ def _string(obj: dict, name: str) -> str:
     return value
 
 
-def _number(obj: dict, name: str, positive: bool = False, nonzero: bool = False) -> float:
+def _number(obj: dict, name: str, positive: bool = False, nonzero: bool = False, bounded: bool = False) -> float:
     """A required finite number field."""
-    value = _opt_number(obj, name, required=True, positive=positive, nonzero=nonzero)
+    value = _opt_number(obj, name, required=True, positive=positive, nonzero=nonzero, bounded=bounded)
     assert value is not None
     return value
 
@@ -204,27 +218,22 @@ def ts_to_us(value: Any) -> int:
     """Microseconds since the epoch of an ISO 8601 timestamp, parsed by :func:`gpuskew.timeutil.to_utc`
     (naive = UTC, ``Z`` allowed, a date alone = 08:00 UTC)."""
     from gpuskew.errors import InvalidInput
-    from gpuskew.timeutil import to_utc
 
     if not isinstance(value, str):
         raise EventRejected("bad_timestamp", "'ts' must be an ISO 8601 string")
     try:
-        dt = to_utc(value, source="ts")
+        return to_micros(value, source="ts")
     except (InvalidInput, ValueError, OverflowError):
         raise EventRejected("bad_timestamp", f"'ts' is not ISO 8601: {value[:40]!r}") from None
-    return (dt - _EPOCH) // _US
 
 
-def us_to_datetime(us: int) -> datetime:
-    """The UTC datetime of microseconds since the epoch."""
-    return _EPOCH + timedelta(microseconds=int(us))
+#: the UTC datetime of microseconds since the epoch (:func:`gpuskew.timeutil.from_micros`)
+us_to_datetime = from_micros
 
 
 def us_to_iso(us: int) -> str:
     """ISO 8601 UTC with a ``Z`` (microseconds only when not zero)."""
-    from gpuskew.timeutil import iso_z
-
-    return iso_z(us_to_datetime(us))
+    return iso_z(from_micros(us))
 
 
 def _tags(obj: dict) -> dict[str, str | None]:
@@ -264,6 +273,8 @@ def _listing(obj: dict, ts_us: int) -> Listing:
             raise EventRejected("bad_number", f"'{name}' must be a number")
         if v is not None and not math.isfinite(float(v)):
             raise EventRejected("bad_number", f"'{name}' is not finite")
+        if v is not None:
+            _check_magnitude(name, float(v))
     for name in ("instrument", "underlying", "kind", "settlement", "option_type", "expiry"):
         if row[name] is not None and not isinstance(row[name], str):
             raise EventRejected("bad_instrument", f"'{name}' must be a string")
@@ -301,19 +312,22 @@ def parse_event(obj: Any) -> Event:
         raise EventRejected("missing_field", "'ts' is required")
     ts = ts_to_us(obj["ts"])
     if kind == "fill":
-        ev: Event = Fill(ts, _string(obj, "trade_id"), _string(obj, "instrument"),
-                         _number(obj, "quantity", nonzero=True), _number(obj, "price", positive=True),
-                         _opt_number(obj, "fee"), _tags(obj))
+        trade_id, instrument = _string(obj, "trade_id"), _string(obj, "instrument")
+        quantity = _number(obj, "quantity", nonzero=True, bounded=True)
+        price = _number(obj, "price", positive=True, bounded=True)
+        _check_magnitude("quantity x price", quantity * price)
+        ev: Event = Fill(ts, trade_id, instrument, quantity, price, _opt_number(obj, "fee"), _tags(obj))
     elif kind == "index":
-        ev = IndexTick(ts, _string(obj, "underlying"), _number(obj, "spot", positive=True))
+        ev = IndexTick(ts, _string(obj, "underlying"), _number(obj, "spot", positive=True, bounded=True))
     elif kind == "mark":
-        iv, fwd = _opt_number(obj, "iv", positive=True), _opt_number(obj, "forward", positive=True)
+        iv = _opt_number(obj, "iv", positive=True, bounded=True)
+        fwd = _opt_number(obj, "forward", positive=True, bounded=True)
         if iv is None and fwd is None:
             raise EventRejected("missing_field", "a mark needs 'iv' or 'forward'")
         ev = MarkTick(ts, _string(obj, "instrument"), iv, fwd)
     elif kind == "rate":
         rate, funding = _opt_number(obj, "rate"), _opt_number(obj, "funding_rate")
-        vol = _opt_number(obj, "vol", positive=True)
+        vol = _opt_number(obj, "vol", positive=True, bounded=True)
         if rate is None and funding is None and vol is None:
             raise EventRejected("missing_field", "a rate event needs 'rate', 'funding_rate' or 'vol'")
         ev = RateTick(ts, _string(obj, "underlying"), rate, funding, vol)
@@ -356,6 +370,6 @@ def encode(obj: dict) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-__all__ = ["EVENT_TYPES", "PARSE_REASONS", "APPLY_REASONS", "IGNORED_REASONS", "EventRejected", "Event", "Fill",
+__all__ = ["EVENT_TYPES", "MAX_MAGNITUDE", "PARSE_REASONS", "APPLY_REASONS", "IGNORED_REASONS", "EventRejected", "Event", "Fill",
            "IndexTick", "MarkTick", "RateTick", "Listing", "parse_event", "parse_line", "decode", "encode",
            "ts_to_us", "us_to_datetime", "us_to_iso"]

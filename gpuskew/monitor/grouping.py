@@ -12,25 +12,15 @@ plan, so the same sums bit for bit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
+
+from gpuskew.core.groups import Grouping
 
 
 def _sort_key(key: tuple) -> tuple:
     """(underlying, tag values...) -> sort key: strings ascending, None last."""
     return (key[0],) + tuple((v is None, "" if v is None else v) for v in key[1:])
-
-
-@dataclass(frozen=True)
-class LevelCodes:
-    """Dense codes of one level over a set of rows: ``codes[k]`` is the group of the k-th row;
-    ``keys[name][g]`` the value of key column ``name`` (underlying, then the level's tags) of group g."""
-
-    level: tuple[str, ...]
-    codes: np.ndarray
-    n_groups: int
-    keys: dict[str, list]
 
 
 class LiveGrouping:
@@ -81,7 +71,7 @@ class LiveGrouping:
         for k in range(len(self.levels)):
             self._ids[k] = self._ids[k][keep].copy()
 
-    def codes(self, rows: np.ndarray) -> list[LevelCodes]:
+    def codes(self, rows: np.ndarray) -> list[Grouping]:
         """Dense codes of every level over ``rows`` (ascending row numbers)."""
         out = []
         for k, level in enumerate(self.levels):
@@ -95,8 +85,8 @@ class LiveGrouping:
             keys = {"underlying": [self._keys[k][i][0] for i in order]}
             for j, tag in enumerate(level):
                 keys[tag] = [self._keys[k][i][1 + j] for i in order]
-            out.append(LevelCodes(level, codes, len(order), keys))
+            out.append(Grouping(level, codes, len(order), keys))
         return out
 
 
-__all__ = ["LiveGrouping", "LevelCodes"]
+__all__ = ["LiveGrouping"]

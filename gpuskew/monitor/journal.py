@@ -168,15 +168,28 @@ class Journal:
 
     # -- reading ---------------------------------------------------------------------------------
     def replay(self, after_seq: int = 0) -> Iterator[tuple[int, bytes]]:
-        """(seq, payload) of every durable record with seq > ``after_seq``, in order."""
+        """(seq, payload) of every durable record with seq > ``after_seq``, in order; raises
+        :class:`JournalCorrupt` when records after ``after_seq`` are missing (pruned or lost: a
+        restart from that point would silently skip acknowledged events)."""
         self.sync()
+        last = self.synced_seq
+        if last < after_seq:
+            raise JournalCorrupt(f"journal {self.folder}: ends at seq {last}, before seq {after_seq} "
+                                 "(the snapshot's): records are missing")
+        expected = after_seq + 1
         segs = self.segments()
         for i, seg in enumerate(segs):
             if i + 1 < len(segs) and _first_seq(segs[i + 1]) - 1 <= after_seq:
                 continue
             for _, seq, payload in _scan(seg):
                 if seq > after_seq:
+                    if seq != expected:
+                        raise JournalCorrupt(f"journal {seg}: record seq {seq} after seq {expected - 1}: "
+                                             f"records {expected}..{seq - 1} are missing")
+                    expected += 1
                     yield seq, payload
+        if expected - 1 < last:
+            raise JournalCorrupt(f"journal {self.folder}: records {expected}..{last} are missing")
 
 
 __all__ = ["Journal", "JournalCorrupt", "MAX_RECORD_BYTES"]

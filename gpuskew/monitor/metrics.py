@@ -27,8 +27,10 @@ from typing import Any
 
 import pyarrow as pa
 
-#: status -> gpuskew_status value
-STATUS_VALUE = {"ok": 0, "warn": 1, "breach": 2, "critical": 3}
+from gpuskew.schema import ADHERENCE_STATUSES
+
+#: status -> gpuskew_status value (its rank in gpuskew.schema.ADHERENCE_STATUSES)
+STATUS_VALUE = {status: rank for rank, status in enumerate(ADHERENCE_STATUSES)}
 #: histogram buckets of gpuskew_event_to_publish_seconds (seconds)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 #: most group series exported (the first ones in adherence-table order)
@@ -76,13 +78,15 @@ class GroupGauges:
         self._series: set[tuple] = set()
         self.dropped = 0
 
-    def update(self, effective: pa.Table | None) -> None:
+    def update(self, effective: pa.Table | None, rows: list[dict] | None = None) -> None:
+        """Set the gauges from ``effective`` (``rows``: its ``to_pylist()`` when the caller has it)."""
         if effective is None:
             return
         from gpuskew.schema import ADHERENCE
 
         tags = ADHERENCE.tag_columns(effective)
-        rows = effective.to_pylist()
+        if rows is None:
+            rows = effective.to_pylist()
         self.dropped = max(0, len(rows) - self.max_groups)
         seen = set()
         for row in rows[: self.max_groups]:
@@ -127,6 +131,8 @@ class MonitorMetrics:
                                   ("state",), registry=r)
         self.score = pc.Gauge("gpuskew_adherence_score", "Portfolio adherence score in [0, 1]", registry=r)
         self.publishes = pc.Counter("gpuskew_publishes", "Publishes", registry=r)
+        self.publish_errors = pc.Counter("gpuskew_publish_errors", "Publishes that failed (the last good one is "
+                                         "kept; see /healthz)", registry=r)
         self.repriced = pc.Counter("gpuskew_repriced_positions", "Positions re-priced", registry=r)
         self.journal = pc.Counter("gpuskew_journal_records", "Records written to the journal", registry=r)
         self.valuation = pc.Gauge("gpuskew_valuation_timestamp_seconds", "Unix time the book is valued at",

@@ -22,8 +22,8 @@ import numpy as np
 
 from gpuskew import schema
 from gpuskew.core.backend import Backend
+from gpuskew.core.groups import Grouping
 from gpuskew.core.reduction import SegmentedSumPlan, TileLevel, plan_segmented_sum
-from gpuskew.monitor.grouping import LevelCodes
 
 #: kernel input columns, in Backend.position_greeks' naming
 KERNEL_COLUMNS = ("kind", "settle", "cp", "qty", "csize", "strike", "T", "S", "fwd", "r", "vol", "entry")
@@ -36,7 +36,7 @@ HELD_COLUMNS = {"h_kind": "kind", "h_settle": "settle", "h_cp": "cp", "h_csize":
 class LevelPlan:
     """Codes and the re-indexed reduction plan of one level."""
 
-    codes: LevelCodes
+    codes: Grouping
     plan: SegmentedSumPlan
     device_plan: list
 
@@ -111,7 +111,7 @@ class Pricer:
         self.T = np.asarray(instruments["T"], dtype=np.float64)[pos_inst]
         self.repriced_total += self.capacity
 
-    def set_rows(self, rows: np.ndarray, levels: list[LevelCodes]) -> None:
+    def set_rows(self, rows: np.ndarray, levels: list[Grouping]) -> None:
         """The priced rows (ascending) and their group codes per level: rebuild the plans."""
         self.rows = rows
         self.plans = []
@@ -136,21 +136,21 @@ class Pricer:
         return out, status
 
     def compact(self, keep: np.ndarray) -> None:
-        """Renumber rows after a ledger compaction (``keep``: old row of each new row)."""
-        b = self.backend
+        """Renumber rows after a ledger compaction (``keep``: old row of each new row); the
+        per-position arrays are gathered where they live (no round trip through the host)."""
+        b, xp = self.backend, self.xp
         if keep.size:
             self.ensure_capacity(int(keep.max()) + 1)
-        out = np.asarray(b.to_host(self.out))[:, keep]
-        status = np.asarray(b.to_host(self.status))[keep]
-        T = self.T[keep]
-        self.capacity = 0
-        self.out = self.xp.zeros((schema.N_MEASURES, 0))
-        self.status = self.xp.zeros(0, np.int8)
-        self.T = np.zeros(0)
-        self.ensure_capacity(max(keep.size, 1))
-        self.out[:, : keep.size] = b.to_device(np.ascontiguousarray(out))
-        self.status[: keep.size] = b.to_device(np.ascontiguousarray(status))
-        self.T[: keep.size] = T
+        idx = b.to_device(np.ascontiguousarray(keep, dtype=np.int64))
+        cap = max(keep.size, 1024)
+        out = xp.zeros((schema.N_MEASURES, cap))
+        status = xp.zeros(cap, np.int8)
+        T = np.zeros(cap)
+        if keep.size:
+            out[:, : keep.size] = self.out[:, idx]
+            status[: keep.size] = self.status[idx]
+            T[: keep.size] = self.T[keep]
+        self.out, self.status, self.T, self.capacity = out, status, T, cap
         self.plans = []
 
 

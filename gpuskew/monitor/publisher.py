@@ -17,10 +17,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gpuskew.core.groups import GroupId, group_id
 from gpuskew.errors import InvalidConfig
 from gpuskew.monitor.events import us_to_iso
 from gpuskew.monitor.sources import split_spec
-from gpuskew.monitor.view import _group, dumps
+from gpuskew.monitor.view import _group, _rows, dumps
 
 _BAD = re.compile(r"[^A-Za-z0-9_\-]")
 
@@ -40,7 +41,7 @@ class NatsPublisher:
         self.port = port or 4222
         self.prefix = ".".join(token(p) for p in path.strip("/").split("/") if p) or "gpuskew"
         self.nc: Any = None
-        self._hedges: dict[tuple, str] = {}
+        self._hedges: dict[GroupId, str] = {}
         self.published = 0
 
     async def connect(self) -> None:
@@ -62,9 +63,9 @@ class NatsPublisher:
         for alert in pub.alerts:
             await self._send("alerts", alert["group"]["underlying"], alert)
         htags = HEDGES.tag_columns(pub.adherence.hedges)
-        current: dict[tuple, str] = {}
-        for row in pub.adherence.hedges.to_pylist():
-            key = (row["level"], row["underlying"], tuple(sorted(_group(row, htags).items())))
+        current: dict[GroupId, str] = {}
+        for row in _rows(pub, "hedges"):
+            key = group_id(row, htags)
             text = dumps({k: v for k, v in row.items() if k != "as_of"})
             current[key] = text
             if self._hedges.get(key) != text:
@@ -72,7 +73,7 @@ class NatsPublisher:
         self._hedges = current
         atags = ADHERENCE.tag_columns(pub.effective)
         by_underlying: dict[str, list] = {}
-        for row in pub.effective.to_pylist():
+        for row in _rows(pub, "effective"):
             row = dict(row)
             row["group"] = _group(row, atags)
             by_underlying.setdefault(row["underlying"], []).append(row)

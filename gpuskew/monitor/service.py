@@ -108,6 +108,7 @@ class Monitor:
         self.cursors: dict[str, int] = {}
         self.sources: list = []
         self.last_pub: Any = None
+        self.publish_error: str | None = None  #: why the latest publish failed (None: it succeeded)
         self.metrics: Any = None
         self.hub: Any = None
         self.publisher: Any = None
@@ -141,6 +142,7 @@ class Monitor:
 
     def open_state(self) -> None:
         """Load the latest snapshot (or the book) and replay the journal after it."""
+        from gpuskew.io.dataset import file_sha256
         from gpuskew.monitor import snapshot
         from gpuskew.monitor.deadletter import DeadLetters
         from gpuskew.monitor.journal import Journal
@@ -158,7 +160,7 @@ class Monitor:
 
         self.alert_state = PersistentAlertState(cfg.state_dir / "alerts" / "effective.parquet")
         kwargs = dict(limits=limits, group_by=cfg.group_by, backend=cfg.backend, time_step_s=cfg.time_step_s,
-                      clock=cfg.clock, alert_state=self.alert_state, limits_hash=_file_hash(cfg.limits_path),
+                      clock=cfg.clock, alert_state=self.alert_state, limits_hash=file_sha256(cfg.limits_path) if cfg.limits_path else None,
                       limits_source=str(cfg.limits_path) if cfg.limits_path else None)
         self.journal = Journal(cfg.state_dir / "journal")
         if self.journal.truncated_bytes:
@@ -215,7 +217,8 @@ class Monitor:
         seq = self.journal.sync()
         snapshot.save(self.state, self.cfg.state_dir, seq, self.cursors)
         self.journal.rotate()
-        self.journal.prune(seq)
+        # up to the oldest snapshot kept: a restart that falls back to it still finds its journal tail
+        self.journal.prune(snapshot.oldest_kept_seq(self.cfg.state_dir))
         self._last_snapshot = time.monotonic()
         self._last_snapshot_seq = seq
         _freeze_heap()
@@ -289,13 +292,26 @@ class Monitor:
             await self.publish(batch)
 
     async def publish(self, batch: Sequence[Any] = ()) -> Any:
-        pub = self.state.publish()
+        """Publish the current state; a publish that fails (a group sum that overflows, a market
+        tick that makes a position non-finite) keeps the last good publish, marks the health and
+        /api/state as ``error`` with the message, and the monitor keeps consuming (the next event
+        may fix it). Returns the publication in force."""
+        from gpuskew.errors import InvalidInput
+
+        try:
+            pub = self.state.publish()
+        except InvalidInput as exc:
+            self._publish_failed(exc)
+            return self.last_pub
+        if self.publish_error is not None:
+            self.log("publish: recovered")
+        self.publish_error = None
         self.last_pub = pub
         now = time.monotonic()
         m = self.metrics
         for item in batch:
             m.latency.observe(now - item.received)
-        m.groups.update(pub.effective)
+        m.groups.update(pub.effective, pub.rows("effective") if pub.effective is not None else None)
         m.positions.labels("priced").set(pub.positions)
         m.positions.labels("pending").set(pub.pending)
         m.last_publish.set(time.time())
@@ -316,6 +332,15 @@ class Monitor:
         if self.cfg.history and time.monotonic() - self._last_history >= self.cfg.history_every_s:
             self._append_history(pub)
         return pub
+
+    def _publish_failed(self, exc: Exception) -> None:
+        message = str(exc)
+        if message != self.publish_error:
+            self.log(f"publish failed (keeping the last good publish, consuming on): {message}")
+        self.publish_error = message
+        self.metrics.publish_errors.inc()
+        if self.hub is not None:
+            self._update_hub(self.last_pub)
 
     def _write_alerts(self, alerts: list[dict]) -> None:
         if not self.cfg.alerts_out:
@@ -355,11 +380,14 @@ class Monitor:
         from gpuskew.monitor.view import dumps, state_view
 
         state = self.state
+        status = "ok" if self.publish_error is None else "error"
+        extra = {"journal_seq": self.journal.synced_seq, "dead_letters": self.dead.count, "started_at": self.started}
+        if self.publish_error is not None:
+            extra["error"] = self.publish_error
         text = dumps(state_view(pub, feeds=self.feeds(), alerts=self.alert_feed, counts=state.counts,
-                                rejected=state.rejected, clock=state.clock,
-                                extra={"journal_seq": self.journal.synced_seq, "dead_letters": self.dead.count,
-                                       "started_at": self.started}))
-        self.hub.update(text, "ok", us_to_iso(pub.as_of_us), time.time())
+                                rejected=state.rejected, clock=state.clock, status=status, extra=extra))
+        as_of = None if pub is None else us_to_iso(pub.as_of_us)
+        self.hub.update(text, status, as_of, self.hub.published_at if self.publish_error else time.time())
 
     def write_snapshot_out(self) -> None:
         if not self.cfg.snapshot_out:
@@ -367,6 +395,9 @@ class Monitor:
             return
         if self.last_pub is None:
             self.log("snapshot-out: nothing published yet; nothing written")
+            return
+        if self.publish_error is not None:
+            self.log(f"snapshot-out: the last publish failed ({self.publish_error}); nothing written")
             return
         from gpuskew.monitor.output import write_snapshot_out
 
@@ -491,7 +522,7 @@ class Monitor:
     def summary(self) -> dict:
         pub, state = self.last_pub, self.state
         out = {
-            "status": "ok",
+            "status": "ok" if self.publish_error is None else "error",
             "as_of": None if pub is None else us_to_iso(pub.as_of_us),
             "events": dict(state.counts),
             "rejected": dict(state.rejected),
@@ -504,6 +535,8 @@ class Monitor:
             "state": str(self.cfg.state_dir),
             "snapshot_out": None if not self.snapshot_out_written else str(self.cfg.snapshot_out),
         }
+        if self.publish_error is not None:
+            out["error"] = self.publish_error
         if pub is not None and pub.adherence is not None:
             from gpuskew.session import worst_statuses
 
@@ -520,12 +553,6 @@ def _freeze_heap() -> None:
 
     gc.collect()
     gc.freeze()
-
-
-def _file_hash(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _apply_detail(reason: str, ev: Any) -> str:

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,42 @@ SETTLE_INVERSE = schema.SETTLEMENTS.index("inverse")
 #: above this fraction of dirty rows one contiguous pass over every row is cheaper than a gather,
 #: a kernel call on the subset and a scatter
 DENSE_FRACTION = 0.4
+#: the source named by errors about the live positions (rows: rows of the live position ledger)
+STATE_SOURCE = "<monitor state: live positions>"
+#: trade ids remembered for idempotent fills: the most recent ones (about 100 MB of strings at most)
+MAX_TRADE_IDS = 1_000_000
+
+
+class RecentTradeIds:
+    """The trade ids of the last ``limit`` fills applied, oldest first: a fill whose trade id is
+    among them is a repeat (ignored, ``duplicate_trade_id``). Redeliveries arrive within seconds
+    or minutes (a source's acknowledgement window, a restart's replay), far inside the window; a
+    producer that repeats a trade more than ``limit`` fills later gets it applied again. The
+    snapshot stores the ids in this order, so a restarted monitor forgets exactly what the running
+    one would have forgotten (bounded memory, and a bounded ``trades.parquet`` per snapshot)."""
+
+    def __init__(self, ids: Iterable[str] = (), limit: int = MAX_TRADE_IDS):
+        self.limit = int(limit)
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        for trade_id in ids:
+            self.add(trade_id)
+
+    def __contains__(self, trade_id: object) -> bool:
+        return trade_id in self._ids
+
+    def add(self, trade_id: str) -> None:
+        self._ids[trade_id] = None
+        if len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RecentTradeIds) and list(self._ids) == list(other._ids)
 
 
 @dataclass
@@ -60,6 +96,16 @@ class Publication:
     pending: int = 0  #: positions held but waiting for market data
     timings_s: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    _rows: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def rows(self, name: str) -> list[dict]:
+        """``to_pylist()`` of ``exposures``, ``effective`` or ``hedges`` (the adherence's), rendered once
+        per publication and shared by its readers (metrics, /api/state, --publish): do not modify."""
+        hit = self._rows.get(name)
+        if hit is None:
+            table = self.adherence.hedges if name == "hedges" else getattr(self, name)
+            hit = self._rows[name] = [] if table is None else table.to_pylist()
+        return hit
 
     @property
     def as_of(self):
@@ -98,7 +144,7 @@ class LiveState:
                                   pos.ledger.tag_values[:n])
         self.backend = self.session.backend
         self.pricer = Pricer(self.backend)
-        self.seen_trades: set[str] = set()
+        self.seen_trades = RecentTradeIds()
         self.as_of_us: int | None = as_of_us
         self.clock_us: int | None = as_of_us
         self.expired = np.zeros(0, bool)  #: per instrument: dropped out at an earlier step
@@ -111,6 +157,13 @@ class LiveState:
         self._priceable_version = 0
         self._structure_seen: tuple | None = None
         self._priced = np.zeros(0, bool)
+        self._n_priced = 0
+        self._rows_by_inst = np.zeros(0, np.int64)
+        self._inst_sorted = np.zeros(0, np.int32)
+        self._rows_token = 0  #: changes whenever the priced rows (and the pricer's plans) change
+        #: (rows token, counts per level) and (rows token, as_of, expired counts per level)
+        self._level_counts: tuple[int, list] | None = None
+        self._expired_counts: tuple[int, int | None, list] | None = None
         self.publishes = 0
         self.counts: Counter = Counter()  #: applied events by type
         self.rejected: Counter = Counter()  #: rejected or ignored events by reason
@@ -254,7 +307,11 @@ class LiveState:
         return self.pricer.rows
 
     def reprice(self) -> int:
-        """Re-price dirty positions (all of them on the first call); returns how many."""
+        """Re-price dirty positions (all of them on the first call); returns how many.
+
+        What depends on the structure alone (which rows are priced, the rows of each instrument) is
+        recomputed only when the structure changes; a publish with few dirty instruments then costs
+        in proportion to their positions, not to the book."""
         if self.as_of_us is None:
             raise RuntimeError("no valuation time yet: no event has arrived and no --as-of was given")
         pos, reg, pricer = self.positions, self.registry, self.pricer
@@ -262,38 +319,53 @@ class LiveState:
         pricer.ensure_capacity(n)
         inst = pos.inst[:n]
         structure = self._structure()
-        priced = pos.alive() & reg.priceable()[inst] if n else np.zeros(0, bool)
-        new_rows = np.zeros(n, bool)
+        new_rows = np.zeros(0, np.int64)
         if structure != self._structure_seen:
+            priced = pos.alive() & reg.priceable()[inst] if n else np.zeros(0, bool)
             prev = np.zeros(n, bool)
             m = min(n, self._priced.shape[0])
             prev[:m] = self._priced[:m]
-            new_rows = priced & ~prev
+            new_rows = np.flatnonzero(priced & ~prev)
             rows = np.flatnonzero(priced)
             pricer.set_rows(rows, self.grouping.codes(rows))
             self._priced = priced
+            self._n_priced = int(rows.size)
+            order = np.argsort(inst[rows], kind="stable")
+            self._rows_by_inst = rows[order]  #: priced rows, by instrument (then row)
+            self._inst_sorted = inst[rows][order]
             self._structure_seen = structure
+            self._rows_token += 1
+        priced = self._priced
         if self._dirty_all:
-            dirty = priced
+            n_dirty = self._n_priced
+            dirty_rows = None
         else:
-            flag = np.zeros(reg.n_inst, bool)
+            flag = np.zeros(reg.n_inst, bool)  # per instrument (not per position)
             if self._dirty_inst:
                 flag[list(self._dirty_inst)] = True
             if self._dirty_und:
                 flag |= np.isin(reg.inst_und[: reg.n_inst], list(self._dirty_und))
             if self._dirty_dated:
                 flag |= reg.expiry[: reg.n_inst] != NO_EXPIRY
-            dirty = flag[inst] | new_rows
+            parts = [self._rows_of(np.flatnonzero(flag)), new_rows]
             if self._dirty_rows:
-                dirty[np.asarray(self._dirty_rows, dtype=np.int64)] = True
-            dirty &= priced
-        n_dirty = int(np.count_nonzero(dirty))
+                touched = np.asarray(self._dirty_rows, dtype=np.int64)
+                parts.append(touched[priced[touched]])
+            candidates = np.concatenate(parts)  # all priced, a row possibly more than once
+            if candidates.size > DENSE_FRACTION * n:  # a large part of the book: a mask beats a sort
+                mask = np.zeros(n, bool)
+                mask[candidates] = True
+                n_dirty = int(np.count_nonzero(mask))
+                dirty_rows = np.flatnonzero(mask)
+            else:
+                dirty_rows = np.unique(candidates)  # sorted, each row once
+                n_dirty = int(dirty_rows.size)
         if n_dirty > DENSE_FRACTION * n:
             # most of the book (an index tick, a time step): one contiguous pass over every row, no
             # gather or scatter of per-position arrays; rows that are not priced get harmless inputs
             self._reprice_dense(n, inst, priced)
         elif n_dirty:
-            rows = np.flatnonzero(dirty)
+            rows = np.flatnonzero(priced) if dirty_rows is None else dirty_rows
             held, pos_inst = np.unique(inst[rows], return_inverse=True)
             inputs = reg.kernel_inputs(held)  # each instrument once
             inputs["T"] = years_to_expiry(inputs.pop("expiry_us"), int(self.as_of_us))
@@ -304,6 +376,19 @@ class LiveState:
         self._dirty_dated = False
         self._dirty_all = False
         return n_dirty
+
+    def _rows_of(self, instruments: np.ndarray) -> np.ndarray:
+        """The priced rows on these instruments (sorted instrument indices), unsorted."""
+        if not instruments.size or not self._inst_sorted.size:
+            return np.zeros(0, np.int64)
+        lo = np.searchsorted(self._inst_sorted, instruments, "left")
+        hi = np.searchsorted(self._inst_sorted, instruments, "right")
+        lens = hi - lo
+        total = int(lens.sum())
+        if not total:
+            return np.zeros(0, np.int64)
+        starts = np.repeat(lo - (np.cumsum(lens) - lens), lens)
+        return self._rows_by_inst[starts + np.arange(total)].astype(np.int64, copy=False)
 
     def _reprice_dense(self, n: int, inst: np.ndarray, priced: np.ndarray) -> None:
         """Price rows 0..capacity-1 in one pass (the result replaces the per-position arrays), each
@@ -347,6 +432,7 @@ class LiveState:
         priced[:m] = self._priced[:m]
         self._priced = priced[keep]
         self._structure_seen = None
+        self._rows_token += 1
         return keep
 
     # ------------------------------------------------------------------------------------------
@@ -359,18 +445,26 @@ class LiveState:
         reg, pricer = self.registry, self.pricer
         all_tags = sorted({t for lv in self.levels for t in lv}, key=self.tags.index)
         spot_by_name = {name: float(reg.spot[u]) for name, u in reg.und_index.items()}
-        status = np.asarray(self.backend.to_host(pricer.status))[pricer.rows]
-        expired_mask = status == schema.STATUS_EXPIRED
+        token = self._rows_token
+        if self._level_counts is None or self._level_counts[0] != token:  # changes with the structure only
+            self._level_counts = (token, [np.bincount(lp.codes.codes, minlength=lp.codes.n_groups)
+                                          for lp in pricer.plans])
+        if self._expired_counts is None or self._expired_counts[:2] != (token, self.as_of_us):
+            # a position's status (expired: T <= 0) moves with the valuation time alone
+            status = np.asarray(self.backend.to_host(pricer.status))[pricer.rows]
+            expired_mask = status == schema.STATUS_EXPIRED
+            self._expired_counts = (token, self.as_of_us,
+                                    [np.bincount(lp.codes.codes[expired_mask], minlength=lp.codes.n_groups)
+                                     for lp in pricer.plans])
         tables = []
         for k, lp in enumerate(pricer.plans):
             lc = lp.codes
             sums = pricer.sums(k)
-            if not np.isfinite(sums).all():
-                out, _ = pricer.host_out(pricer.rows)
-                check_finite(sums, lambda: out, cast(Any, _NamedSource("<monitor state>")))
-            counts = np.bincount(lc.codes, minlength=lc.n_groups)
-            expired = np.bincount(lc.codes[expired_mask], minlength=lc.n_groups)
-            tables.append(exposures_table(lc.level, all_tags, cast(Any, lc), sums, counts, expired, spot_by_name))
+            if not np.isfinite(sums).all():  # raises InvalidInput naming live ledger rows (or the group)
+                check_finite(sums, lambda: pricer.host_out(pricer.rows)[0], None, lc, perm=pricer.rows,
+                             source=STATE_SOURCE)
+            counts, expired = self._level_counts[1][k], self._expired_counts[2][k]
+            tables.append(exposures_table(lc.level, all_tags, lc, sums, counts, expired, spot_by_name))
         return schema.with_units(pa.concat_tables(tables), schema.EXPOSURES)
 
     def table(self, name: str) -> pa.Table:
@@ -435,11 +529,4 @@ class LiveState:
                 "quotes": self.table("quotes")}
 
 
-class _NamedSource:
-    """Stands in for a Book in the engine's finite check (which names ``sources['positions']``)."""
-
-    def __init__(self, name: str):
-        self.sources = {"positions": name}
-
-
-__all__ = ["LiveState", "Publication"]
+__all__ = ["LiveState", "MAX_TRADE_IDS", "Publication", "RecentTradeIds"]

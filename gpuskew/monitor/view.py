@@ -29,7 +29,6 @@ _EXPOSURE_FIELDS = ("spot", "n_positions", "delta", "delta_pa", "delta_usd", "ga
                     "value_usd")
 _HEDGE_FIELDS = ("hedge_instrument", "kind", "mode", "side", "contracts", "notional_usd", "price_usd", "coin_delta",
                  "pre_trade_delta", "post_trade_delta", "post_trade_deviation", "est_cost_usd", "lot_limited")
-_SEVERITY = {"ok": 0, "warn": 1, "breach": 2, "critical": 3}
 
 
 def clean(x: Any) -> Any:
@@ -55,6 +54,15 @@ def dumps(obj: Any) -> str:
 
 def _tags(table: pa.Table, spec: Any) -> list[str]:
     return spec.tag_columns(table)
+
+
+def _rows(pub: Any, name: str) -> list[dict]:
+    """The publication's rows of ``name``, rendered once per publication when it can
+    (:meth:`gpuskew.monitor.state.Publication.rows`)."""
+    if hasattr(pub, "rows"):
+        return pub.rows(name)
+    table = pub.adherence.hedges if name == "hedges" else getattr(pub, name)
+    return table.to_pylist()
 
 
 def _group(row: Mapping[str, Any], tags: list[str]) -> dict:
@@ -87,11 +95,12 @@ def state_view(pub: Any, *, feeds: list[dict], alerts: AlertFeed, counts: Mappin
         view.update(as_of=None, underlyings=[], exposures=[], hedges=[], groups=0)
         return view
     from gpuskew.schema import ADHERENCE, EXPOSURES, HEDGES
+    from gpuskew.session import worst_statuses
 
     exp = pub.exposures
     etags = _tags(exp, EXPOSURES)
     exposures = [{"level": r["level"], "underlying": r["underlying"], "group": _group(r, etags),
-                  **{k: r[k] for k in _EXPOSURE_FIELDS}} for r in exp.to_pylist()]
+                  **{k: r[k] for k in _EXPOSURE_FIELDS}} for r in _rows(pub, "exposures")]
     under: dict[str, dict] = {}
     for r in exposures:
         if r["level"] == "underlying":
@@ -101,18 +110,17 @@ def state_view(pub: Any, *, feeds: list[dict], alerts: AlertFeed, counts: Mappin
     hedges = []
     if pub.effective is not None:
         atags = _tags(pub.effective, ADHERENCE)
-        for r in pub.effective.to_pylist():
+        for r in _rows(pub, "effective"):
             u = under.setdefault(r["underlying"], {"underlying": r["underlying"], "spot": r["spot"], "groups": [],
                                                    "worst": "ok"})
             g = {"level": r["level"], "underlying": r["underlying"], "group": _group(r, atags),
                  **{k: r[k] for k in _ADHERENCE_FIELDS}}
             u["groups"].append(g)
-            eff = r["effective_status"] or "ok"
-            if _SEVERITY[eff] > _SEVERITY[u["worst"]]:
-                u["worst"] = eff
+        for und, worst in worst_statuses(pub.effective).items():
+            under[und]["worst"] = worst
         htags = _tags(pub.adherence.hedges, HEDGES)
         hedges = [{"level": r["level"], "underlying": r["underlying"], "group": _group(r, htags),
-                   **{k: r[k] for k in _HEDGE_FIELDS}} for r in pub.adherence.hedges.to_pylist()]
+                   **{k: r[k] for k in _HEDGE_FIELDS}} for r in _rows(pub, "hedges")]
     view.update(
         as_of=us_to_iso(pub.as_of_us), publish=pub.number, published_at=time.time(),
         positions={"priced": pub.positions, "pending": pub.pending}, repriced=pub.repriced,

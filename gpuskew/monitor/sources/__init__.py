@@ -3,7 +3,7 @@
 A source spec names the adapter:
 
 * ``file:PATH`` - JSON Lines, replayed (``--replay-speed max|1|N``): :mod:`.file`;
-* ``nats://HOST:PORT/SUBJECT[?stream=NAME&durable=NAME]`` - a NATS JetStream durable pull consumer
+* ``nats://HOST:PORT/SUBJECT[?stream=NAME&durable=NAME]`` - a NATS JetStream durable push consumer
   (the stream is created if it does not exist): :mod:`.nats`;
 * ``deribit-ws://HOST:PORT[/PATH][?currency=BTC,ETH&tls=1&TAG=VALUE...]`` - Deribit's JSON-RPC
   WebSocket notifications: :mod:`.deribit_ws`.

@@ -11,6 +11,12 @@ fill (``desk=deribit-mm``: a Deribit connection is one account). The path defaul
 ``/ws/api/v2``; ``tls=1`` (or the ``deribit-wss://`` scheme) uses ``wss://``. A lost connection is
 re-established with back-off, except with ``--until-drained``, where a closed connection, or two
 seconds without a message, means drained.
+
+Limitation: there is no catch-up after a disconnect. Notifications are not replayed by Deribit, so
+trades done while the connection was down are not seen (fetching them would need the private
+trade-history API with authentication, which this source does not call); market data resumes with
+the next tick. Positions can drift from the exchange's until they are reconciled (for example by
+restarting from a fresh BOOK_DIR export).
 """
 
 from __future__ import annotations
