@@ -179,3 +179,17 @@ def test_each_held_instrument_priced_once_gives_the_per_position_bits():
     got = np.stack([res.positions[m].to_numpy() for m in schema.MEASURE_NAMES])
     np.testing.assert_array_equal(got.view(np.int64), out.view(np.int64))
     assert (status == 1).any() and res.positions["status"].to_pylist().count("expired") == int((status == 1).sum())
+
+
+def test_as_of_micros_is_the_one_timeutil_conversion():
+    """The engine's valuation time in microseconds is gpuskew.timeutil.to_micros itself (no second
+    copy of the epoch arithmetic): same integers, naive datetimes read as UTC like everywhere else."""
+    from datetime import datetime, timedelta, timezone
+
+    from gpuskew.core.engine import as_of_micros
+    from gpuskew.timeutil import to_micros
+
+    assert as_of_micros is to_micros
+    t = datetime(2026, 11, 20, 8, 0, 0, 123_456, tzinfo=timezone(timedelta(hours=2)))
+    assert as_of_micros(t) == 1_795_161_600_123_456 - 2 * 3_600_000_000
+    assert as_of_micros(datetime(1969, 12, 31, 23, 59, 59)) == -1_000_000

@@ -24,7 +24,7 @@ from gpuskew.core.book import Book, FlatPositions
 from gpuskew.errors import InvalidInput
 from gpuskew.core.groups import Grouping, group_positions, parse_levels
 from gpuskew.core.reduction import plan_segmented_sum
-from gpuskew.timeutil import iso_z, to_utc
+from gpuskew.timeutil import iso_z, to_micros, to_utc
 
 #: columns of positions.parquet taken from the instrument / market join
 POSITION_CONTEXT = ("underlying", "kind", "settlement", "option_type", "strike", "expiry",
@@ -62,9 +62,9 @@ def parse_as_of(as_of: str | datetime | None) -> datetime:
     return to_utc(as_of, source="--as-of")
 
 
-def as_of_micros(as_of: datetime) -> int:
-    delta = as_of - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+#: microseconds since the epoch of a valuation time: :func:`gpuskew.timeutil.to_micros` itself (the
+#: name the jobs and benchmarks import)
+as_of_micros = to_micros
 
 
 class _Timer:
@@ -81,10 +81,6 @@ class _Timer:
             self.progress(stage)
 
 
-#: per-position columns that depend only on positions and instruments: kept on the device
-STATIC_COLUMNS = ("kind", "settle", "cp", "qty", "csize", "strike", "entry")
-#: per-position market columns: moved to the device on every run
-MARKET_COLUMNS = ("S", "fwd", "r", "vol")
 #: columns of the held instruments and of the positions that do not change with the market: kept
 #: on the device by the engine (each held instrument priced once, then every position on it)
 HELD_STATIC_COLUMNS = ("h_kind", "h_settle", "h_cp", "h_csize", "h_strike", "pos_inst", "qty", "entry")
@@ -284,7 +280,7 @@ def price_positions(book: Book, when: datetime, chosen: Backend) -> Priced:
     """One kernel pass over every position of ``book`` at ``when`` on backend ``chosen`` (static
     columns stay on the device with the book; only the market columns and T move)."""
     flat = book.flat()
-    h_T = flat.held_time_to_expiry(as_of_micros(when))
+    h_T = flat.held_time_to_expiry(to_micros(when))
     cols = dict(_device_state(book, chosen, flat))
     for name in HELD_MARKET_COLUMNS:
         cols[name] = chosen.to_device(getattr(flat, name))
