@@ -292,14 +292,6 @@ class _HashingFile:
         self.closed = True
 
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
-
-
 def load_book(source: str | Path | Mapping[str, Any]) -> Book:
     """Read and validate a book.
 
@@ -312,13 +304,13 @@ def load_book(source: str | Path | Mapping[str, Any]) -> Book:
     from gpuskew.io.validate import validate_book
 
     if isinstance(source, (str, Path)):
-        from gpuskew.io.dataset import positions_dataset
+        from gpuskew.io.dataset import file_sha256, positions_dataset
 
         dataset = positions_dataset(Path(source))
         if dataset is not None:
             return load_dataset_book(Path(source), dataset)
         tables, sources = read_book_dir(Path(source))
-        hashes: dict[str, str | None] = {name: _file_sha256(path) for name, path in sources.items()}
+        hashes: dict[str, str | None] = {name: file_sha256(path) for name, path in sources.items()}
     else:
         missing = [n for n in schema.INPUT_TABLES if n not in source]
         if missing:
@@ -335,6 +327,7 @@ def read_reference(book_dir: Path) -> tuple[dict[str, pa.Table], dict[str, str],
     """The validated instruments, underlyings and quotes of a book folder (every table but the
     positions), the path each was read from and the sha256 of each file."""
     from gpuskew.io import find_table_file, read_table
+    from gpuskew.io.dataset import file_sha256
     from gpuskew.io.validate import validate_reference
 
     raw: dict[str, pa.Table] = {}
@@ -343,7 +336,7 @@ def read_reference(book_dir: Path) -> tuple[dict[str, pa.Table], dict[str, str],
         path = find_table_file(book_dir, name)
         raw[name] = read_table(path)
         sources[name] = str(path)
-    hashes: dict[str, str | None] = {name: _file_sha256(path) for name, path in sources.items()}
+    hashes: dict[str, str | None] = {name: file_sha256(path) for name, path in sources.items()}
     return validate_reference(raw, sources), sources, hashes
 
 
