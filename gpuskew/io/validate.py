@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ import pyarrow.compute as pc
 
 from gpuskew import schema
 from gpuskew.errors import InvalidInput
-from gpuskew.timeutil import DATE_HOUR_UTC
+from gpuskew.timeutil import DATE_HOUR_UTC, to_micros
 
 __all__ = ["validate_book", "validate_reference", "validate_positions", "validate_market", "validate_table",
            "tag_columns", "Rule", "TABLE_ORDER", "RULES"]
@@ -63,7 +62,6 @@ POSITIVE = "must be > 0"
 REQUIRED = "required value is missing (null or empty)"
 
 _NUMBER_RE = r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)\s*$"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 Mask = pa.ChunkedArray  # boolean, True where a row breaks a rule (nulls count as False)
 
@@ -164,12 +162,6 @@ def _to_float64(col: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray
     raise InvalidInput(source=source, column=name, rule=rule)
 
 
-def _iso_to_micros(text: str) -> int:
-    from gpuskew.timeutil import to_micros
-
-    return to_micros(text)
-
-
 def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray:
     """ISO-8601 strings (date, or date and time, optional offset; naive = UTC) to timestamp[us, UTC].
 
@@ -180,7 +172,7 @@ def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.Ch
     bad_codes: list[int] = []
     for code, text in enumerate(enc.dictionary.to_pylist()):
         try:
-            micros.append(_iso_to_micros(text))
+            micros.append(to_micros(text))
         except (ValueError, OverflowError, IndexError, InvalidInput):
             micros.append(None)
             bad_codes.append(code)
