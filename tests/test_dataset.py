@@ -229,3 +229,21 @@ def test_book_file_hashes_are_the_one_file_sha256(dataset_book, tmp_path):
     ds = gpuskew.load_book(dataset_book)
     assert {n: ds.input_hashes[n] for n in ("instruments", "underlyings", "quotes")} == \
         {n: file_sha256(ds.sources[n]) for n in ("instruments", "underlyings", "quotes")}
+
+
+def test_a_corrupt_dataset_file_reads_like_a_corrupt_book_file(tmp_path):
+    """A dataset file that is not Parquet raises the error read_table raises for a one-file book
+    (one helper: same rule text), naming the file."""
+    from gpuskew.io import read_table
+
+    folder = tmp_path / "positions"
+    folder.mkdir()
+    bad = folder / "part-0.parquet"
+    bad.write_bytes(b"not parquet at all\n" * 10)
+    with pytest.raises(InvalidInput) as from_dataset:
+        list_dataset(folder)
+    with pytest.raises(InvalidInput) as from_file:
+        read_table(bad)
+    assert from_dataset.value.source == str(bad)
+    assert from_dataset.value.rule == from_file.value.rule
+    assert from_dataset.value.rule.startswith("unreadable or corrupt file (parquet): ")
