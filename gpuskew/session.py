@@ -484,8 +484,10 @@ class Session:
             out = ledger.apply(names[i], float(qty[i]), float(price[i]),
                                      {t: tag_values[t][i] for t in tags}, bool(inverse[idx[i]]))
             counts[out.action] = counts.get(out.action, 0) + 1
+        ledger.settle()
+        if 2 * len(ledger) < ledger.n_rows:  # mostly closed rows: renumber (amortised, rare)
+            ledger.compact()
         positions = ledger.to_table()
-        ledger.compact()
         self.book = self.book.with_positions(positions)
         self._ledger_positions = self.book.positions
         return counts
