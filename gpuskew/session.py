@@ -508,11 +508,13 @@ class Session:
         """One step: apply ``market`` and ``fills``, price, group, adherence, alerts, hedges, quotes.
 
         ``on_positions(table)`` is called with the per-position table as soon as it is built,
-        before the group sums and adherence (the CLI starts writing it there, in the background)."""
-        if market is not None:
-            self.apply_market(market)
+        before the group sums and adherence (the CLI starts writing it there, in the background).
+        Fills are applied before the market: new positions drop the flat view, so the market then
+        lands on a book that flattens once (the same columns as moving the market first)."""
         if fills is not None:
             self.apply_fills(fills)
+        if market is not None:
+            self.apply_market(market)
         when = parse_as_of(as_of)
         warnings = self.plausibility_warnings(when)
         result = compute(self.book, as_of=when, backend=self.backend, group_by=self.levels, progress=progress,

@@ -157,6 +157,31 @@ def test_with_market_reprices_a_resident_book_like_a_fresh_load():
         book.with_market(bad, quotes)
 
 
+def test_a_step_with_market_and_fills_flattens_once_and_prices_like_a_fresh_load():
+    from gpuskew.session import MarketUpdate, Session
+
+    tables = make_demo_book(n_positions=2000, seed=11)
+    book = gpuskew.load_book(tables)
+    und = tables["underlyings"]
+    moved = und.set_column(und.column_names.index("spot"), "spot", pc.multiply(und["spot"], 0.97))
+    # a book without its flat view does not build one just to move the market
+    updated = book.with_market(moved, tables["quotes"])
+    assert book._flat is None and updated._flat is None
+    session = Session(gpuskew.load_book(tables), backend="cpu", group_by=["desk", "book"])
+    session.book.flat()  # resident, as after a first step
+    pos = tables["positions"]
+    fills = pa.table({"instrument": [pos["instrument"][0].as_py(), pos["instrument"][1].as_py()],
+                      "quantity": [2.0, -1.0], "price": [100.0, 200.0],
+                      "desk": ["new-desk", pos["desk"][1].as_py()]})
+    step = session.step(DEMO_AS_OF, market=MarketUpdate(underlyings=moved.select(["underlying", "spot"])),
+                        fills=fills)
+    fresh = gpuskew.load_book(dict(tables, underlyings=session.book.underlyings, positions=session.book.positions))
+    b = gpuskew.compute(fresh, as_of=DEMO_AS_OF, backend="cpu", group_by=["desk", "book"])
+    assert step.exposures.select(KEYS).equals(b.exposures.select(KEYS))
+    np.testing.assert_array_equal(_matrix(step.exposures), _matrix(b.exposures))
+    assert "new-desk" in step.exposures["desk"].to_pylist()
+
+
 def test_each_held_instrument_priced_once_gives_the_per_position_bits():
     """The engine prices each held instrument once (instrument_pricing) and then every position on
     it (positions_from_instruments): bitwise the per-position kernel (position_greeks), every

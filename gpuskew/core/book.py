@@ -139,7 +139,8 @@ class Book:
         Validated like a new book; the flattened static columns, the group codes, the reduction
         plans and the static columns already on a device are shared with this book, so an intraday
         loop re-prices a resident book by moving only the market columns (S, forward, r, vol).
-        The new underlyings table must name the same underlyings.
+        The new underlyings table must name the same underlyings. A book whose flat view is not
+        built yet (new positions) gives a book that builds its own on first use.
         """
         from gpuskew.io.validate import validate_market
 
@@ -147,7 +148,9 @@ class Book:
         und, quo = validate_market(self.instruments, self.positions, underlyings, quotes, sources)
         new = Book(self.instruments, self.positions, und, quo, sources,
                    dict(self.input_hashes, underlyings=None, quotes=None))
-        flat = self.flat()
+        flat = self._flat
+        if flat is None:
+            return new  # nothing to share: flatten(new) builds the same columns once, when needed
         if sorted(und["underlying"].to_pylist()) != flat.underlying_names:
             return new  # another set of underlyings: group codes change, rebuild everything
         market: dict[str, Any] = _market_columns(new, flat.held_row, _held_ucode(flat),
