@@ -157,6 +157,36 @@ def test_with_market_reprices_a_resident_book_like_a_fresh_load():
         book.with_market(bad, quotes)
 
 
+def test_with_market_checks_the_held_instruments_and_names_the_positions():
+    from gpuskew.io.validate import validate_market
+
+    tables = make_demo_book(n_positions=400, seed=3)
+    book = gpuskew.load_book(tables)
+    flat = book.flat()
+    # the underlying code of each held instrument is kept (not scattered back from the positions)
+    np.testing.assert_array_equal(flat.h_ucode[flat.pos_inst], flat.underlying_code)
+    inst = book.instruments
+    held = set(inst["instrument"].take(pa.array(flat.held_row)).to_pylist())
+    options = [n for n, k in zip(inst["instrument"].to_pylist(), inst["kind"].to_pylist()) if k == "option"]
+    quotes, und = book.quotes, book.underlyings
+    quoted = quotes["instrument"].to_pylist()
+    held_opt = next(n for n in options if n in held and n in quoted)
+    free_opt = next(n for n in options if n not in held and n in quoted)
+
+    def without_iv(name):
+        iv = [None if q == name else v for q, v in zip(quoted, quotes["iv"].to_pylist())]
+        return quotes.set_column(quotes.column_names.index("iv"), "iv", pa.array(iv, pa.float64()))
+
+    book.with_market(und, without_iv(free_opt))  # an option nobody holds may lack an iv
+    with pytest.raises(InvalidInput, match="option held without an iv") as resident:
+        book.with_market(und, without_iv(held_opt))
+    with pytest.raises(InvalidInput) as scanned:
+        validate_market(inst, book.positions, und, without_iv(held_opt), book.sources)
+    rows = [i for i, n in enumerate(book.positions["instrument"].to_pylist()) if n == held_opt]
+    assert resident.value.rows == scanned.value.rows == rows[:5]
+    assert resident.value.n_bad == scanned.value.n_bad == len(rows)
+
+
 def test_a_step_with_market_and_fills_flattens_once_and_prices_like_a_fresh_load():
     from gpuskew.session import MarketUpdate, Session
 

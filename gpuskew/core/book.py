@@ -59,6 +59,7 @@ class FlatPositions:
     h_fwd: np.ndarray
     h_r: np.ndarray
     h_vol: np.ndarray
+    h_ucode: np.ndarray  #: int32 underlying code of each held instrument
 
     def __post_init__(self) -> None:
         # every kernel argument C-contiguous and writable: numba compiles (and caches) one
@@ -145,15 +146,16 @@ class Book:
         from gpuskew.io.validate import validate_market
 
         sources = dict(self.sources, underlyings="<underlyings table>", quotes="<quotes table>")
-        und, quo = validate_market(self.instruments, self.positions, underlyings, quotes, sources)
+        flat = self._flat
+        und, quo = validate_market(self.instruments, self.positions, underlyings, quotes, sources,
+                                   held_rows=None if flat is None else flat.held_row)
         new = Book(self.instruments, self.positions, und, quo, sources,
                    dict(self.input_hashes, underlyings=None, quotes=None))
-        flat = self._flat
         if flat is None:
             return new  # nothing to share: flatten(new) builds the same columns once, when needed
         if sorted(und["underlying"].to_pylist()) != flat.underlying_names:
             return new  # another set of underlyings: group codes change, rebuild everything
-        market: dict[str, Any] = _market_columns(new, flat.held_row, _held_ucode(flat),
+        market: dict[str, Any] = _market_columns(new, flat.held_row, flat.h_ucode,
                                                  flat.h_kind == schema.KINDS.index("option"),
                                                  flat.underlying_names, flat.pos_inst)
         new._flat = replace(flat, **market)
@@ -181,13 +183,6 @@ class Book:
                        f"<td>{html.escape(self.sources.get(n, ''))}</td></tr>" for n, t in self.tables.items())
         return (f"<b>gpuskew.Book</b>: {len(self):,} positions; tags: {html.escape(', '.join(self.tags) or 'none')}"
                 f"<table>{rows}</table>")
-
-
-def _held_ucode(flat: FlatPositions) -> np.ndarray:
-    """The underlying code of each held instrument (from any of its positions)."""
-    out = np.empty(flat.held_row.size, dtype=np.int32)
-    out[flat.pos_inst] = flat.underlying_code
-    return out
 
 
 def _codes(values: pa.ChunkedArray, vocabulary: tuple[str, ...]) -> np.ndarray:
@@ -260,7 +255,7 @@ def flatten(book: Book) -> FlatPositions:
         expiry_us=h["h_expiry_us"][pos_inst], entry=_floats(pos["entry_price"]) if "entry_price" in pos.column_names
         else np.zeros(len(p)),
         underlying_code=ucode.astype(np.int32), underlying_names=names, instrument_index=p,
-        held_row=held_row, pos_inst=pos_inst, **h, **market,
+        held_row=held_row, pos_inst=pos_inst, h_ucode=h_ucode.astype(np.int32), **h, **market,
     )
 
 
