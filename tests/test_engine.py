@@ -248,3 +248,17 @@ def test_as_of_micros_is_the_one_timeutil_conversion():
     t = datetime(2026, 11, 20, 8, 0, 0, 123_456, tzinfo=timezone(timedelta(hours=2)))
     assert as_of_micros(t) == 1_795_161_600_123_456 - 2 * 3_600_000_000
     assert as_of_micros(datetime(1969, 12, 31, 23, 59, 59)) == -1_000_000
+
+
+def test_the_to_device_stage_times_the_uploads():
+    # the columns go to the device inside the "to_device" lap, none during "greeks"
+    from gpuskew.core.engine import as_backend
+
+    book = gpuskew.load_book(make_demo_book(n_positions=300, seed=2))
+    backend = as_backend("cpu", len(book))
+    uploads: list[int] = []
+    to_device = backend.to_device
+    backend.to_device = lambda a: (uploads.append(1), to_device(a))[1]  # type: ignore[method-assign]
+    seen: dict[str, int] = {}
+    gpuskew.compute(book, as_of=DEMO_AS_OF, backend=backend, progress=lambda stage: seen.setdefault(stage, len(uploads)))
+    assert seen["prepare"] == 0 and seen["to_device"] > 0 and seen["greeks"] == seen["to_device"]

@@ -276,15 +276,25 @@ class GroupSums:
     expired: np.ndarray
 
 
-def price_positions(book: Book, when: datetime, chosen: Backend) -> Priced:
-    """One kernel pass over every position of ``book`` at ``when`` on backend ``chosen`` (static
-    columns stay on the device with the book; only the market columns and T move)."""
+def device_columns(book: Book, when: datetime, chosen: Backend) -> tuple[dict[str, Any], np.ndarray]:
+    """The kernel arguments of a pricing pass on ``chosen``'s device (static columns uploaded once
+    and kept with the book, then the market columns and T per held instrument), and T on the host."""
     flat = book.flat()
     h_T = flat.held_time_to_expiry(to_micros(when))
     cols = dict(_device_state(book, chosen, flat))
     for name in HELD_MARKET_COLUMNS:
         cols[name] = chosen.to_device(getattr(flat, name))
     cols["h_T"] = chosen.to_device(h_T)
+    return cols, h_T
+
+
+def price_positions(book: Book, when: datetime, chosen: Backend,
+                    columns: tuple[dict[str, Any], np.ndarray] | None = None) -> Priced:
+    """One kernel pass over every position of ``book`` at ``when`` on backend ``chosen`` (static
+    columns stay on the device with the book; only the market columns and T move). ``columns``:
+    what :func:`device_columns` returned for the same book and ``when``, if already uploaded."""
+    flat = book.flat()
+    cols, h_T = columns if columns is not None else device_columns(book, when, chosen)
     out_dev, status_dev = chosen.held_greeks(cols)
     status = np.asarray(chosen.to_host(status_dev))
     return Priced(out_dev, status, h_T[flat.pos_inst], flat, when)
@@ -340,9 +350,10 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str | Back
     chosen = as_backend(backend, len(book))
     book.flat()
     timer.lap("prepare")
+    columns = device_columns(book, when, chosen)
     chosen.synchronize()
     timer.lap("to_device")
-    priced = price_positions(book, when, chosen)
+    priced = price_positions(book, when, chosen, columns)
     chosen.synchronize()
     timer.lap("greeks")
 
