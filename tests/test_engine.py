@@ -262,3 +262,14 @@ def test_the_to_device_stage_times_the_uploads():
     seen: dict[str, int] = {}
     gpuskew.compute(book, as_of=DEMO_AS_OF, backend=backend, progress=lambda stage: seen.setdefault(stage, len(uploads)))
     assert seen["prepare"] == 0 and seen["to_device"] > 0 and seen["greeks"] == seen["to_device"]
+
+
+def test_summary_input_hashes_are_what_the_run_id_hashes():
+    # in-memory tables: summary.json names the content hash the run id is made of, not "in-memory"
+    from gpuskew.session import Session, run_id
+
+    book = gpuskew.load_book(make_demo_book(n_positions=200, seed=4))
+    step = Session(book, backend="cpu").step(DEMO_AS_OF)
+    hashes = {name: entry["hash"] for name, entry in step.summary["inputs"].items()}
+    assert hashes == book.content_hashes() and all(h.startswith("sha256:") for h in hashes.values())
+    assert step.run_id == run_id(book, DEMO_AS_OF, step.result.levels, None)

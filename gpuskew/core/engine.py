@@ -240,8 +240,8 @@ def _summary(book: Book, chosen: Backend, requested: str, when: datetime, levels
         "as_of": iso_z(when),
         "backend": {"requested": requested, "used": chosen.name, "device": chosen.device,
                     "reason": chosen.reason},
-        "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name] or "in-memory"}
-                   for name in schema.INPUT_TABLES},
+        "inputs": {name: {"source": book.sources[name], "hash": content_hash}  # what the run id hashes
+                   for name, content_hash in book.content_hashes().items()},
         "counts": {"positions": len(book), "instruments": book.instruments.num_rows,
                    "underlyings": book.underlyings.num_rows, "expired": n_expired,
                    "groups": {name: t.num_rows for name, t in zip(level_names, tables)}},
