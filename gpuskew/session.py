@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -38,8 +38,10 @@ from gpuskew.core.engine import GroupSums, RunResult, as_backend, compute, parse
 from gpuskew.core.groups import group_id, parse_levels
 from gpuskew.core.ledger import PositionLedger
 from gpuskew.errors import InvalidConfig, InvalidInput
-from gpuskew.policy.limits import Limits
 from gpuskew.timeutil import iso_z
+
+if TYPE_CHECKING:  # annotations only: the limits come parsed
+    from gpuskew.policy.limits import Limits
 
 #: output files of a run, in the order they are published (summary.json last: the commit marker)
 RUN_FILES = ("positions.parquet", "positions.arrow", "exposures.parquet", "adherence.parquet", "hedges.parquet",
