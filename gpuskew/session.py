@@ -539,14 +539,15 @@ class Session:
 
     def plausibility_warnings(self, when: datetime) -> list[str]:
         """Warnings about implausible inputs at ``when`` (raises InvalidInput with ``strict``)."""
-        found = plausibility_warnings(self.book, when, self.plausibility)
+        found = [InvalidInput(self.book.sources.get(table, table), column, rule, rows=rows)
+                 for table, column, rule, rows in plausibility_warnings(self.book, when, self.plausibility)]
         if found and self.strict:
-            table, column, rule, rows = found[0]
-            raise InvalidInput(self.book.sources.get(table, table), column, rule + " (--strict refuses it)",
-                               rows=rows)
-        return [f"implausible input: {self.book.sources.get(t, t)}, column '{c}': {rule}; "
-                f"rows {', '.join(str(r + 1) for r in rows[:5])}{' ...' if len(rows) > 5 else ''}"
-                for t, c, rule, rows in found]
+            first = found[0]
+            raise InvalidInput(first.source, first.column, first.rule + " (--strict refuses it)",
+                               rows=first.rows, n_bad=first.n_bad)
+        return [f"implausible input: {e.source}, column '{e.column}': {e.rule}; "
+                f"rows {', '.join(str(r) for r in e.row_numbers)}{' ...' if e.n_bad > len(e.rows) else ''}"
+                for e in found]
 
     def adhere(self, step: StepResult, when: datetime, progress: Callable[[str], None] | None = None) -> None:
         """Adherence, alerts (through the alert state), hedges and quotes of a step whose exposures

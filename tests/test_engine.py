@@ -273,3 +273,20 @@ def test_summary_input_hashes_are_what_the_run_id_hashes():
     hashes = {name: entry["hash"] for name, entry in step.summary["inputs"].items()}
     assert hashes == book.content_hashes() and all(h.startswith("sha256:") for h in hashes.values())
     assert step.run_id == run_id(book, DEMO_AS_OF, step.result.levels, None)
+
+
+def test_plausibility_warnings_count_rows_from_one():
+    from gpuskew.session import Session
+
+    tables = make_demo_book(n_positions=100, seed=1)
+    quotes = tables["quotes"]
+    iv = quotes["iv"].to_pylist()
+    bad = [i for i, v in enumerate(iv) if v is not None][:7]
+    iv = [50.0 if i in bad else v for i, v in enumerate(iv)]
+    tables = dict(tables, quotes=quotes.set_column(quotes.column_names.index("iv"), "iv", pa.array(iv, pa.float64())))
+    book = gpuskew.load_book(tables)
+    (warning,) = Session(book, backend="cpu").plausibility_warnings(DEMO_AS_OF)
+    assert warning.endswith("; rows " + ", ".join(str(i + 1) for i in bad[:5]) + " ...")
+    with pytest.raises(InvalidInput, match="--strict refuses it") as err:
+        Session(book, backend="cpu", strict=True).plausibility_warnings(DEMO_AS_OF)
+    assert err.value.rows == bad[:5] and err.value.n_bad == 7 and err.value.column == "iv"
