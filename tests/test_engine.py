@@ -290,3 +290,22 @@ def test_plausibility_warnings_count_rows_from_one():
     with pytest.raises(InvalidInput, match="--strict refuses it") as err:
         Session(book, backend="cpu", strict=True).plausibility_warnings(DEMO_AS_OF)
     assert err.value.rows == bad[:5] and err.value.n_bad == 7 and err.value.column == "iv"
+
+
+def test_per_position_instrument_columns_are_gathered_only_when_read():
+    from gpuskew.core.book import PER_POSITION_COLUMNS
+
+    tables = make_demo_book(n_positions=500, seed=8)
+    book = gpuskew.load_book(tables)
+    gpuskew.compute(book, as_of=DEMO_AS_OF, backend="cpu", positions_table=False)
+    flat = book.flat()
+    assert flat._gathered == {}  # the kernels read the held columns: no per-position copies built
+    for name in PER_POSITION_COLUMNS:
+        values = getattr(flat, name)
+        np.testing.assert_array_equal(values, getattr(flat, "h_" + name)[flat.pos_inst])
+        assert values.dtype == getattr(flat, "h_" + name).dtype and values.flags.c_contiguous
+        assert getattr(flat, name) is values  # kept once gathered
+    und = tables["underlyings"]
+    moved = book.with_market(und.set_column(und.column_names.index("spot"), "spot", pc.multiply(und["spot"], 2.0)),
+                             tables["quotes"])
+    np.testing.assert_array_equal(moved.flat().S, 2.0 * flat.S)  # a new market gathers its own

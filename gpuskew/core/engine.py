@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -255,13 +256,19 @@ def _summary(book: Book, chosen: Backend, requested: str, when: datetime, levels
 @dataclass
 class Priced:
     """Every measure of every position on the backend: ``out`` (N_MEASURES x n, on the backend's
-    device), ``status`` (host int8), ``T`` (host, years to expiry) and the flat view priced."""
+    device), ``status`` (host int8), ``h_T`` (host, years to expiry per held instrument; ``T`` per
+    position, gathered on first use) and the flat view priced."""
 
     out: Any
     status: np.ndarray
-    T: np.ndarray
+    h_T: np.ndarray
     flat: FlatPositions
     when: datetime
+
+    @cached_property
+    def T(self) -> np.ndarray:
+        """Years to expiry per position."""
+        return self.h_T[self.flat.pos_inst]
 
 
 @dataclass
@@ -297,7 +304,7 @@ def price_positions(book: Book, when: datetime, chosen: Backend,
     cols, h_T = columns if columns is not None else device_columns(book, when, chosen)
     out_dev, status_dev = chosen.held_greeks(cols)
     status = np.asarray(chosen.to_host(status_dev))
-    return Priced(out_dev, status, h_T[flat.pos_inst], flat, when)
+    return Priced(out_dev, status, h_T, flat, when)
 
 
 def sum_groups(book: Book, priced: Priced, chosen: Backend, levels: Sequence[tuple[str, ...]]) -> list[GroupSums]:
