@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -38,8 +38,10 @@ from gpuskew.core.engine import GroupSums, RunResult, as_backend, compute, parse
 from gpuskew.core.groups import group_id, parse_levels
 from gpuskew.core.ledger import PositionLedger
 from gpuskew.errors import InvalidConfig, InvalidInput
-from gpuskew.policy.limits import Limits
 from gpuskew.timeutil import iso_z
+
+if TYPE_CHECKING:  # annotations only: the limits come parsed
+    from gpuskew.policy.limits import Limits
 
 #: output files of a run, in the order they are published (summary.json last: the commit marker)
 RUN_FILES = ("positions.parquet", "positions.arrow", "exposures.parquet", "adherence.parquet", "hedges.parquet",
@@ -484,8 +486,10 @@ class Session:
             out = ledger.apply(names[i], float(qty[i]), float(price[i]),
                                      {t: tag_values[t][i] for t in tags}, bool(inverse[idx[i]]))
             counts[out.action] = counts.get(out.action, 0) + 1
+        ledger.settle()
+        if 2 * len(ledger) < ledger.n_rows:  # mostly closed rows: renumber (amortised, rare)
+            ledger.compact()
         positions = ledger.to_table()
-        ledger.compact()
         self.book = self.book.with_positions(positions)
         self._ledger_positions = self.book.positions
         return counts
@@ -506,11 +510,13 @@ class Session:
         """One step: apply ``market`` and ``fills``, price, group, adherence, alerts, hedges, quotes.
 
         ``on_positions(table)`` is called with the per-position table as soon as it is built,
-        before the group sums and adherence (the CLI starts writing it there, in the background)."""
-        if market is not None:
-            self.apply_market(market)
+        before the group sums and adherence (the CLI starts writing it there, in the background).
+        Fills are applied before the market: new positions drop the flat view, so the market then
+        lands on a book that flattens once (the same columns as moving the market first)."""
         if fills is not None:
             self.apply_fills(fills)
+        if market is not None:
+            self.apply_market(market)
         when = parse_as_of(as_of)
         warnings = self.plausibility_warnings(when)
         result = compute(self.book, as_of=when, backend=self.backend, group_by=self.levels, progress=progress,
@@ -533,14 +539,15 @@ class Session:
 
     def plausibility_warnings(self, when: datetime) -> list[str]:
         """Warnings about implausible inputs at ``when`` (raises InvalidInput with ``strict``)."""
-        found = plausibility_warnings(self.book, when, self.plausibility)
+        found = [InvalidInput(self.book.sources.get(table, table), column, rule, rows=rows)
+                 for table, column, rule, rows in plausibility_warnings(self.book, when, self.plausibility)]
         if found and self.strict:
-            table, column, rule, rows = found[0]
-            raise InvalidInput(self.book.sources.get(table, table), column, rule + " (--strict refuses it)",
-                               rows=rows)
-        return [f"implausible input: {self.book.sources.get(t, t)}, column '{c}': {rule}; "
-                f"rows {', '.join(str(r + 1) for r in rows[:5])}{' ...' if len(rows) > 5 else ''}"
-                for t, c, rule, rows in found]
+            first = found[0]
+            raise InvalidInput(first.source, first.column, first.rule + " (--strict refuses it)",
+                               rows=first.rows, n_bad=first.n_bad)
+        return [f"implausible input: {e.source}, column '{e.column}': {e.rule}; "
+                f"rows {', '.join(str(r) for r in e.row_numbers)}{' ...' if e.n_bad > len(e.rows) else ''}"
+                for e in found]
 
     def adhere(self, step: StepResult, when: datetime, progress: Callable[[str], None] | None = None) -> None:
         """Adherence, alerts (through the alert state), hedges and quotes of a step whose exposures

@@ -87,20 +87,43 @@ def _policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, z
                     trace_slot, out, trace)
 
 
+def _instrument_scenario_values(kind, cp, strike, T, S, fwd, r, vol, ucode, moves, vol_case, vparams, qv):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for j in range(start, kind.shape[0], stride):
+        instrument_scenarios(kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j], ucode[j], moves, vol_case,
+                             vparams, qv, j)
+
+
+def _scenario_pnl(pos_inst, qty, entry, kind, settle, csize, T, S, vol, ucode, greeks, moves, vol_case, qv, pnl,
+                  taylor):
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, qty.shape[0], stride):
+        j = pos_inst[i]
+        position_scenarios(kind[j], settle[j], qty[i], csize[j], T[j], S[j], vol[j], entry[i], ucode[j], greeks,
+                           moves, vol_case, qv, j, pnl, taylor, i)
+
+
 #: Python sources of every kernel, for numba.cuda.compile_ptx (tests/test_ptx.py)
 KERNEL_SOURCES = {"position_greeks": _position_greeks, "tile_sums": _tile_sums, "policy_sweep": _policy_sweep,
                   "instrument_pricing": _instrument_pricing,
-                  "positions_from_instruments": _positions_from_instruments}
+                  "positions_from_instruments": _positions_from_instruments,
+                  "instrument_scenario_values": _instrument_scenario_values, "scenario_pnl": _scenario_pnl}
 
 position_greeks_kernel = cuda.jit(_position_greeks)
 instrument_pricing_kernel = cuda.jit(_instrument_pricing)
 positions_from_instruments_kernel = cuda.jit(_positions_from_instruments)
 tile_sums_kernel = cuda.jit(_tile_sums)
 policy_sweep_kernel = cuda.jit(_policy_sweep)
+instrument_scenario_values_kernel = cuda.jit(_instrument_scenario_values)
+scenario_pnl_kernel = cuda.jit(_scenario_pnl)
 
 #: threads per block of the policy sweep (consecutive threads: consecutive policies of one group
 #: and path, which read the same market and greeks arrays)
 POLICY_BLOCK = 128
+#: threads per block of the scenario kernels
+SCENARIO_BLOCK = 128
 
 
 def launch_position_greeks(kind, settle, cp, qty, csize, strike, T, S, fwd, r, vol, entry, out, status):
@@ -149,33 +172,6 @@ def launch_policy_sweep(params, S, vol, fund, wealth, delta, delta_pa, gamma, va
     blocks = min((n + POLICY_BLOCK - 1) // POLICY_BLOCK, 65535)
     policy_sweep_kernel[blocks, POLICY_BLOCK](params, S, vol, fund, wealth, delta, delta_pa, gamma, vanna, zak,
                                               target, und, dt, trace_slot, out, trace)
-#: threads per block of the scenario kernel
-SCENARIO_BLOCK = 128
-
-
-def _instrument_scenario_values(kind, cp, strike, T, S, fwd, r, vol, ucode, moves, vol_case, vparams, qv):
-    start = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    for j in range(start, kind.shape[0], stride):
-        instrument_scenarios(kind[j], cp[j], strike[j], T[j], S[j], fwd[j], r[j], vol[j], ucode[j], moves, vol_case,
-                             vparams, qv, j)
-
-
-def _scenario_pnl(pos_inst, qty, entry, kind, settle, csize, T, S, vol, ucode, greeks, moves, vol_case, qv, pnl,
-                  taylor):
-    start = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    for i in range(start, qty.shape[0], stride):
-        j = pos_inst[i]
-        position_scenarios(kind[j], settle[j], qty[i], csize[j], T[j], S[j], vol[j], entry[i], ucode[j], greeks,
-                           moves, vol_case, qv, j, pnl, taylor, i)
-
-
-KERNEL_SOURCES["instrument_scenario_values"] = _instrument_scenario_values
-KERNEL_SOURCES["scenario_pnl"] = _scenario_pnl
-
-scenario_pnl_kernel = cuda.jit(_scenario_pnl)
-instrument_scenario_values_kernel = cuda.jit(_instrument_scenario_values)
 
 
 def launch_instrument_scenario_values(kind, cp, strike, T, S, fwd, r, vol, ucode, moves, vol_case, vparams, qv):

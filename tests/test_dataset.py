@@ -214,3 +214,36 @@ def test_publish_run_replaces_a_file_by_a_folder_and_back(tmp_path):
                 overwrite=True)
     publish_run(out, {"summary.json": lambda p: p.write_text("{}")}, overwrite=True, stale=["positions.parquet"])
     assert sorted(p.name for p in out.iterdir()) == ["summary.json"]  # a stale folder output removed
+
+
+def test_book_file_hashes_are_the_one_file_sha256(dataset_book, tmp_path):
+    """A book read from files hashes each file with gpuskew.io.dataset.file_sha256 (one helper for
+    one-file books, dataset books and sharded runs), and the book module keeps no copy of it."""
+    import gpuskew.core.book as book_module
+    from gpuskew.io.dataset import file_sha256
+
+    assert not hasattr(book_module, "_file_sha256")
+    write_demo_book(tmp_path / "b", n_positions=200, seed=1)
+    book = gpuskew.load_book(tmp_path / "b")
+    assert book.input_hashes == {n: file_sha256(p) for n, p in book.sources.items()}
+    ds = gpuskew.load_book(dataset_book)
+    assert {n: ds.input_hashes[n] for n in ("instruments", "underlyings", "quotes")} == \
+        {n: file_sha256(ds.sources[n]) for n in ("instruments", "underlyings", "quotes")}
+
+
+def test_a_corrupt_dataset_file_reads_like_a_corrupt_book_file(tmp_path):
+    """A dataset file that is not Parquet raises the error read_table raises for a one-file book
+    (one helper: same rule text), naming the file."""
+    from gpuskew.io import read_table
+
+    folder = tmp_path / "positions"
+    folder.mkdir()
+    bad = folder / "part-0.parquet"
+    bad.write_bytes(b"not parquet at all\n" * 10)
+    with pytest.raises(InvalidInput) as from_dataset:
+        list_dataset(folder)
+    with pytest.raises(InvalidInput) as from_file:
+        read_table(bad)
+    assert from_dataset.value.source == str(bad)
+    assert from_dataset.value.rule == from_file.value.rule
+    assert from_dataset.value.rule.startswith("unreadable or corrupt file (parquet): ")

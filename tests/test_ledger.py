@@ -82,3 +82,51 @@ def test_quantity_is_the_sum_of_fills_and_entry_stays_within_fill_prices(fills, 
         assert ledger.quantity[row] == total
         prices = [p for _, p in fills]
         assert min(prices) * (1 - 1e-12) <= ledger.entry[row] <= max(prices) * (1 + 1e-12)
+
+
+_DICT = pa.dictionary(pa.int32(), pa.string())
+
+
+def _dup_book(dictionary: bool) -> pa.Table:
+    """A book that is not netted: keys held by several rows, a null tag."""
+    table = pa.table({"instrument": ["X", "Y", "X", "X", "Y", "Z"], "quantity": [1.0, 2.0, 3.0, -1.0, 5.0, 6.0],
+                      "entry_price": [10.0, None, 12.0, 13.0, 14.0, 15.0],
+                      "desk": ["a", "a", "a", "b", "a", None]})
+    return table.set_column(3, "desk", table.column("desk").cast(_DICT)) if dictionary else table
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["X", "Y", "Z"]), st.sampled_from(["a", "b", None]),
+                                   st.sampled_from([-5.0, -3.0, -2.0, -1.0, 1.0, 2.0, 3.0])),
+                         max_size=6), min_size=1, max_size=8),
+       st.booleans(), st.booleans())
+def test_a_kept_ledger_settled_per_batch_matches_a_ledger_rebuilt_per_batch(batches, dictionary, expire_z):
+    # the Session keeps one ledger across steps (settle() between batches, no renumbering); the
+    # reference rebuilds it from the previous batch's table (what compact() after each batch gave)
+    kept = PositionLedger.from_table(_dup_book(dictionary), ["desk"])
+    table = _dup_book(dictionary)
+    for b, batch in enumerate(batches):
+        ref = PositionLedger.from_table(table, ["desk"])
+        for ledger in (kept, ref):
+            for inst, desk, dq in batch:
+                ledger.apply(inst, dq, 100.0 + dq, {"desk": desk})
+            if expire_z and b == 1:
+                ledger.expire(["Z"])
+        kept.settle()
+        if 2 * len(kept) < kept.n_rows:
+            kept.compact()
+        table = ref.to_table()
+        got = kept.to_table()
+        assert got.equals(table.cast(got.schema)) and got.to_pylist() == table.to_pylist()
+        assert got.schema.field("desk").type == (_DICT if dictionary else pa.string())
+        assert all(c.num_chunks == 1 for c in got.columns)
+
+
+def test_to_table_keeps_the_tag_column_types():
+    ledger = PositionLedger.from_table(_dup_book(True), ["desk"])
+    ledger.apply("Y", 1.0, 10.0, {"desk": "new"})
+    ledger.apply("X", -1.0, 10.0, {"desk": "a"})  # closes row 0
+    table = ledger.to_table()
+    assert table.schema.field("desk").type == _DICT and table.column("desk").num_chunks == 1
+    assert table.column("desk").to_pylist() == ["a", "a", "b", "a", None, "new"]
+    assert table.column("instrument").to_pylist() == ["Y", "X", "X", "Y", "Z", "Y"]

@@ -25,21 +25,26 @@ from gpuskew.errors import InvalidInput
 NO_EXPIRY = np.iinfo(np.int64).min
 
 
+#: the instrument columns per position: properties of FlatPositions gathered from the held
+#: instruments' ``h_*`` columns on first use (the kernels read the held columns)
+PER_POSITION_COLUMNS = ("kind", "settle", "cp", "csize", "strike", "expiry_us", "S", "fwd", "r", "vol")
+
+
 @dataclass
 class FlatPositions:
-    """Struct of arrays, one element per position (units: USD, contracts, years, decimals)."""
+    """Struct of arrays, one element per position (units: USD, contracts, years, decimals).
 
-    kind: np.ndarray  #: int8 kernels.instruments KIND_* code
-    settle: np.ndarray  #: int8 SETTLE_* code
-    cp: np.ndarray  #: int8 +1 call, -1 put, 0 not an option
+    Per position, besides the fields: ``kind`` (int8 kernels.instruments KIND_* code), ``settle``
+    (int8 SETTLE_* code), ``cp`` (int8 +1 call, -1 put, 0 not an option), ``csize`` (float64
+    contract_size: coins, or USD for inverse perps/futures), ``strike`` (float64 USD, 0 unless
+    option), ``expiry_us`` (int64 microseconds since epoch, NO_EXPIRY if none), ``S`` (float64 index
+    price of the underlying, USD), ``fwd`` (float64 quoted forward / perpetual mark, USD, 0 = none),
+    ``r`` (float64 rate), ``vol`` (float64 implied vol, 0 unless option): the held instrument's
+    value, gathered on first use and kept (a 10^7-position book does not carry ten copies it
+    does not read).
+    """
+
     qty: np.ndarray  #: float64 contracts, signed
-    csize: np.ndarray  #: float64 contract_size (coins, or USD for inverse perps/futures)
-    strike: np.ndarray  #: float64 USD (0 unless option)
-    expiry_us: np.ndarray  #: int64 microseconds since epoch, NO_EXPIRY if none
-    S: np.ndarray  #: float64 index price of the underlying, USD
-    fwd: np.ndarray  #: float64 quoted forward / perpetual mark, USD (0 = none)
-    r: np.ndarray  #: float64 rate
-    vol: np.ndarray  #: float64 implied vol (0 unless option)
     entry: np.ndarray  #: float64 entry price, USD (0 = none)
     underlying_code: np.ndarray  #: int32 index into ``underlying_names`` (sorted by name)
     underlying_names: list[str]
@@ -59,6 +64,27 @@ class FlatPositions:
     h_fwd: np.ndarray
     h_r: np.ndarray
     h_vol: np.ndarray
+    h_ucode: np.ndarray  #: int32 underlying code of each held instrument
+    #: per-position columns gathered so far (not copied by ``dataclasses.replace``: a new market
+    #: gathers its own)
+    _gathered: dict[str, np.ndarray] = field(init=False, default_factory=dict, repr=False, compare=False)
+
+    def _per_position(self, name: str) -> np.ndarray:
+        out = self._gathered.get(name)
+        if out is None:
+            out = self._gathered[name] = getattr(self, "h_" + name)[self.pos_inst]
+        return out
+
+    kind = property(lambda self: self._per_position("kind"))
+    settle = property(lambda self: self._per_position("settle"))
+    cp = property(lambda self: self._per_position("cp"))
+    csize = property(lambda self: self._per_position("csize"))
+    strike = property(lambda self: self._per_position("strike"))
+    expiry_us = property(lambda self: self._per_position("expiry_us"))
+    S = property(lambda self: self._per_position("S"))
+    fwd = property(lambda self: self._per_position("fwd"))
+    r = property(lambda self: self._per_position("r"))
+    vol = property(lambda self: self._per_position("vol"))
 
     def __post_init__(self) -> None:
         # every kernel argument C-contiguous and writable: numba compiles (and caches) one
@@ -139,20 +165,24 @@ class Book:
         Validated like a new book; the flattened static columns, the group codes, the reduction
         plans and the static columns already on a device are shared with this book, so an intraday
         loop re-prices a resident book by moving only the market columns (S, forward, r, vol).
-        The new underlyings table must name the same underlyings.
+        The new underlyings table must name the same underlyings. A book whose flat view is not
+        built yet (new positions) gives a book that builds its own on first use.
         """
         from gpuskew.io.validate import validate_market
 
         sources = dict(self.sources, underlyings="<underlyings table>", quotes="<quotes table>")
-        und, quo = validate_market(self.instruments, self.positions, underlyings, quotes, sources)
+        flat = self._flat
+        und, quo = validate_market(self.instruments, self.positions, underlyings, quotes, sources,
+                                   held_rows=None if flat is None else flat.held_row)
         new = Book(self.instruments, self.positions, und, quo, sources,
                    dict(self.input_hashes, underlyings=None, quotes=None))
-        flat = self.flat()
+        if flat is None:
+            return new  # nothing to share: flatten(new) builds the same columns once, when needed
         if sorted(und["underlying"].to_pylist()) != flat.underlying_names:
             return new  # another set of underlyings: group codes change, rebuild everything
-        market: dict[str, Any] = _market_columns(new, flat.held_row, _held_ucode(flat),
+        market: dict[str, Any] = _market_columns(new, flat.held_row, flat.h_ucode,
                                                  flat.h_kind == schema.KINDS.index("option"),
-                                                 flat.underlying_names, flat.pos_inst)
+                                                 flat.underlying_names)
         new._flat = replace(flat, **market)
         new._cache = {k: v for k, v in self._cache.items() if k[0] in ("static", "grouping", "plan")}
         return new
@@ -180,13 +210,6 @@ class Book:
                 f"<table>{rows}</table>")
 
 
-def _held_ucode(flat: FlatPositions) -> np.ndarray:
-    """The underlying code of each held instrument (from any of its positions)."""
-    out = np.empty(flat.held_row.size, dtype=np.int32)
-    out[flat.pos_inst] = flat.underlying_code
-    return out
-
-
 def _codes(values: pa.ChunkedArray, vocabulary: tuple[str, ...]) -> np.ndarray:
     """Index of each string in ``vocabulary`` (-1 for null), as int8."""
     idx = pc.index_in(values, value_set=pa.array(vocabulary))
@@ -198,9 +221,9 @@ def _floats(values: pa.ChunkedArray, default: float = 0.0) -> np.ndarray:
 
 
 def _market_columns(book: Book, held_row: np.ndarray, held_ucode: np.ndarray, held_is_option: np.ndarray,
-                    names: list[str], pos_inst: np.ndarray) -> dict[str, np.ndarray]:
-    """The market columns (S, fwd, r, vol) per held instrument (``h_*``) and per position (the
-    same values gathered), and the spot per underlying code."""
+                    names: list[str]) -> dict[str, np.ndarray]:
+    """The market columns (S, fwd, r, vol) per held instrument (``h_*``) and the spot per
+    underlying code."""
     und, quo = book.underlyings, book.quotes
     und_rank = pc.index_in(und["underlying"], value_set=pa.array(names, pa.string())).to_numpy()
     spot_by_code = np.empty(len(names))
@@ -213,8 +236,7 @@ def _market_columns(book: Book, held_row: np.ndarray, held_ucode: np.ndarray, he
     fwd_q = np.append(_floats(quo["forward"]), 0.0)
     h = {"h_S": spot_by_code[held_ucode], "h_fwd": fwd_q[q_idx], "h_r": rate_by_code[held_ucode],
          "h_vol": np.where(held_is_option, iv_q[q_idx], 0.0)}
-    per_position = {name[2:]: values[pos_inst] for name, values in h.items()}
-    return {**h, **per_position, "underlying_spot": spot_by_code}
+    return {**h, "underlying_spot": spot_by_code}
 
 
 def flatten(book: Book) -> FlatPositions:
@@ -248,16 +270,14 @@ def flatten(book: Book) -> FlatPositions:
                            "underlying of a held instrument has no market data",
                            rows=np.flatnonzero(np.isin(p, list(bad))).tolist())
     ucode = h_ucode[pos_inst]
-    market = _market_columns(book, held_row, h_ucode, is_opt[held_row], names, pos_inst)
+    market = _market_columns(book, held_row, h_ucode, is_opt[held_row], names)
     h = {"h_kind": kind[held_row], "h_settle": settle[held_row], "h_cp": cp[held_row],
          "h_csize": csize[held_row], "h_strike": strike[held_row], "h_expiry_us": expiry[held_row]}
     return FlatPositions(
-        kind=h["h_kind"][pos_inst], settle=h["h_settle"][pos_inst], cp=h["h_cp"][pos_inst],
-        qty=_floats(pos["quantity"]), csize=h["h_csize"][pos_inst], strike=h["h_strike"][pos_inst],
-        expiry_us=h["h_expiry_us"][pos_inst], entry=_floats(pos["entry_price"]) if "entry_price" in pos.column_names
-        else np.zeros(len(p)),
+        qty=_floats(pos["quantity"]),
+        entry=_floats(pos["entry_price"]) if "entry_price" in pos.column_names else np.zeros(len(p)),
         underlying_code=ucode.astype(np.int32), underlying_names=names, instrument_index=p,
-        held_row=held_row, pos_inst=pos_inst, **h, **market,
+        held_row=held_row, pos_inst=pos_inst, h_ucode=h_ucode.astype(np.int32), **h, **market,
     )
 
 
@@ -292,14 +312,6 @@ class _HashingFile:
         self.closed = True
 
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
-
-
 def load_book(source: str | Path | Mapping[str, Any]) -> Book:
     """Read and validate a book.
 
@@ -312,13 +324,13 @@ def load_book(source: str | Path | Mapping[str, Any]) -> Book:
     from gpuskew.io.validate import validate_book
 
     if isinstance(source, (str, Path)):
-        from gpuskew.io.dataset import positions_dataset
+        from gpuskew.io.dataset import file_sha256, positions_dataset
 
         dataset = positions_dataset(Path(source))
         if dataset is not None:
             return load_dataset_book(Path(source), dataset)
         tables, sources = read_book_dir(Path(source))
-        hashes: dict[str, str | None] = {name: _file_sha256(path) for name, path in sources.items()}
+        hashes: dict[str, str | None] = {name: file_sha256(path) for name, path in sources.items()}
     else:
         missing = [n for n in schema.INPUT_TABLES if n not in source]
         if missing:
@@ -335,6 +347,7 @@ def read_reference(book_dir: Path) -> tuple[dict[str, pa.Table], dict[str, str],
     """The validated instruments, underlyings and quotes of a book folder (every table but the
     positions), the path each was read from and the sha256 of each file."""
     from gpuskew.io import find_table_file, read_table
+    from gpuskew.io.dataset import file_sha256
     from gpuskew.io.validate import validate_reference
 
     raw: dict[str, pa.Table] = {}
@@ -343,7 +356,7 @@ def read_reference(book_dir: Path) -> tuple[dict[str, pa.Table], dict[str, str],
         path = find_table_file(book_dir, name)
         raw[name] = read_table(path)
         sources[name] = str(path)
-    hashes: dict[str, str | None] = {name: _file_sha256(path) for name, path in sources.items()}
+    hashes: dict[str, str | None] = {name: file_sha256(path) for name, path in sources.items()}
     return validate_reference(raw, sources), sources, hashes
 
 

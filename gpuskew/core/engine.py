@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from gpuskew.core.book import Book, FlatPositions
 from gpuskew.errors import InvalidInput
 from gpuskew.core.groups import Grouping, group_positions, parse_levels
 from gpuskew.core.reduction import plan_segmented_sum
-from gpuskew.timeutil import iso_z, to_utc
+from gpuskew.timeutil import iso_z, to_micros, to_utc
 
 #: columns of positions.parquet taken from the instrument / market join
 POSITION_CONTEXT = ("underlying", "kind", "settlement", "option_type", "strike", "expiry",
@@ -62,9 +63,9 @@ def parse_as_of(as_of: str | datetime | None) -> datetime:
     return to_utc(as_of, source="--as-of")
 
 
-def as_of_micros(as_of: datetime) -> int:
-    delta = as_of - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+#: microseconds since the epoch of a valuation time: :func:`gpuskew.timeutil.to_micros` itself (the
+#: name the jobs and benchmarks import)
+as_of_micros = to_micros
 
 
 class _Timer:
@@ -81,10 +82,6 @@ class _Timer:
             self.progress(stage)
 
 
-#: per-position columns that depend only on positions and instruments: kept on the device
-STATIC_COLUMNS = ("kind", "settle", "cp", "qty", "csize", "strike", "entry")
-#: per-position market columns: moved to the device on every run
-MARKET_COLUMNS = ("S", "fwd", "r", "vol")
 #: columns of the held instruments and of the positions that do not change with the market: kept
 #: on the device by the engine (each held instrument priced once, then every position on it)
 HELD_STATIC_COLUMNS = ("h_kind", "h_settle", "h_cp", "h_csize", "h_strike", "pos_inst", "qty", "entry")
@@ -250,8 +247,8 @@ def _summary(book: Book, chosen: Backend, requested: str, when: datetime, levels
         "as_of": iso_z(when),
         "backend": {"requested": requested, "used": chosen.name, "device": chosen.device,
                     "reason": chosen.reason},
-        "inputs": {name: {"source": book.sources[name], "hash": book.input_hashes[name] or "in-memory"}
-                   for name in schema.INPUT_TABLES},
+        "inputs": {name: {"source": book.sources[name], "hash": content_hash}  # what the run id hashes
+                   for name, content_hash in book.content_hashes().items()},
         "counts": {"positions": len(book), "instruments": book.instruments.num_rows,
                    "underlyings": book.underlyings.num_rows, "expired": n_expired,
                    "groups": {name: t.num_rows for name, t in zip(level_names, tables)}},
@@ -265,13 +262,19 @@ def _summary(book: Book, chosen: Backend, requested: str, when: datetime, levels
 @dataclass
 class Priced:
     """Every measure of every position on the backend: ``out`` (N_MEASURES x n, on the backend's
-    device), ``status`` (host int8), ``T`` (host, years to expiry) and the flat view priced."""
+    device), ``status`` (host int8), ``h_T`` (host, years to expiry per held instrument; ``T`` per
+    position, gathered on first use) and the flat view priced."""
 
     out: Any
     status: np.ndarray
-    T: np.ndarray
+    h_T: np.ndarray
     flat: FlatPositions
     when: datetime
+
+    @cached_property
+    def T(self) -> np.ndarray:
+        """Years to expiry per position."""
+        return self.h_T[self.flat.pos_inst]
 
 
 @dataclass
@@ -286,18 +289,28 @@ class GroupSums:
     expired: np.ndarray
 
 
-def price_positions(book: Book, when: datetime, chosen: Backend) -> Priced:
-    """One kernel pass over every position of ``book`` at ``when`` on backend ``chosen`` (static
-    columns stay on the device with the book; only the market columns and T move)."""
+def device_columns(book: Book, when: datetime, chosen: Backend) -> tuple[dict[str, Any], np.ndarray]:
+    """The kernel arguments of a pricing pass on ``chosen``'s device (static columns uploaded once
+    and kept with the book, then the market columns and T per held instrument), and T on the host."""
     flat = book.flat()
-    h_T = flat.held_time_to_expiry(as_of_micros(when))
+    h_T = flat.held_time_to_expiry(to_micros(when))
     cols = dict(_device_state(book, chosen, flat))
     for name in HELD_MARKET_COLUMNS:
         cols[name] = chosen.to_device(getattr(flat, name))
     cols["h_T"] = chosen.to_device(h_T)
+    return cols, h_T
+
+
+def price_positions(book: Book, when: datetime, chosen: Backend,
+                    columns: tuple[dict[str, Any], np.ndarray] | None = None) -> Priced:
+    """One kernel pass over every position of ``book`` at ``when`` on backend ``chosen`` (static
+    columns stay on the device with the book; only the market columns and T move). ``columns``:
+    what :func:`device_columns` returned for the same book and ``when``, if already uploaded."""
+    flat = book.flat()
+    cols, h_T = columns if columns is not None else device_columns(book, when, chosen)
     out_dev, status_dev = chosen.held_greeks(cols)
     status = np.asarray(chosen.to_host(status_dev))
-    return Priced(out_dev, status, h_T[flat.pos_inst], flat, when)
+    return Priced(out_dev, status, h_T, flat, when)
 
 
 def sum_groups(book: Book, priced: Priced, chosen: Backend, levels: Sequence[tuple[str, ...]]) -> list[GroupSums]:
@@ -350,9 +363,10 @@ def compute(book: Book, as_of: str | datetime | None = None, backend: str | Back
     chosen = as_backend(backend, len(book))
     book.flat()
     timer.lap("prepare")
+    columns = device_columns(book, when, chosen)
     chosen.synchronize()
     timer.lap("to_device")
-    priced = price_positions(book, when, chosen)
+    priced = price_positions(book, when, chosen, columns)
     chosen.synchronize()
     timer.lap("greeks")
 

@@ -19,6 +19,12 @@ same positions in the same order (which fixes the order of every group sum).
 
 Several rows of a book may share a key (a book is not required to be netted): fills go to the first
 of them. Tags absent from a fill are null.
+
+Cost: a ledger built from a table keeps that table; :meth:`PositionLedger.to_table` takes its live
+rows with Arrow (``take``) and builds only the rows fills appended from Python values, so a step
+with a few fills on a large book costs a few array passes, not a Python loop over every row.
+Between batches of fills, :meth:`PositionLedger.settle` points each key at its first live row (what
+:meth:`PositionLedger.compact` gives) without renumbering the rows.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -57,7 +64,7 @@ class PositionLedger:
     """Mutable positions of a book: quantities and entry prices per key (see the module docstring).
 
     ``tags``: the tag columns, in order. Rows are addressed by index; removed rows stay in the arrays
-    (``alive`` False) until :meth:`compact` (which :meth:`to_table` does on a copy).
+    (``alive`` False) until :meth:`compact` (:meth:`to_table` leaves them out).
     """
 
     def __init__(self, tags: Sequence[str] = ()):
@@ -68,6 +75,19 @@ class PositionLedger:
         self.entry = np.zeros(0)  #: NaN = no entry price
         self.alive = np.zeros(0, dtype=bool)
         self._index: dict[tuple, int] = {}
+        # for settle(), only when rows 0.._n_indexed-1 repeat a key (a book that is not netted):
+        # the rows removed since the last settle; per key, the rows appended since the index was
+        # built and one of its rows below _n_indexed (-1: none); built on first need, the rows
+        # below _n_indexed sorted by key (the first row of their key) to find a key's rows
+        self._dups = False
+        self._n_indexed = 0
+        self._removed: list[int] = []
+        self._appended: dict[tuple, list[int]] = {}
+        self._anchor: dict[tuple, int] = {}
+        self._groups: tuple[np.ndarray, np.ndarray] | None = None  #: (first row of the key, argsort)
+        #: instrument and tag columns (their Arrow types) of the table rows 0.._n_base-1 came from
+        self._base: pa.Table | None = None
+        self._n_base = 0
         self._n = 0
 
     # -- construction ------------------------------------------------------------------------
@@ -88,9 +108,18 @@ class PositionLedger:
             ledger.entry = np.full(n, math.nan)
         ledger.alive = np.ones(n, dtype=bool)
         ledger._n = n
-        for i in range(n - 1, -1, -1):  # the first row of a key wins
-            ledger._index[(ledger.instrument[i], ledger.tag_values[i])] = i
+        ledger._base = positions.select(["instrument", *ledger.tags])
+        ledger._n_base = n
+        ledger._build_index()
         return ledger
+
+    def _build_index(self) -> None:
+        """Each key to its first row (all rows alive)."""
+        keys = zip(reversed(self.instrument[: self._n]), reversed(self.tag_values[: self._n]))
+        self._index = dict(zip(keys, range(self._n - 1, -1, -1)))  # the first row of a key wins
+        self._dups = len(self._index) < self._n
+        self._n_indexed = self._n
+        self._removed, self._appended, self._anchor, self._groups = [], {}, {}, None
 
     def __len__(self) -> int:
         """Live positions."""
@@ -135,6 +164,11 @@ class PositionLedger:
             self._n += 1
             self.instrument.append(k[0])
             self.tag_values.append(k[1])
+            if self._dups:
+                if k not in self._appended:
+                    old = self._index.get(k, -1)
+                    self._anchor[k] = old if old < self._n_indexed else -1
+                self._appended.setdefault(k, []).append(i)
             self._index[k] = i
             self.quantity[i] = quantity
             self.entry[i] = price
@@ -155,6 +189,8 @@ class PositionLedger:
         self.entry[i] = entry
         if q1 == 0.0:
             self.alive[i] = False
+            if self._dups:
+                self._removed.append(i)
         return FillOutcome(i, action, q1, entry)
 
     def expire(self, instruments: Sequence[str]) -> int:
@@ -164,37 +200,97 @@ class PositionLedger:
         for i in range(self._n):
             if self.alive[i] and self.instrument[i] in names:
                 self.alive[i] = False
+                if self._dups:
+                    self._removed.append(i)
                 n += 1
         return n
 
     # -- output ----------------------------------------------------------------------------------
+    def settle(self) -> None:
+        """Point every key at its first live row, as :meth:`compact` would, without renumbering:
+        what a batch of fills ends with (a later fill on a key of several rows goes to the first
+        one still held). Costs the keys whose rows were removed since the last call; nothing at all
+        for a netted book (a key has at most one live row there, and the index points at it)."""
+        if not self._removed:
+            return
+        if self._groups is None:
+            m = self._n_indexed
+            keys = list(zip(self.instrument[:m], self.tag_values[:m]))
+            firsts = dict(zip(reversed(keys), range(m - 1, -1, -1)))
+            first = np.fromiter((firsts[k] for k in keys), dtype=np.int64, count=m)
+            order = np.argsort(first, kind="stable")
+            self._groups = (first, order)
+        first, order = self._groups
+        done: set[tuple] = set()
+        for r in self._removed:
+            k = (self.instrument[r], self.tag_values[r])
+            if k in done:
+                continue
+            done.add(k)
+            anchor = r if r < self._n_indexed else self._anchor.get(k, -1)
+            rows: list[int] = []
+            if anchor >= 0:
+                f = first[anchor]
+                lo, hi = np.searchsorted(first, [f, f + 1], sorter=order)
+                rows = order[lo:hi].tolist()
+            rows += self._appended.get(k, [])
+            live = next((i for i in rows if self.alive[i]), None)
+            if live is not None:
+                self._index[k] = live
+        self._removed = []
+
     def compact(self) -> np.ndarray:
         """Drop removed rows (order of the others kept); returns the old row index of each new row."""
         keep = np.flatnonzero(self.alive[: self._n])
+        if keep.size == self._n:
+            self.settle()
+            return keep
         self.instrument = [self.instrument[i] for i in keep]
         self.tag_values = [self.tag_values[i] for i in keep]
         self.quantity = self.quantity[keep].copy()
         self.entry = self.entry[keep].copy()
         self.alive = np.ones(keep.size, dtype=bool)
+        base_keep = keep[keep < self._n_base]
+        if self._base is not None:
+            self._base = self._base.take(pa.array(base_keep, pa.int64()))
+        self._n_base = int(base_keep.size)
         self._n = int(keep.size)
-        self._index = {}
-        for i in range(self._n - 1, -1, -1):
-            self._index[(self.instrument[i], self.tag_values[i])] = i
+        self._build_index()
         return keep
 
     def to_table(self) -> pa.Table:
         """The live positions as a positions table: instrument, quantity, entry_price (null where
-        none), then the tag columns."""
+        none), then the tag columns (rows from the source table keep its column types; a
+        dictionary tag column stays one dictionary-encoded chunk)."""
         keep = np.flatnonzero(self.alive[: self._n])
         entry = self.entry[keep]
-        cols: dict[str, pa.Array] = {
-            "instrument": pa.array([self.instrument[i] for i in keep], pa.string()),
+        split = int(np.searchsorted(keep, self._n_base))
+        new_rows = keep[split:]
+        names = ["instrument", *self.tags]
+        new_values = [[self.instrument[i] for i in new_rows],
+                      *([self.tag_values[i][j] for i in new_rows] for j in range(len(self.tags)))]
+        ids: dict[str, pa.ChunkedArray] = {}
+        if self._base is None:
+            for name, values in zip(names, new_values):
+                ids[name] = pa.chunked_array([pa.array(values, pa.string())])
+        else:
+            base = self._base if split == self._n_base else self._base.take(pa.array(keep[:split], pa.int64()))
+            for name, values in zip(names, new_values):
+                col = base.column(name)
+                if values:
+                    col = pa.chunked_array([*col.chunks, pa.array(values, pa.string()).cast(col.type)], col.type)
+                ids[name] = col
+        cols: dict[str, Any] = {
+            "instrument": ids["instrument"],
             "quantity": pa.array(self.quantity[keep], pa.float64()),
             "entry_price": pa.array(entry, pa.float64(), mask=np.isnan(entry)),
         }
-        for j, t in enumerate(self.tags):
-            cols[t] = pa.array([self.tag_values[i][j] for i in keep], pa.string())
-        return pa.table(cols)
+        for t in self.tags:
+            cols[t] = ids[t]
+        table = pa.table(cols)
+        if any(pa.types.is_dictionary(f.type) for f in table.schema):
+            table = table.unify_dictionaries()
+        return table.combine_chunks()
 
 
 __all__ = ["PositionLedger", "FillOutcome", "averaged_entry", "OPENED", "ADDED", "REDUCED", "CLOSED", "FLIPPED"]

@@ -111,16 +111,9 @@ def _level0(codes: np.ndarray, n_groups: int, order: np.ndarray,
     keep = cells > 0
     keep[empty, 0] = True  # one (empty) segment for a group without members
     seg_group, _ = np.nonzero(keep)
-    seg_len = cells[keep]
-    starts = np.concatenate(([0], np.cumsum(seg_len)[:-1])).astype(np.int64)
-    tiles_per_seg = np.maximum(1, -(-seg_len // TILE))
-    first_tile = np.concatenate(([0], np.cumsum(tiles_per_seg)[:-1])).astype(np.int64)
-    tile_seg = np.repeat(np.arange(seg_len.size), tiles_per_seg)
-    rank = np.arange(tile_seg.size, dtype=np.int64) - first_tile[tile_seg]
-    tile_start = starts[tile_seg] + rank * TILE
-    tile_len = np.clip(seg_len[tile_seg] - rank * TILE, 0, TILE).astype(np.int64)
+    level, tiles_per_seg = _tiles(cells[keep], order)  # the segments are consecutive in ``order``
     tiles_per_group = np.bincount(seg_group, weights=tiles_per_seg, minlength=n_groups).astype(np.int64)
-    return TileLevel(order.astype(np.int64, copy=False), tile_start, tile_len), tiles_per_group
+    return level, tiles_per_group
 
 
 def plan_segmented_sum(codes: np.ndarray, n_groups: int) -> SegmentedSumPlan:

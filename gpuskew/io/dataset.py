@@ -96,12 +96,13 @@ def _partition(relative: Path) -> tuple[tuple[str, str], ...]:
 def _parquet_meta(path: Path) -> tuple[int, tuple[int, ...], pa.Schema]:
     import pyarrow.parquet as pq
 
+    from gpuskew.io.read import unreadable_parquet
+
     try:
         meta = pq.read_metadata(path)
         arrow_schema = pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidInput(str(path), None, f"unreadable or corrupt file (parquet): {reason}") from exc
+        raise unreadable_parquet(path, exc) from exc
     groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
     return meta.num_rows, groups, arrow_schema
 
@@ -172,32 +173,22 @@ def one_file(path: str | Path) -> PositionsDataset:
     return PositionsDataset(str(path), (DatasetFile(str(path.resolve()), path.name, rows, groups),), False)
 
 
-def _tag_dictionary_names(arrow_schema: pa.Schema) -> list[str]:
-    """String columns that are not contract columns: read as dictionaries (no string copies), as
-    :func:`gpuskew.io.read.read_book_dir` reads the positions' tag columns."""
-    contract = {c.name for c in schema.POSITION_COLUMNS}
-    return [f.name for f in arrow_schema if f.name not in contract
-            and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-
-
 def read_rows(file: DatasetFile, start: int = 0, stop: int | None = None) -> pa.Table:
     """Rows ``[start, stop)`` of ``file`` (partition columns added), reading only the Parquet row
     groups that hold them."""
+    from gpuskew.io.read import parquet_file, read_table, unreadable_parquet
+
     stop = file.rows if stop is None else stop
     path = Path(file.path)
+    # the positions' tag columns (any string column not in the contract) read as dictionaries (no
+    # string copies), as gpuskew.io.read.read_book_dir reads them
+    contract = [c.name for c in schema.POSITION_COLUMNS]
     if not file.row_groups:  # CSV or Arrow IPC: the reader of one-file books, then a slice
-        from gpuskew.io.read import read_table
-
-        table = read_table(path, dictionary_strings_except=[c.name for c in schema.POSITION_COLUMNS])
+        table = read_table(path, dictionary_strings_except=contract)
         table = table.slice(start, stop - start)
     else:
-        import pyarrow.parquet as pq
-
         try:
-            pf = pq.ParquetFile(path)
-            dictionary = _tag_dictionary_names(pf.schema_arrow)
-            if dictionary:
-                pf = pq.ParquetFile(path, metadata=pf.metadata, read_dictionary=dictionary)
+            pf = parquet_file(path, dictionary_strings_except=contract)
             ends = np.cumsum(file.row_groups)
             begins = ends - np.asarray(file.row_groups)
             wanted = [i for i in range(len(file.row_groups)) if begins[i] < stop and ends[i] > start]
@@ -207,8 +198,7 @@ def read_rows(file: DatasetFile, start: int = 0, stop: int | None = None) -> pa.
             else:
                 table = pf.schema_arrow.empty_table()
         except (pa.ArrowException, OSError) as exc:
-            raise InvalidInput(str(path), None,
-                               f"unreadable or corrupt file (parquet): {str(exc).splitlines()[0]}") from exc
+            raise unreadable_parquet(path, exc) from exc
     for key, value in file.partition:
         if key != PARTITION_UNDERLYING and key not in table.column_names:
             col = pa.DictionaryArray.from_arrays(pa.array(np.zeros(table.num_rows, np.int32)),

@@ -24,7 +24,7 @@ from gpuskew import schema
 from gpuskew.errors import InvalidInput
 
 __all__ = ["TABLE_EXTENSIONS", "NUMERIC_CSV_COLUMNS", "read_table", "find_table_file", "read_book_dir",
-           "to_arrow_table"]
+           "to_arrow_table", "parquet_file", "unreadable_parquet"]
 
 #: File extensions accepted for input tables, in the order they are looked for.
 TABLE_EXTENSIONS: tuple[str, ...] = (".parquet", ".csv", ".arrow", ".feather", ".ipc")
@@ -55,6 +55,28 @@ def _short_reason(exc: BaseException, limit: int = 200) -> str:
 def _unreadable(path: Path, kind: str, reason: str) -> InvalidInput:
     return InvalidInput(source=str(path), column=None,
                         rule=f"unreadable or corrupt file ({kind}): {reason}")
+
+
+def unreadable_parquet(path: str | Path, exc: BaseException) -> InvalidInput:
+    """The error for a Parquet file that cannot be opened or read (what :func:`read_table` raises)."""
+    return _unreadable(Path(path), _KIND_BY_EXTENSION[".parquet"], _short_reason(exc))
+
+
+def parquet_file(path: str | Path, dictionary_strings_except: Collection[str] | None = None) -> Any:
+    """A :class:`pyarrow.parquet.ParquetFile` whose string columns not named in
+    ``dictionary_strings_except`` read as dictionary arrays (``None``: every column as stored); see
+    :func:`read_table`. Raises what pyarrow raises (callers turn it into :func:`unreadable_parquet`)."""
+    import pyarrow.parquet as pq
+
+    # pq.ParquetFile, not pq.read_table: read_table goes through pyarrow.dataset, whose import also
+    # imports pandas when it is installed (0.2-0.3 s of a run's start-up)
+    pf = pq.ParquetFile(path)
+    if dictionary_strings_except is not None:
+        dictionary = [f.name for f in pf.schema_arrow if f.name not in dictionary_strings_except
+                      and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+        if dictionary:
+            pf = pq.ParquetFile(path, metadata=pf.metadata, read_dictionary=dictionary)
+    return pf
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -120,18 +142,7 @@ def read_table(path: str | Path, dictionary_strings_except: Collection[str] | No
         raise _unreadable(path, kind, reason)
     try:
         if kind == "parquet":
-            import pyarrow.parquet as pq
-
-            # pq.ParquetFile, not pq.read_table: read_table goes through pyarrow.dataset, whose
-            # import also imports pandas when it is installed (0.2-0.3 s of a run's start-up)
-            parquet_file = pq.ParquetFile(path)
-            if dictionary_strings_except is not None:
-                dictionary = [f.name for f in parquet_file.schema_arrow if f.name not in dictionary_strings_except
-                              and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-                if dictionary:
-                    parquet_file = pq.ParquetFile(path, metadata=parquet_file.metadata,
-                                                  read_dictionary=dictionary)
-            table = parquet_file.read()
+            table = parquet_file(path, dictionary_strings_except).read()
         elif kind == "csv":
             table = _read_csv(path)
         else:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ import pyarrow.compute as pc
 
 from gpuskew import schema
 from gpuskew.errors import InvalidInput
-from gpuskew.timeutil import DATE_HOUR_UTC
+from gpuskew.timeutil import DATE_HOUR_UTC, to_micros
 
 __all__ = ["validate_book", "validate_reference", "validate_positions", "validate_market", "validate_table",
            "tag_columns", "Rule", "TABLE_ORDER", "RULES"]
@@ -63,7 +62,6 @@ POSITIVE = "must be > 0"
 REQUIRED = "required value is missing (null or empty)"
 
 _NUMBER_RE = r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)\s*$"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 Mask = pa.ChunkedArray  # boolean, True where a row breaks a rule (nulls count as False)
 
@@ -164,12 +162,6 @@ def _to_float64(col: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray
     raise InvalidInput(source=source, column=name, rule=rule)
 
 
-def _iso_to_micros(text: str) -> int:
-    from gpuskew.timeutil import to_micros
-
-    return to_micros(text)
-
-
 def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray:
     """ISO-8601 strings (date, or date and time, optional offset; naive = UTC) to timestamp[us, UTC].
 
@@ -180,7 +172,7 @@ def _parse_timestamps(strings: pa.ChunkedArray, source: str, name: str) -> pa.Ch
     bad_codes: list[int] = []
     for code, text in enumerate(enc.dictionary.to_pylist()):
         try:
-            micros.append(_iso_to_micros(text))
+            micros.append(to_micros(text))
         except (ValueError, OverflowError, IndexError, InvalidInput):
             micros.append(None)
             bad_codes.append(code)
@@ -492,14 +484,16 @@ def _market_tables(instruments: pa.Table, underlyings: Any, quotes: Any,
 
 
 def validate_market(instruments: pa.Table, positions: pa.Table, underlyings: Any, quotes: Any,
-                    sources: Mapping[str, str]) -> tuple[pa.Table, pa.Table]:
+                    sources: Mapping[str, str], held_rows: np.ndarray | None = None) -> tuple[pa.Table, pa.Table]:
     """Check new market tables against a book's validated instruments and positions: the
     underlyings and quotes tables on their own, quotes of known instruments, the market data every
     held instrument needs. Returns the normalised (underlyings, quotes). The positions are not
-    checked again (a resident book re-priced under a new market)."""
+    checked again (a resident book re-priced under a new market). ``held_rows``: the rows of the
+    held instruments when known (a resident book's ``FlatPositions.held_row``): the positions are
+    then read only to name the rows of an error."""
     src = {name: _source(sources, name) for name in schema.INPUT_TABLES}
     underlyings, quotes = _market_tables(instruments, underlyings, quotes, src)
-    _check_held_instruments(instruments, underlyings, quotes, positions, src)
+    _check_held_instruments(instruments, underlyings, quotes, positions, src, held_rows)
     return underlyings, quotes
 
 
@@ -514,9 +508,16 @@ def _check_tag_names(positions: pa.Table, source: str) -> None:
 
 
 def _check_held_instruments(instruments: pa.Table, underlyings: pa.Table, quotes: pa.Table,
-                            positions: pa.Table, src: Mapping[str, str]) -> None:
-    """Instruments held in positions need their underlying's market data, and options an iv."""
-    held = pc.is_in(instruments.column("instrument"), value_set=pc.unique(_combined(positions.column("instrument"))))
+                            positions: pa.Table, src: Mapping[str, str], held_rows: np.ndarray | None = None) -> None:
+    """Instruments held in positions need their underlying's market data, and options an iv.
+    ``held_rows``: the rows of the held instruments, if known (else found from the positions)."""
+    if held_rows is None:
+        held = pc.is_in(instruments.column("instrument"),
+                        value_set=pc.unique(_combined(positions.column("instrument"))))
+    else:
+        mask = np.zeros(instruments.num_rows, dtype=bool)
+        mask[held_rows] = True
+        held = pa.array(mask)
     _raise_rows(src["instruments"], "underlying",
                 f"underlying has no row in underlyings ({src['underlyings']})",
                 pc.and_(held, _unknown(instruments.column("underlying"), underlyings.column("underlying"))),
@@ -524,7 +525,7 @@ def _check_held_instruments(instruments: pa.Table, underlyings: pa.Table, quotes
 
     quote_row = pc.index_in(instruments.column("instrument"), value_set=_combined(quotes.column("instrument")))
     iv = _combined(quotes.column("iv")).take(_combined(quote_row))
-    no_iv = pc.and_(pc.equal(instruments.column("kind"), "option"), pc.is_null(iv))
+    no_iv = pc.and_(pc.and_(pc.equal(instruments.column("kind"), "option"), pc.is_null(iv)), held)
     options_without_iv = instruments.column("instrument").filter(pc.fill_null(no_iv, False))
     if len(options_without_iv):
         _raise_rows(src["positions"], "instrument", f"option held without an iv in quotes ({src['quotes']})",
