@@ -255,3 +255,40 @@ def test_full_revaluations_equal_the_session_group_sums():
         np.testing.assert_array_equal(gp.delta_pa[p, :, t], got[m["delta_pa"]])
         np.testing.assert_array_equal(gp.gamma[p, :, t], got[m["gamma"]])
         np.testing.assert_array_equal(gp.vega[p, :, t], got[m["vega_usd"]])
+
+
+def test_the_greeks_path_prices_each_held_instrument_once_per_revaluation(monkeypatch):
+    """The engine's held path (Backend.held_greeks: each held instrument priced once, its positions
+    from it), not the per-position kernel; and 'auto' decides on the rows priced per launch (the
+    revaluations side by side), not on the book's size."""
+    from gpuskew.backtest import greeks_path as gp_mod
+    from gpuskew.core.backend import CpuBackend
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.synthetic.markets import synthetic_market
+
+    book = gpuskew.load_book(make_demo_book(200, seed=3))
+    market, _ = synthetic_market({"market": {"steps": 40, "step_seconds": 60, "paths": 2, "seed": 1}}, book,
+                                 DEMO_AS_OF)
+    ref = compute_greeks_path(book, market, [("desk",)], "cpu", full_every=10)
+    calls = {"held": 0, "rows": []}
+
+    class Spy(CpuBackend):
+        def position_greeks(self, cols):
+            raise AssertionError("the greeks path must use held_greeks")
+
+        def held_greeks(self, cols):
+            calls["held"] += 1
+            assert cols["h_kind"].shape[0] * len(book) == cols["qty"].shape[0] * book.flat().h_kind.shape[0]
+            return super().held_greeks(cols)
+
+    def resolve(requested, n_rows):
+        calls["rows"].append(n_rows)
+        return Spy("spy")
+
+    monkeypatch.setattr(gp_mod, "resolve_backend", resolve)
+    got = compute_greeks_path(book, market, [("desk",)], "auto", full_every=10)
+    assert calls["held"] >= 1
+    # 2 paths x 5 revaluations (steps 0, 10, .., 40), at least, in one launch
+    assert calls["rows"] == [got.revaluations * len(book)] and got.revaluations >= 10
+    for name in ("wealth", "delta", "delta_pa", "gamma", "vanna", "vega", "theta"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
