@@ -292,3 +292,23 @@ def test_the_greeks_path_prices_each_held_instrument_once_per_revaluation(monkey
     assert calls["rows"] == [got.revaluations * len(book)] and got.revaluations >= 10
     for name in ("wealth", "delta", "delta_pa", "gamma", "vanna", "vega", "theta"):
         np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+
+
+def test_zakamouline_factors_are_computed_once_per_greeks_path(monkeypatch):
+    """The factors depend on the market and the book's gamma only: the sweep and its trace
+    relaunch share one computation, with the same results."""
+    from gpuskew.backtest import sweep as sweep_mod
+
+    book = bs_book(quantity=-10.0)
+    market = gbm_market(book, steps=30, step_seconds=600.0, paths=2, seed=3)
+    band = [{"model": "zakamouline", "risk_aversion": 1e-6, "cost": 0.001, "tau_days": 10},
+            {"model": "fixed", "coins": 1.0}]
+    grid = expand_policies(policies(band))
+    ref = run_backtest(book, grid, market, levels=[("desk",)], backend="cpu", full_every=5)
+    real = sweep_mod.zakamouline_factors
+    calls = []
+    monkeypatch.setattr(sweep_mod, "zakamouline_factors", lambda *a: calls.append(1) or real(*a))
+    got = run_backtest(book, grid, market, levels=[("desk",)], backend="cpu", full_every=5)
+    assert len(calls) == 1 and got.result.traces
+    for name in ("results", "traces"):
+        assert got.tables[name].equals(ref.tables[name])
