@@ -103,6 +103,17 @@ def _traces(result: SweepResult, summary: Summary, best: np.ndarray, trace_ids: 
     return {(i, g, 0): traces[k] for k, (i, g) in enumerate(wanted)}
 
 
+def sweep_grid(book: Book | None, grid: PolicyGrid, market: MarketPaths, greeks: GreeksPath, *,
+               backend: str = "auto", resolve_hedges: Callable[[Any], list] | None = None,
+               sweep: Callable[..., Any] | None = None) -> tuple[SweepResult, Any]:
+    """The sweep of a backtest alone (no traces, no tables): every policy of ``grid`` over
+    ``greeks``; the result and the backend it ran on. Arguments as :func:`run_backtest`."""
+    n_tasks = len(grid.policies) * greeks.n_groups * market.n_paths
+    chosen = sweep_backend(backend, n_tasks)
+    resolve = resolve_hedges if resolve_hedges is not None else hedge_resolver(book, market.start)
+    return (sweep or run_sweep)(greeks, grid, resolve, chosen), chosen
+
+
 def run_backtest(book: Book | None, grid: PolicyGrid, market: MarketPaths, *,
                  levels: Sequence[tuple[str, ...]] = (), backend: str = "auto", full_every: int = DEFAULT_FULL_EVERY,
                  flow: Flow | None = None, risk_aversion: float = DEFAULT_RISK_AVERSION,
@@ -126,9 +137,8 @@ def run_backtest(book: Book | None, grid: PolicyGrid, market: MarketPaths, *,
         progress("greeks")
     t0 = time.perf_counter()
     n_tasks = len(grid.policies) * greeks.n_groups * market.n_paths
-    chosen = sweep_backend(backend, n_tasks)
-    resolve = resolve_hedges if resolve_hedges is not None else hedge_resolver(book, market.start)
-    result = (sweep or run_sweep)(greeks, grid, resolve, chosen)
+    result, chosen = sweep_grid(book, grid, market, greeks, backend=backend, resolve_hedges=resolve_hedges,
+                                sweep=sweep)
     timings["sweep"] = round(time.perf_counter() - t0, 6)
     timings["sweep_kernel"] = round(result.seconds, 6)
     if progress:
