@@ -210,3 +210,20 @@ def test_walk_forward_sweeps_each_window_without_a_whole_backtest(monkeypatch):
                 want.append(grid.policies[int(best[g])].policy_id)
         got = [r["chosen_policy_id"] for r in rows if r["window"] == w]
         assert got == want[:len(got)] and got
+
+
+def test_a_history_whose_runs_have_no_interval_is_refused_before_the_grid(tmp_path, monkeypatch):
+    """The interval between runs is checked where it is computed: before the grid divides by it
+    (the check used to sit after its use, where it could never fire)."""
+    from gpuskew.backtest import history_path
+    from gpuskew.errors import InvalidInput
+
+    hist = tmp_path / "hist"
+    res = CliRunner().invoke(main, ["run", "--demo", "--demo-size", "200", "--demo-steps", "3", "--history",
+                                    str(hist), "--out", str(tmp_path / "last")])
+    assert res.exit_code in (0, 3), res.output
+    gp, _ = history_path.greeks_from_history(hist)
+    assert gp.market.step_seconds > 0 and gp.market.start.tzinfo is not None
+    monkeypatch.setattr(history_path.np, "median", lambda a: 0.0)
+    with pytest.raises(InvalidInput, match="distinct times"):
+        history_path.greeks_from_history(hist)
