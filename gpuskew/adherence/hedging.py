@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from gpuskew.adherence.bands import HOURS_PER_YEAR
 from gpuskew.errors import InvalidConfig
+from gpuskew.policy.grid import hedge_allowed as allowed  # noqa: F401 - re-exported (the sweep's rule too)
 from gpuskew.policy.limits import HedgeInstrumentSpec, Limits, Policy
 from gpuskew.schema import ADHERENCE, HEDGE_COLUMNS, HEDGES, SECONDS_PER_YEAR, TIMESTAMP
 from gpuskew.timeutil import to_utc
@@ -209,14 +210,6 @@ def resolve_hedge_instruments(limits: Limits, instruments: pa.Table | None = Non
                                    expiry=attrs["expiry"], rate=rates.get(str(attrs["underlying"]), 0.0),
                                    years_to_expiry=years))
     return out
-
-
-def allowed(policy: Policy, h: HedgeInstrument, underlying: str) -> bool:
-    """Whether a group with ``policy`` on ``underlying`` may trade hedge instrument ``h``."""
-    if h.underlying != underlying:
-        return False
-    names = policy.hedge.instruments
-    return names is None or h.name in names
 
 
 def _lots(actual: np.ndarray, target: np.ndarray, half_lower: np.ndarray, half_upper: np.ndarray,
