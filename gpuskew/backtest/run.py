@@ -9,7 +9,6 @@ Traces: per group, the current limits' policy and the policy of the highest cert
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from gpuskew.backtest.stats import DEFAULT_RISK_AVERSION, Summary, choose, summa
 from gpuskew.backtest.sweep import SweepResult, launch, run_sweep, sweep_backend, target_paths, task_index
 from gpuskew.core.book import Book
 from gpuskew.errors import InvalidConfig
+from gpuskew.io.dataset import file_sha256 as file_hash  # ``sha256:<hex>`` of a file (the CLI's inputs)
 from gpuskew.policy.grid import PolicyGrid
 from gpuskew.synthetic.markets import Flow, MarketPaths
 from gpuskew.timeutil import iso_z
@@ -181,10 +181,6 @@ def run_backtest(book: Book | None, grid: PolicyGrid, market: MarketPaths, *,
         "policy_steps_per_second": (n_tasks * market.n_steps / result.seconds) if result.seconds > 0 else None,
     }
     return BacktestRun(grid, greeks, result, summary, tables, info, best)
-
-
-def file_hash(path: str | Path) -> str:
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def output_writers(run: BacktestRun) -> dict[str, Callable[[Path], None]]:

@@ -95,8 +95,7 @@ class ExplainResult:
 def load_run(folder: str | Path) -> RunSnapshot:
     """Read the positions (``positions.parquet``, else ``positions.arrow``) and ``summary.json``
     of a ``gpuskew run`` output folder."""
-    import pyarrow.ipc as ipc
-    import pyarrow.parquet as pq
+    from gpuskew.io import read_table
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -114,14 +113,7 @@ def load_run(folder: str | Path) -> RunSnapshot:
         as_of = to_utc(summary["as_of"], source=str(summary_path))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(str(summary_path), "as_of", f"unreadable run summary ({exc})") from exc
-    try:
-        if pos_path.suffix == ".parquet":
-            table = pq.read_table(pos_path)
-        else:
-            with ipc.open_file(pa.memory_map(str(pos_path))) as reader:
-                table = reader.read_all()
-    except (pa.ArrowException, OSError) as exc:
-        raise InvalidInput(str(pos_path), None, f"unreadable ({exc})") from exc
+    table = read_table(pos_path)  # InvalidInput naming the file when unreadable
     check_inputs(table, str(pos_path))
     levels = [tuple(lv) for lv in summary.get("group_by", []) if lv]
     return RunSnapshot(table, as_of, levels, str(folder))
