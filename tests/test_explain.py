@@ -344,3 +344,12 @@ def test_an_unreadable_positions_file_of_a_run_folder_names_the_file(tmp_path):
             load_run(tmp_path)
         assert err.value.source == str(tmp_path / name)
         (tmp_path / name).unlink()
+
+
+def test_explain_requires_the_columns_the_history_keeps():
+    """One list: explain's required columns are the history's explain_inputs columns."""
+    from gpuskew.core.explain_inputs import CONTEXT, SUMMED
+    from gpuskew.scenarios.explain import REQUIRED_COLUMNS
+
+    assert sorted(REQUIRED_COLUMNS) == sorted({"instrument", *SUMMED, *CONTEXT})
+    assert len(set(REQUIRED_COLUMNS)) == len(REQUIRED_COLUMNS)
