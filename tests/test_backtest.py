@@ -312,3 +312,28 @@ def test_zakamouline_factors_are_computed_once_per_greeks_path(monkeypatch):
     assert len(calls) == 1 and got.result.traces
     for name in ("results", "traces"):
         assert got.tables[name].equals(ref.tables[name])
+
+
+def test_the_sweep_launches_on_anything_with_the_greeks_arrays_and_the_cache_is_not_pickled():
+    """launch() reads arrays: an object without the greeks path's cache (the simulator tests'
+    stand-ins, benchmarks/gpu_check.py) gets the Zakamouline factors computed per launch, with
+    the same results; a pickled greeks path (a sharded sweep's shared input) leaves its cache behind."""
+    import pickle
+    import types
+
+    from gpuskew.backtest import sweep as sweep_mod
+    from gpuskew.core.backend import CpuBackend
+
+    book = bs_book(quantity=-10.0)
+    market = gbm_market(book, steps=20, step_seconds=600.0, paths=2, seed=4)
+    grid = expand_policies(policies([{"model": "zakamouline", "risk_aversion": 1e-6, "cost": 0.001, "tau_days": 10}]))
+    run = run_backtest(book, grid, market, backend="cpu", full_every=5)
+    greeks, k = run.greeks, run.result.kernel
+    assert "zakamouline" in greeks.cache
+    targets = sweep_mod.target_paths(greeks, k.targets, k.params)
+    names = ("market", "und", "wealth", "delta", "delta_pa", "gamma", "vanna")
+    bare = types.SimpleNamespace(**{n: getattr(greeks, n) for n in names})
+    cpu = CpuBackend("test")
+    np.testing.assert_array_equal(sweep_mod.launch(cpu, k.params, bare, targets)[0],
+                                  sweep_mod.launch(cpu, k.params, greeks, targets)[0])
+    assert pickle.loads(pickle.dumps(greeks)).cache == {} and "zakamouline" in greeks.cache

@@ -90,7 +90,11 @@ class GreeksPath:
     n_positions: int = 0
     revaluations: int = 0
     #: derived arrays that depend only on this path (the sweep's Zakamouline factors), computed once
+    #: per process (not pickled: a sharded sweep's workers compute their own)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return dict(vars(self), cache={})
 
     @property
     def n_groups(self) -> int:

@@ -129,13 +129,17 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
 def _greeks_zakamouline(params: np.ndarray, greeks: GreeksPath, und: np.ndarray) -> np.ndarray:
     """:func:`zakamouline_factors` of ``greeks``, computed once per greeks path (they do not depend
     on the policies) and kept in its ``cache``: the sweep, its trace relaunch and every block of a
-    sharded sweep share them."""
+    sharded sweep share them. Anything else with the arrays launch() reads (no ``cache``, as the
+    simulator tests' stand-ins) gets them computed per launch."""
     if not (params[..., kp.P_BAND] == kp.BAND_ZAKAMOULINE).any():
         return np.zeros((kp.N_ZAK_FACTORS, 0, 0, 0))
-    if "zakamouline" not in greeks.cache:
-        m = greeks.market
-        greeks.cache["zakamouline"] = zakamouline_factors(params, m.spot, m.atm_vol, greeks.gamma, und)
-    return greeks.cache["zakamouline"]
+    m = greeks.market
+    cache = getattr(greeks, "cache", None)
+    if cache is None:
+        return zakamouline_factors(params, m.spot, m.atm_vol, greeks.gamma, und)
+    if "zakamouline" not in cache:
+        cache["zakamouline"] = zakamouline_factors(params, m.spot, m.atm_vol, greeks.gamma, und)
+    return cache["zakamouline"]
 
 
 def zakamouline_factors(params: np.ndarray, spot: np.ndarray, vol: np.ndarray, gamma: np.ndarray,
