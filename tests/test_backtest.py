@@ -255,3 +255,85 @@ def test_full_revaluations_equal_the_session_group_sums():
         np.testing.assert_array_equal(gp.delta_pa[p, :, t], got[m["delta_pa"]])
         np.testing.assert_array_equal(gp.gamma[p, :, t], got[m["gamma"]])
         np.testing.assert_array_equal(gp.vega[p, :, t], got[m["vega_usd"]])
+
+
+def test_the_greeks_path_prices_each_held_instrument_once_per_revaluation(monkeypatch):
+    """The engine's held path (Backend.held_greeks: each held instrument priced once, its positions
+    from it), not the per-position kernel; and 'auto' decides on the rows priced per launch (the
+    revaluations side by side), not on the book's size."""
+    from gpuskew.backtest import greeks_path as gp_mod
+    from gpuskew.core.backend import CpuBackend
+    from gpuskew.synthetic.demo import DEMO_AS_OF, make_demo_book
+    from gpuskew.synthetic.markets import synthetic_market
+
+    book = gpuskew.load_book(make_demo_book(200, seed=3))
+    market, _ = synthetic_market({"market": {"steps": 40, "step_seconds": 60, "paths": 2, "seed": 1}}, book,
+                                 DEMO_AS_OF)
+    ref = compute_greeks_path(book, market, [("desk",)], "cpu", full_every=10)
+    calls = {"held": 0, "rows": []}
+
+    class Spy(CpuBackend):
+        def position_greeks(self, cols):
+            raise AssertionError("the greeks path must use held_greeks")
+
+        def held_greeks(self, cols):
+            calls["held"] += 1
+            assert cols["h_kind"].shape[0] * len(book) == cols["qty"].shape[0] * book.flat().h_kind.shape[0]
+            return super().held_greeks(cols)
+
+    def resolve(requested, n_rows):
+        calls["rows"].append(n_rows)
+        return Spy("spy")
+
+    monkeypatch.setattr(gp_mod, "resolve_backend", resolve)
+    got = compute_greeks_path(book, market, [("desk",)], "auto", full_every=10)
+    assert calls["held"] >= 1
+    # 2 paths x 5 revaluations (steps 0, 10, .., 40), at least, in one launch
+    assert calls["rows"] == [got.revaluations * len(book)] and got.revaluations >= 10
+    for name in ("wealth", "delta", "delta_pa", "gamma", "vanna", "vega", "theta"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+
+
+def test_zakamouline_factors_are_computed_once_per_greeks_path(monkeypatch):
+    """The factors depend on the market and the book's gamma only: the sweep and its trace
+    relaunch share one computation, with the same results."""
+    from gpuskew.backtest import sweep as sweep_mod
+
+    book = bs_book(quantity=-10.0)
+    market = gbm_market(book, steps=30, step_seconds=600.0, paths=2, seed=3)
+    band = [{"model": "zakamouline", "risk_aversion": 1e-6, "cost": 0.001, "tau_days": 10},
+            {"model": "fixed", "coins": 1.0}]
+    grid = expand_policies(policies(band))
+    ref = run_backtest(book, grid, market, levels=[("desk",)], backend="cpu", full_every=5)
+    real = sweep_mod.zakamouline_factors
+    calls = []
+    monkeypatch.setattr(sweep_mod, "zakamouline_factors", lambda *a: calls.append(1) or real(*a))
+    got = run_backtest(book, grid, market, levels=[("desk",)], backend="cpu", full_every=5)
+    assert len(calls) == 1 and got.result.traces
+    for name in ("results", "traces"):
+        assert got.tables[name].equals(ref.tables[name])
+
+
+def test_the_sweep_launches_on_anything_with_the_greeks_arrays_and_the_cache_is_not_pickled():
+    """launch() reads arrays: an object without the greeks path's cache (the simulator tests'
+    stand-ins, benchmarks/gpu_check.py) gets the Zakamouline factors computed per launch, with
+    the same results; a pickled greeks path (a sharded sweep's shared input) leaves its cache behind."""
+    import pickle
+    import types
+
+    from gpuskew.backtest import sweep as sweep_mod
+    from gpuskew.core.backend import CpuBackend
+
+    book = bs_book(quantity=-10.0)
+    market = gbm_market(book, steps=20, step_seconds=600.0, paths=2, seed=4)
+    grid = expand_policies(policies([{"model": "zakamouline", "risk_aversion": 1e-6, "cost": 0.001, "tau_days": 10}]))
+    run = run_backtest(book, grid, market, backend="cpu", full_every=5)
+    greeks, k = run.greeks, run.result.kernel
+    assert "zakamouline" in greeks.cache
+    targets = sweep_mod.target_paths(greeks, k.targets, k.params)
+    names = ("market", "und", "wealth", "delta", "delta_pa", "gamma", "vanna")
+    bare = types.SimpleNamespace(**{n: getattr(greeks, n) for n in names})
+    cpu = CpuBackend("test")
+    np.testing.assert_array_equal(sweep_mod.launch(cpu, k.params, bare, targets)[0],
+                                  sweep_mod.launch(cpu, k.params, greeks, targets)[0])
+    assert pickle.loads(pickle.dumps(greeks)).cache == {} and "zakamouline" in greeks.cache

@@ -174,3 +174,56 @@ def test_calibrate_cli_from_a_synthetic_market_and_its_errors(tmp_path):
                                "--synthetic", str(tmp_path / "m.toml"), "--out", str(tmp_path / "d")])
     assert res.exit_code == 2 and "defaults.band.coins" in res.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_walk_forward_sweeps_each_window_without_a_whole_backtest(monkeypatch):
+    """Each window needs its sweep's summary only: one run_backtest (the whole period), no trace
+    relaunch or output tables per window; the windows' choices are those of a backtest per window."""
+    from gpuskew.backtest import calibrate as cal_mod
+    from gpuskew.backtest.run import hedge_resolver, run_backtest
+    from gpuskew.backtest.stats import choose
+
+    book = gpuskew.load_book(bs_tables(quantity=-200.0, expiry_days=90.0))
+    market, _ = synthetic_market({"market": {"steps": 3 * 144, "step_seconds": 600, "paths": 2, "seed": 5},
+                                  "underlying": {"BTC": {"model": "gbm", "vol": 0.6}}}, book, AS_OF)
+    greeks = compute_greeks_path(book, market, [("desk",)], "cpu", full_every=12)
+    resolve = hedge_resolver(book, market.start)
+    calls = []
+    monkeypatch.setattr(cal_mod, "run_backtest", lambda *a, **k: calls.append(1) or run_backtest(*a, **k))
+    cal = calibrate(book, greeks, LIMITS, walk_forward_days=1.0, backend="cpu", risk_aversion=1e-6,
+                    resolve_hedges=resolve)
+    assert len(calls) == 1 and cal.info["walk_forward"]["windows"] == 3
+    grid = cal_mod.scale_grid(LIMITS, cal_mod.DEFAULT_SCALES, "<limits>")
+    cur = next(i for i, p in enumerate(grid.policies) if p.is_current)
+    rows = cal.choices.to_pylist()
+    for w in range(3):
+        a, b = w * 144, (w + 1) * 144
+        run = run_backtest(book, grid, market.window(a, b), backend="cpu", risk_aversion=1e-6,
+                           greeks=greeks.window(a, b), resolve_hedges=resolve)
+        best = choose(run.summary, "ce")
+        score = run.summary.values["ce_usd"]
+        want = []
+        for g in range(best.size):
+            if best[g] >= 0 and run.summary.monitored[cur, g] and not score[best[g], g] > score[cur, g]:
+                best[g] = cur
+            if best[g] >= 0:
+                want.append(grid.policies[int(best[g])].policy_id)
+        got = [r["chosen_policy_id"] for r in rows if r["window"] == w]
+        assert got == want[:len(got)] and got
+
+
+def test_a_history_whose_runs_have_no_interval_is_refused_before_the_grid(tmp_path, monkeypatch):
+    """The interval between runs is checked where it is computed: before the grid divides by it
+    (the check used to sit after its use, where it could never fire)."""
+    from gpuskew.backtest import history_path
+    from gpuskew.errors import InvalidInput
+
+    hist = tmp_path / "hist"
+    res = CliRunner().invoke(main, ["run", "--demo", "--demo-size", "200", "--demo-steps", "3", "--history",
+                                    str(hist), "--out", str(tmp_path / "last")])
+    assert res.exit_code in (0, 3), res.output
+    gp, _ = history_path.greeks_from_history(hist)
+    assert gp.market.step_seconds > 0 and gp.market.start.tzinfo is not None
+    monkeypatch.setattr(history_path.np, "median", lambda a: 0.0)
+    with pytest.raises(InvalidInput, match="distinct times"):
+        history_path.greeks_from_history(hist)

@@ -424,3 +424,30 @@ def test_demo_book_passes_validation(book, big_book):
         out = validate_book(tables, {name: f"<demo {name}>" for name in INPUT_TABLES})
         for name in INPUT_TABLES:
             assert out[name].num_rows == tables[name].num_rows, name
+
+
+def test_simulated_option_fills_are_black76_per_coin():
+    """The demo's client fills are priced by the kernels (position_values of one coin, r = 0):
+    the same bits as Black-76 per row, with T >= 1e-6 years, the index price without a forward
+    quote, vol 0.5 without an iv, and a floor of F * 1e-4."""
+    import gpuskew
+    from gpuskew.kernels.black76 import black76
+    from gpuskew.synthetic.simulate import DemoSimulation
+
+    b = gpuskew.load_book(make_demo_book(1500, seed=3))
+    sim = DemoSimulation(start=datetime(2026, 11, 20, 8, tzinfo=timezone.utc))
+    sim.step_index = 1
+    _, quotes, _ = sim._move_market(b)
+    quotes = quotes.set_column(1, "iv", pa.array([None] + quotes["iv"].to_pylist()[1:], pa.float64()))
+    kind = pc.take(b.instruments["kind"], pc.index_in(b.positions["instrument"], value_set=b.instruments["instrument"]))
+    rows = np.flatnonzero(pc.equal(kind, "option").to_numpy(zero_copy_only=False))
+    got = sim._option_prices(b, quotes, rows)
+    inst = {r["instrument"]: r for r in b.instruments.to_pylist()}
+    q = {r["instrument"]: r for r in quotes.to_pylist()}
+    spot = dict(zip(b.underlyings["underlying"].to_pylist(), b.underlyings["spot"].to_pylist()))
+    for k, name in enumerate(b.positions["instrument"].take(pa.array(rows)).to_pylist()):
+        r, qr = inst[name], q.get(name, {})
+        T = max((r["expiry"] - sim.as_of).total_seconds() / SECONDS_PER_YEAR, 1e-6)
+        F = qr.get("forward") or spot[r["underlying"]]
+        want = max(black76(r["option_type"] == "call", F, r["strike"], T, 0.0, qr.get("iv") or 0.5)[0], F * 1e-4)
+        assert got[k] == want, name

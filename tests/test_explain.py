@@ -327,3 +327,29 @@ def test_cli_explain_reads_arrow_positions_and_refuses_none(tmp_path):
     assert json.loads(res.stdout)["flagged"] == 0
     res = runner.invoke(main, ["explain", str(tmp_path / "r0"), str(tmp_path / "r2"), "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "--positions none" in res.stderr
+
+
+def test_an_unreadable_positions_file_of_a_run_folder_names_the_file(tmp_path):
+    """A run folder's positions are read by gpuskew.io.read_table: a corrupt file is an
+    InvalidInput naming it (exit 2), as every other input."""
+    import json as _json
+
+    from gpuskew.errors import InvalidInput
+    from gpuskew.scenarios.explain import load_run
+
+    (tmp_path / "summary.json").write_text(_json.dumps({"as_of": "2026-11-20T08:00:00Z", "group_by": []}))
+    for name in ("positions.parquet", "positions.arrow"):
+        (tmp_path / name).write_bytes(b"not a table")
+        with pytest.raises(InvalidInput) as err:
+            load_run(tmp_path)
+        assert err.value.source == str(tmp_path / name)
+        (tmp_path / name).unlink()
+
+
+def test_explain_requires_the_columns_the_history_keeps():
+    """One list: explain's required columns are the history's explain_inputs columns."""
+    from gpuskew.core.explain_inputs import CONTEXT, SUMMED
+    from gpuskew.scenarios.explain import REQUIRED_COLUMNS
+
+    assert sorted(REQUIRED_COLUMNS) == sorted({"instrument", *SUMMED, *CONTEXT})
+    assert len(set(REQUIRED_COLUMNS)) == len(REQUIRED_COLUMNS)

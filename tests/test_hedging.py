@@ -392,3 +392,26 @@ def test_a_zakamouline_band_takes_its_cost_from_the_cheapest_hedge():
     res2, _ = run([dict(delta=4.0, gamma=0.002)], explicit)
     assert res.table["half_width_upper"].to_pylist() == res2.table["half_width_upper"].to_pylist()
     assert res.table["half_width_upper"][0].as_py() > 0
+
+
+def test_each_hedge_instruments_forward_is_computed_once_per_proposal(monkeypatch):
+    """The forward F of a hedge instrument (its price, the entry of its per-contract deltas, its
+    notional) is computed once per instrument per call, by the kernels over every group at once."""
+    from gpuskew.adherence.hedging import HedgeInstrument
+    from gpuskew.kernels import cpu
+
+    real, calls = cpu.forwards, []
+    monkeypatch.setattr(cpu, "forwards", lambda *a: calls.append(a[1].size) or real(*a))
+    lim = limits_with({"model": "fixed", "coins": 0.5}, hi("BTC-PERPETUAL"), hi("BTC_USDC-PERPETUAL"),
+                      hedge={"mode": "to_target"})
+    res, rows = run([dict(delta=1.0, desk="a"), dict(delta=-2.0, desk="b"), dict(delta=0.1, desk="c")], lim)
+    assert calls == [3, 3] and len(rows) == 2
+    calls.clear()
+    h = resolve_hedge_instruments(parse_limits(lim, "h.toml"), instruments(), quotes(), AS_OF, underlyings())[1]
+    assert isinstance(h, HedgeInstrument) and h.settlement == "linear"
+    s = np.array([[90_000.0, 100_000.0], [110_000.0, 120_000.0]])
+    F, d, dpa = h.per_contract(s)
+    assert F.shape == d.shape == dpa.shape == s.shape and calls == [4]
+    np.testing.assert_array_equal(d, h.coin_delta_per_contract(s))
+    np.testing.assert_array_equal(dpa, h.coin_delta_per_contract(s, "delta_pa"))
+    np.testing.assert_array_equal(h.notional_usd(np.full(s.shape, 2.0), s), 2.0 * h.contract_size * F)

@@ -418,3 +418,24 @@ def test_non_finite_revaluation_is_refused_naming_rows():
 
     with pytest.raises(InvalidInput, match="not finite|non-finite"):
         run_scenarios(gpuskew.load_book(tabs), AS_OF, "cpu")
+
+
+def test_a_rerun_prices_the_risk_vectors_unit_contracts_once(monkeypatch):
+    """What does not change between runs (the held instruments' unit contracts priced, their
+    names) is kept by the job: a rerun only revalues them under the new grid, with the same
+    risk vectors as a fresh run and as risk_vector_table over the positions."""
+    from gpuskew.kernels import cpu
+    from gpuskew.scenarios.job import risk_vector_table
+
+    book = gpuskew.load_book(every_kind_book(6))
+    job = ScenarioJob(book, AS_OF, "cpu", ["desk"])
+    real, calls = cpu.position_greeks, []
+    monkeypatch.setattr(cpu, "position_greeks", lambda *a: calls.append(1) or real(*a))
+    wide = parse_scenario_config({"defaults": {"price_range": 0.08}})
+    a, b, c = job.run(ScenarioConfig()), job.run(wide), job.run(ScenarioConfig())
+    assert len(calls) == 1
+    assert a.risk_vectors.equals(c.risk_vectors) and not a.risk_vectors.equals(b.risk_vectors)
+    fresh = run_scenarios(gpuskew.load_book(every_kind_book(6)), AS_OF, "cpu", ["desk"], wide)
+    assert fresh.risk_vectors.equals(b.risk_vectors)
+    assert risk_vector_table(book, job.flat, job.T, b.grid).equals(b.risk_vectors)
+    assert a.summary["counts"]["instruments_held"] == a.risk_vectors.num_rows

@@ -83,11 +83,32 @@ def test_scenarios_file_applies_per_underlying(book_dir, tmp_path):
     ("[underlying.BTC]\nextended_moves = [0.5]\n", "underlying.BTC.extended_moves"),
     ("[defaults]\nmm_factor = \"high\"\n", "defaults.mm_factor"),
     ("[whatever]\n", "whatever"),
-    ("price_range = [", "<file>"),
+    ("price_range = [", "(file)"),  # read_toml's key for a file that does not parse (as limits files)
 ])
 def test_bad_scenarios_file_exit_2_and_nothing_written(book_dir, tmp_path, text, key):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(text)
+    res = CliRunner().invoke(main, ["scenarios", str(book_dir), "--out", str(tmp_path / "o"), *ARGS,
+                                    "--scenarios", str(cfg)])
+    assert res.exit_code == 2, res.output
+    assert key in res.stderr and str(cfg) in res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("raw,key", [
+    (b"[defaults]\nprice_range = " + b"9" * 400 + b"\n", "defaults.price_range"),  # float() overflows
+    (b"[underlying.BTC]\nextended_moves = [0.5, " + b"1" * 400 + b"]\n", "underlying.BTC.extended_moves[1]"),
+    (b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "(file)"),  # tomllib recursion
+    (b"[defaults]\nprice_range = 0.1 # \xff\xfe\n", "(file)"),  # not UTF-8
+])
+def test_hostile_scenarios_file_exit_2_naming_key_and_file(book_dir, tmp_path, raw, key):
+    """A scenarios file is read with the limits files' guards: no OverflowError, RecursionError or
+    UnicodeDecodeError (exit 1) but InvalidConfig (exit 2) naming the key and the file."""
+    cfg = tmp_path / "hostile.toml"
+    cfg.write_bytes(raw)
+    with pytest.raises(InvalidConfig) as ei:
+        load_scenario_config(cfg)
+    assert ei.value.key == key and ei.value.source == str(cfg)
     res = CliRunner().invoke(main, ["scenarios", str(book_dir), "--out", str(tmp_path / "o"), *ARGS,
                                     "--scenarios", str(cfg)])
     assert res.exit_code == 2, res.output

@@ -201,3 +201,15 @@ def test_skew_inside_band_iff_at_most_one(dev, lo, up):
     inside = -lo <= dev <= up
     assert (abs(s) <= 1.0) == inside
     assert s == 0.0 or np.sign(s) == np.sign(dev)
+
+
+def test_the_adherence_and_the_sweep_share_one_definition_of_each_constant_and_rule():
+    """Years, the VaR quantile, the skew cap, the allowed hedges and a band's lambda: one
+    definition each (the adherence's bands and hedges and the sweep's kernel parameters)."""
+    from gpuskew.adherence import bands, check, hedging
+    from gpuskew.kernels import policy as kp
+    from gpuskew.policy import grid
+
+    assert bands.SKEW_CAP == kp.SKEW_CAP and bands.HOURS_PER_YEAR == 24.0 * 365.0 and bands.DAYS_PER_YEAR == 365.0
+    assert bands.z_score is grid.z_score and hedging.allowed is grid.hedge_allowed
+    assert check.band_cost is grid.band_cost and not hasattr(check, "_ww_cost")

@@ -27,20 +27,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from statistics import NormalDist
 
 import numpy as np
 
 from gpuskew.adherence.targets import require_positive
 from gpuskew.errors import InvalidConfig
+from gpuskew.policy import grid as _grid
 from gpuskew.policy.limits import BandSpec
 
 #: Hours in the ACT/365 year.
-HOURS_PER_YEAR: float = 24.0 * 365.0
+HOURS_PER_YEAR: float = _grid.HOURS_PER_YEAR
 #: Days in the ACT/365 year.
-DAYS_PER_YEAR: float = 365.0
-#: |skew| reported for a nonzero deviation against a zero half-width (instead of infinity).
-SKEW_CAP: float = 1e9
+DAYS_PER_YEAR: float = _grid.DAYS_PER_YEAR
+#: One-sided standard normal quantile (the sweep's kernel parameters use the same).
+z_score = _grid.z_score
+
+
+def __getattr__(name: str) -> float:
+    # SKEW_CAP: |skew| reported for a nonzero deviation against a zero half-width (instead of
+    # infinity): the kernels' constant, read when asked (importing kernels.policy imports numba)
+    if name == "SKEW_CAP":
+        from gpuskew.kernels.policy import SKEW_CAP
+
+        return SKEW_CAP
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _kernels():
@@ -54,11 +64,6 @@ def _vectors(*arrays: float | np.ndarray) -> tuple[tuple[int, ...], list[np.ndar
     b = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in arrays])
     shape = b[0].shape
     return shape, [np.array(x, dtype=np.float64).reshape(-1) for x in b]  # copies: writable, contiguous
-
-
-def z_score(confidence: float) -> float:
-    """One-sided standard normal quantile z = N^-1(confidence) (0.99 -> 2.3263)."""
-    return NormalDist().inv_cdf(confidence)
 
 
 def var_half_width(budget_usd: float | np.ndarray, spot: np.ndarray, vol: np.ndarray,

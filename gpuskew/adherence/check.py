@@ -40,9 +40,9 @@ import pyarrow as pa
 from gpuskew.adherence import bands as _bands
 from gpuskew.adherence import quoting as _quoting
 from gpuskew.adherence import targets as _targets
-from gpuskew.errors import InvalidConfig
-from gpuskew.adherence.hedging import HedgeInstrument, allowed, propose_hedges, resolve_hedge_instruments
+from gpuskew.adherence.hedging import propose_hedges, resolve_hedge_instruments
 from gpuskew.core.groups import GroupIndex
+from gpuskew.policy.grid import band_cost
 from gpuskew.policy.limits import Limits, Policy
 from gpuskew.schema import ADHERENCE, ADHERENCE_STATUSES, EXPOSURES, TIMESTAMP
 from gpuskew.timeutil import to_utc
@@ -120,21 +120,6 @@ def _market(underlyings: pa.Table | None, names: list[str], column: str) -> np.n
     return np.array([by.get(u, np.nan) for u in names], dtype=np.float64)
 
 
-def _ww_cost(limits: Limits, policy: Policy, underlying: str,
-             hedges: list[HedgeInstrument]) -> float:
-    """lambda of a Whalley-Wilmott or Zakamouline band: the band's ``cost``, else the cheapest
-    allowed hedge's fee + half_spread + impact on the underlying."""
-    band = policy.band
-    if band.cost is not None:
-        return band.cost
-    costs = [h.spec.cost_fraction for h in hedges if allowed(policy, h, underlying)]
-    if not costs:
-        raise InvalidConfig(limits.source, f"{band.key}.cost", None,
-                            f"required for underlying {underlying}: no [[hedge_instrument]] on "
-                            f"{underlying} is allowed for this group to derive lambda from")
-    return min(costs)
-
-
 def compute_adherence(exposures: pa.Table, underlyings: pa.Table | None,
                       instruments: pa.Table | None, quotes: pa.Table | None, limits: Limits,
                       as_of: _dt.datetime, *, score_level: str | None = None) -> AdherenceResult:
@@ -204,7 +189,7 @@ def compute_adherence(exposures: pa.Table, underlyings: pa.Table | None,
                                              underlying=u_sub)
         cost = None
         if p.band.model in ("whalley_wilmott", "zakamouline"):
-            cost = np.array([_ww_cost(limits, p, u, hedge_instruments) for u in u_sub])
+            cost = np.array([band_cost(limits, p, u, hedge_instruments) for u in u_sub])
         lo, up = _bands.half_widths(p.band, spot=s, vol=vol[rows], gamma=gamma[rows], cost=cost,
                                     underlying=u_sub, rate=rate[rows])
         hw_lo[rows], hw_up[rows] = lo, up

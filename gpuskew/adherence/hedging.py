@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from gpuskew.adherence.bands import HOURS_PER_YEAR
 from gpuskew.errors import InvalidConfig
+from gpuskew.policy.grid import hedge_allowed as allowed  # noqa: F401 - re-exported (the sweep's rule too)
 from gpuskew.policy.limits import HedgeInstrumentSpec, Limits, Policy
 from gpuskew.schema import ADHERENCE, HEDGE_COLUMNS, HEDGES, SECONDS_PER_YEAR, TIMESTAMP
 from gpuskew.timeutil import to_utc
@@ -74,41 +75,55 @@ class HedgeInstrument:
 
         return KINDS.index(self.kind), SETTLEMENTS.index(self.settlement)
 
+    def _quoted(self) -> float:
+        return self.price if self.price > 0 and self.kind != "spot" else 0.0
+
     def price_at(self, spot: np.ndarray) -> np.ndarray:
-        """The kernel's forward F of the instrument at index price(s) ``spot`` (USD)."""
-        from gpuskew.kernels.instruments import forward_price
+        """The kernel's forward F of the instrument at index price(s) ``spot`` (USD;
+        ``kernels.cpu.forwards``)."""
+        from gpuskew.kernels import cpu
 
         kind, _ = self._codes()
-        quoted = self.price if self.price > 0 and self.kind != "spot" else 0.0
-        s = np.asarray(spot, dtype=np.float64)
-        return np.array([forward_price(kind, float(x), self.rate, self.years_to_expiry, quoted)
-                         for x in s.ravel()]).reshape(s.shape)
+        s = np.ascontiguousarray(spot, dtype=np.float64).reshape(-1)
+        n = s.size
+        out = np.empty(n)
+        cpu.forwards(np.full(n, kind, np.int8), s, np.full(n, self.rate), np.full(n, self.years_to_expiry),
+                     np.full(n, self._quoted()), out)
+        return out.reshape(np.shape(spot))
+
+    def per_contract(self, spot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(F, delta, delta_pa)`` at index price(s) ``spot``: the kernel's forward and the coins of
+        each measure per contract entered at it (the kernel's measures of one contract,
+        ``kernels.cpu.position_greeks``); F computed once."""
+        from gpuskew.kernels import cpu
+        from gpuskew.kernels.instruments import M_DELTA, M_DELTA_PA, N_MEASURES
+
+        kind, settle = self._codes()
+        shape = np.shape(spot)
+        s = np.ascontiguousarray(spot, dtype=np.float64).reshape(-1)
+        n = s.size
+        f = self.price_at(s)
+        out = np.empty((N_MEASURES, n))
+        status = np.empty(n, dtype=np.int8)
+        zeros = np.zeros(n)
+        cpu.position_greeks(np.full(n, kind, np.int8), np.full(n, settle, np.int8), np.zeros(n, np.int8),
+                            np.ones(n), np.full(n, self.contract_size), zeros, np.full(n, self.years_to_expiry), s,
+                            np.full(n, self._quoted()), np.full(n, self.rate), zeros, f, out, status)
+        return f.reshape(shape), out[M_DELTA].reshape(shape), out[M_DELTA_PA].reshape(shape)
 
     def coin_delta_per_contract(self, spot: np.ndarray, measure: str = "delta") -> np.ndarray:
         """Coins of ``measure`` (``delta`` or ``delta_pa``) per contract entered at the kernel's
         forward: the kernel's measure of one contract (see the module docstring)."""
-        from gpuskew.kernels.instruments import M_DELTA, M_DELTA_PA, N_MEASURES, position_measures
+        _, delta, delta_pa = self.per_contract(spot)
+        return delta if measure == "delta" else delta_pa
 
-        kind, settle = self._codes()
-        row = M_DELTA if measure == "delta" else M_DELTA_PA
-        s = np.asarray(spot, dtype=np.float64)
-        f = self.price_at(s)
-        quoted = self.price if self.price > 0 and self.kind != "spot" else 0.0
-        out = np.zeros((N_MEASURES, 1))
-        result = np.empty(s.size)
-        for i, (x, fx) in enumerate(zip(s.ravel(), f.ravel())):
-            position_measures(kind, settle, 0, 1.0, self.contract_size, 0.0, self.years_to_expiry, float(x),
-                              quoted, self.rate, 0.0, float(fx), out, 0)
-            result[i] = out[row, 0]
-        return result.reshape(s.shape)
-
-    def notional_usd(self, contracts: np.ndarray, spot: np.ndarray) -> np.ndarray:
+    def notional_usd(self, contracts: np.ndarray, spot: np.ndarray, price: np.ndarray | None = None) -> np.ndarray:
         """|contracts| * contract_size * F (linear, spot; F = S for spot), or
-        |contracts| * contract_size (inverse)."""
+        |contracts| * contract_size (inverse). ``price``: F at ``spot`` when already known."""
         c = np.abs(np.asarray(contracts, dtype=np.float64))
         if self.settlement == "inverse":
             return c * self.contract_size
-        return c * self.contract_size * self.price_at(spot)
+        return c * self.contract_size * (self.price_at(spot) if price is None else price)
 
 
 def _utc(as_of: _dt.datetime | None) -> _dt.datetime | None:
@@ -195,14 +210,6 @@ def resolve_hedge_instruments(limits: Limits, instruments: pa.Table | None = Non
                                    expiry=attrs["expiry"], rate=rates.get(str(attrs["underlying"]), 0.0),
                                    years_to_expiry=years))
     return out
-
-
-def allowed(policy: Policy, h: HedgeInstrument, underlying: str) -> bool:
-    """Whether a group with ``policy`` on ``underlying`` may trade hedge instrument ``h``."""
-    if h.underlying != underlying:
-        return False
-    names = policy.hedge.instruments
-    return names is None or h.name in names
 
 
 def _lots(actual: np.ndarray, target: np.ndarray, half_lower: np.ndarray, half_upper: np.ndarray,
@@ -293,7 +300,8 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
     for j, h in enumerate(hedge_instruments):
         ok = candidate & np.array([allowed(p, h, u) for p, u in zip(policies, und)], dtype=bool)
         s = np.where(ok, spot, 1.0)
-        d1 = np.where(is_pa, h.coin_delta_per_contract(s, "delta_pa"), h.coin_delta_per_contract(s, "delta"))
+        price, d_delta, d_pa = h.per_contract(s)  # F once per instrument
+        d1 = np.where(is_pa, d_pa, d_delta)
         lot = h.spec.lot_size
         lot_delta = lot * d1
         tol = _TOL * lot_delta
@@ -304,7 +312,7 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
         post = actual + coin_delta
         post_out = np.maximum(np.maximum(lower - post, post - upper), 0.0) > tol
         lot_limited = min_bumped | post_out
-        notional = h.notional_usd(contracts, s)
+        notional = h.notional_usd(contracts, s, price)
         fee = notional * h.spec.fee
         spread = notional * h.spec.half_spread
         impact = notional * h.spec.impact
@@ -313,7 +321,7 @@ def propose_hedges(adherence: pa.Table, underlyings: pa.Table | None, instrument
         total = fee + spread + impact + fund
         valid = ok & (contracts != 0)
         cost[j] = np.where(valid, total, np.inf)
-        res.append(dict(contracts=contracts, notional=notional, price=h.price_at(s),
+        res.append(dict(contracts=contracts, notional=notional, price=price,
                         coin_delta=coin_delta, post=post, total=total, fee=fee, spread=spread,
                         impact=impact, fund=fund, lot_limited=lot_limited, valid=valid))
 

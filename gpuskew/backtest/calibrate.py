@@ -39,8 +39,8 @@ import pyarrow as pa
 
 from gpuskew import __version__
 from gpuskew.backtest.greeks_path import GreeksPath
-from gpuskew.backtest.run import BacktestRun, group_name, run_backtest
-from gpuskew.backtest.stats import CRITERIA, choose
+from gpuskew.backtest.run import BacktestRun, group_name, run_backtest, sweep_grid
+from gpuskew.backtest.stats import CRITERIA, choose, summarise
 from gpuskew.errors import InvalidConfig, InvalidInput
 from gpuskew.policy.grid import PolicyGrid, PolicyPoint, policy_id, to_toml
 from gpuskew.policy.limits import BandSpec, parse_limits
@@ -218,13 +218,13 @@ def calibrate(book: Any, greeks: GreeksPath, current: dict, *, source: str = "<l
     chosen = pick(run.summary)
     scale_of = [p.values["band_scale"] for p in grid.policies]
 
-    # walk-forward: the choice in each window
+    # walk-forward: the choice in each window (the sweep and its statistics only: no traces, no tables)
     per_window: list[np.ndarray] = []
     windows = _windows(greeks, walk_forward_days)
     for a, b in windows:
-        wrun = run_backtest(book, grid, m.window(a, b), backend=backend, risk_aversion=risk_aversion,
-                            greeks=greeks.window(a, b), resolve_hedges=resolve_hedges, sweep=sweep)
-        per_window.append(pick(wrun.summary))
+        wres, _ = sweep_grid(book, grid, m.window(a, b), greeks.window(a, b), backend=backend,
+                             resolve_hedges=resolve_hedges, sweep=sweep)
+        per_window.append(pick(summarise(wres, risk_aversion)))
     n_g = greeks.n_groups
     unstable = unstable_flags([[scale_of[i] if i >= 0 else math.nan for i in w] for w in per_window], n_g)
 

@@ -4,9 +4,9 @@ A linear hedge does not change the book's greeks, so this is computed once per m
 then every policy is swept over it (:mod:`gpuskew.backtest.sweep`).
 
 Every ``full_every`` steps (and at every step where a client fill or an expiry changes the book)
-the book is fully revalued: every position through the pricing kernel
-(:meth:`gpuskew.core.backend.Backend.position_greeks`) and summed per group by the fixed reduction
-tree (:meth:`~gpuskew.core.backend.Backend.segmented_sum`). In between, a second-order step from
+the book is fully revalued: every held instrument priced once and every position from its
+instrument (:meth:`gpuskew.core.backend.Backend.held_greeks`, the engine's path and bits) and summed
+per group by the fixed reduction tree (:meth:`~gpuskew.core.backend.Backend.segmented_sum`). In between, a second-order step from
 the last full revaluation k, per group (the sums of per-position Taylor expansions are the Taylor
 expansion of the sums, since every group holds one underlying):
 
@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -49,6 +48,7 @@ from gpuskew.core.reduction import plan_segmented_sum
 from gpuskew.errors import InvalidInput
 from gpuskew.kernels import instruments as ki
 from gpuskew.synthetic.markets import IV_FLOOR, Flow, MarketPaths
+from gpuskew.timeutil import to_micros
 
 #: Time to expiry used to price a position at its settlement step (one microsecond), years.
 SETTLE_T: float = 1e-6 / schema.SECONDS_PER_YEAR
@@ -89,6 +89,12 @@ class GreeksPath:
     flow: dict = field(default_factory=dict)
     n_positions: int = 0
     revaluations: int = 0
+    #: derived arrays that depend only on this path (the sweep's Zakamouline factors), computed once
+    #: per process (not pickled: a sharded sweep's workers compute their own)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return dict(vars(self), cache={})
 
     @property
     def n_groups(self) -> int:
@@ -121,11 +127,6 @@ class GreeksPath:
                           cat("delta_pa"), cat("gamma"), cat("vanna"), cat("vega"), cat("theta"), self.full_every,
                           dict(self.error), dict(self.backend), dict(self.flow), self.n_positions,
                           self.revaluations)
-
-
-def _us(t: datetime) -> int:
-    d = t - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
 def _extended_book(book: Book, flow: Flow | None) -> tuple[Book, np.ndarray]:
@@ -163,11 +164,9 @@ class _Level:
     name: str
     codes: np.ndarray
     n_groups: int
-    plan: Any
-    device_plan: list
 
 
-def _groups(book: Book, levels: Sequence[tuple[str, ...]], backend: Backend,
+def _groups(book: Book, levels: Sequence[tuple[str, ...]],
             market: MarketPaths) -> tuple[list[_Level], list[dict], pa.Table, np.ndarray]:
     flat = book.flat()
     tags = sorted({t for lv in levels for t in lv}, key=lambda t: book.tags.index(t))
@@ -176,9 +175,8 @@ def _groups(book: Book, levels: Sequence[tuple[str, ...]], backend: Backend,
     und: list[int] = []
     for level in [()] + [lv for lv in levels if lv]:
         g = group_positions(flat.underlying_code, flat.underlying_names, book.positions, level)
-        plan = plan_segmented_sum(g.codes, g.n_groups)
         name = ",".join(level) if level else "underlying"
-        out_levels.append(_Level(name, g.codes, g.n_groups, plan, backend.plan_to_device(plan)))
+        out_levels.append(_Level(name, g.codes, g.n_groups))
         for i in range(g.n_groups):
             row = {"level": name, "underlying": g.keys["underlying"][i]}
             for t in tags:
@@ -192,15 +190,30 @@ def _groups(book: Book, levels: Sequence[tuple[str, ...]], backend: Backend,
     return out_levels, rows, pa.table(cols), np.array(und, dtype=np.int64)
 
 
-def _initial_entries(flat: Any, T0: np.ndarray) -> np.ndarray:
+def _initial_entries(flat: Any, h_T0: np.ndarray) -> np.ndarray:
     """Entry prices: as given; perpetuals and futures without one take their forward at the start
-    (kernels.instruments.forward_price), so that their value moves with the market."""
+    (the forward of their instrument, ``kernels.cpu.forwards`` over the held instruments), so that
+    their value moves with the market."""
+    from gpuskew.kernels import cpu
+
     entry = flat.entry.copy()
-    need = np.flatnonzero(((flat.kind == ki.KIND_PERPETUAL) | (flat.kind == ki.KIND_FUTURE)) & ~(entry > 0))
-    for i in need:
-        entry[i] = ki.forward_price(int(flat.kind[i]), float(flat.S[i]), float(flat.r[i]), float(T0[i]),
-                                    float(flat.fwd[i]))
+    need = ((flat.kind == ki.KIND_PERPETUAL) | (flat.kind == ki.KIND_FUTURE)) & ~(entry > 0)
+    if need.any():
+        h_F = np.empty(flat.h_kind.shape[0])
+        cpu.forwards(flat.h_kind, flat.h_S, flat.h_r, h_T0, flat.h_fwd, h_F)
+        entry[need] = h_F[flat.pos_inst[need]]
     return entry
+
+
+def _settlement_steps(kind: np.ndarray, expiry_us: np.ndarray, start_us: int, step_us: float) -> np.ndarray:
+    """The settlement step of each expiring option or future (the first grid step at or after its
+    expiry); -1 when expired before the start (never priced), int64 max when it does not expire."""
+    has_exp = (expiry_us != NO_EXPIRY) & ((kind == ki.KIND_OPTION) | (kind == ki.KIND_FUTURE))
+    settle = np.full(kind.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+    rel = (expiry_us[has_exp] - start_us) / step_us
+    settle[has_exp] = np.maximum(np.ceil(rel - 1e-9), 0).astype(np.int64)
+    settle[has_exp & (expiry_us <= start_us)] = -1
+    return settle
 
 
 def compute_greeks_path(book: Book, market: MarketPaths, levels: Sequence[tuple[str, ...]] = (),
@@ -221,26 +234,22 @@ def compute_greeks_path(book: Book, market: MarketPaths, levels: Sequence[tuple[
     if flat.underlying_names != list(market.underlyings):
         raise InvalidInput("market", "underlying", f"the market's underlyings ({', '.join(market.underlyings)}) "
                                                    f"differ from the book's ({', '.join(flat.underlying_names)})")
-    chosen = backend if isinstance(backend, Backend) else resolve_backend(backend, len(flat))
-    lv, rows, group_table, und = _groups(ext, levels, chosen, market)
+    lv, rows, group_table, und = _groups(ext, levels, market)
     n_g = len(rows)
     n_p, n_t = market.n_paths, market.n_steps
     n = len(flat)
-    start_us = _us(market.start)
+    # the held instruments: each priced once per revaluation, its positions from it (the engine's
+    # Backend.held_greeks)
+    m = flat.h_kind.shape[0]
+    pos_inst = flat.pos_inst
+    h_ucode = np.empty(m, dtype=np.int64)
+    h_ucode[pos_inst] = flat.underlying_code
+    start_us = to_micros(market.start)
     step_us = market.step_seconds * 1e6
-    # settlement step of each expiring position (first grid step at or after its expiry)
-    has_exp = (flat.expiry_us != NO_EXPIRY) & ((flat.kind == ki.KIND_OPTION) | (flat.kind == ki.KIND_FUTURE))
-    settle = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    rel = (flat.expiry_us[has_exp] - start_us) / step_us
-    settle[has_exp] = np.maximum(np.ceil(rel - 1e-9), 0).astype(np.int64)
-    settle[has_exp & (flat.expiry_us <= start_us)] = -1  # already expired: never priced
-    T0 = flat.time_to_expiry(start_us)
-    entry = _initial_entries(flat, T0)
-    is_option = flat.kind == ki.KIND_OPTION
-    u_code = flat.underlying_code
-    S0_pos = flat.S.copy()
-    fwd0 = flat.fwd.copy()
-    vol0 = flat.vol.copy()
+    h_settle_step = _settlement_steps(flat.h_kind, flat.h_expiry_us, start_us, step_us)
+    settle = h_settle_step[pos_inst]  # per position
+    entry = _initial_entries(flat, flat.held_time_to_expiry(start_us))
+    h_is_option = flat.h_kind == ki.KIND_OPTION
     inst_kind = flat.kind
     is_fill = np.arange(n) >= n - (len(flow) if flow is not None else 0)
 
@@ -260,16 +269,24 @@ def compute_greeks_path(book: Book, market: MarketPaths, levels: Sequence[tuple[
     sums_all = np.empty((len(blocks), len(keep), n_g))
     values_at: dict[int, np.ndarray] = {}
     per_launch = max(1, min(len(blocks), ROWS_PER_LAUNCH // max(1, n)))
+    # 'auto' decides on the positions priced in one launch (revaluations side by side)
+    chosen = backend if isinstance(backend, Backend) else resolve_backend(backend, per_launch * n)
     fill_steps = {int(x) for x in start_step[is_fill]}
     static_cache: dict[int, dict] = {}
     plan_cache: dict[tuple[int, int], tuple] = {}
 
     def static_cols(b: int) -> dict:
+        """The columns that do not change between revaluations, for b blocks side by side: the
+        held instruments' (tiled), the positions' entries (tiled) and their instruments (block k's
+        positions point at block k's instruments)."""
         if b not in static_cache:
             static_cache.clear()
-            static_cache[b] = {name: chosen.to_device(np.ascontiguousarray(np.tile(a, b))) for name, a in
-                               (("kind", flat.kind), ("settle", flat.settle), ("cp", flat.cp), ("csize", flat.csize),
-                                ("strike", flat.strike), ("entry", entry), ("r", flat.r))}
+            cols = {name: chosen.to_device(np.ascontiguousarray(np.tile(getattr(flat, name), b)))
+                    for name in ("h_kind", "h_settle", "h_cp", "h_csize", "h_strike", "h_r")}
+            cols["entry"] = chosen.to_device(np.ascontiguousarray(np.tile(entry, b)))
+            cols["pos_inst"] = chosen.to_device(
+                (pos_inst[None, :] + m * np.arange(b, dtype=np.int64)[:, None]).reshape(-1))
+            static_cache[b] = cols
         return static_cache[b]
 
     def level_plan(k: int, b: int) -> tuple:
@@ -287,20 +304,22 @@ def compute_greeks_path(book: Book, market: MarketPaths, levels: Sequence[tuple[
         pi = np.array([x[0] for x in chunk], dtype=np.int64)[:, None]
         ti = np.array([x[1] for x in chunk], dtype=np.int64)[:, None]
         vi = np.array([x[2] for x in chunk], dtype=np.int64)[:, None]
-        S_pos = market.spot[pi, u_code[None, :], ti]
-        shift = market.atm_vol[pi, u_code[None, :], ti] - market.atm_vol[pi, u_code[None, :], 0]
-        fwd = np.where(fwd0 > 0, fwd0 * (S_pos / S0_pos), 0.0)
-        vol = np.where(is_option, np.maximum(vol0 + shift, IV_FLOOR), 0.0)
-        T = np.stack([flat.time_to_expiry(int(round(start_us + int(t) * step_us))) for t in ti[:, 0]])
+        # per (block, held instrument): the market at the block's step
+        S = market.spot[pi, h_ucode[None, :], ti]
+        shift = market.atm_vol[pi, h_ucode[None, :], ti] - market.atm_vol[pi, h_ucode[None, :], 0]
+        fwd = np.where(flat.h_fwd > 0, flat.h_fwd * (S / flat.h_S), 0.0)
+        vol = np.where(h_is_option, np.maximum(flat.h_vol + shift, IV_FLOOR), 0.0)
+        T = np.stack([flat.held_time_to_expiry(int(round(start_us + int(t) * step_us))) for t in ti[:, 0]])
+        T = np.where(h_settle_step[None, :] == ti, SETTLE_T, T)
+        # per (block, position): the quantity held (0 before its fill, after its settlement)
         settling = settle[None, :] == ti
-        T = np.where(settling, SETTLE_T, T)
         active = (start_step[None, :] <= ti) & ((settle[None, :] >= ti) | (settle[None, :] < 0))
         active &= ~(settling & (vi == 1))
         qty = np.where(active, flat.qty[None, :], 0.0)
         cols = dict(static_cols(b))
-        for name, a in (("qty", qty), ("S", S_pos), ("fwd", fwd), ("vol", vol), ("T", T)):
+        for name, a in (("qty", qty), ("h_S", S), ("h_fwd", fwd), ("h_vol", vol), ("h_T", T)):
             cols[name] = chosen.to_device(np.ascontiguousarray(a, dtype=np.float64).reshape(-1))
-        out_dev, _status = chosen.position_greeks(cols)
+        out_dev, _status = chosen.held_greeks(cols)
         parts = []
         for k, L in enumerate(lv):
             plan, dplan = level_plan(k, b)

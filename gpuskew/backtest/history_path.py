@@ -12,20 +12,19 @@ market moves and flow.
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from gpuskew.backtest.calibrate import realised_vol
 from gpuskew.backtest.greeks_path import GreeksPath
 from gpuskew.core.groups import GroupIndex
 from gpuskew.errors import InvalidInput
 from gpuskew.schema import EXPOSURES
 from gpuskew.synthetic.markets import MarketPaths
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+from gpuskew.timeutil import from_micros
 
 
 def greeks_from_history(history_dir: str | Path, start: datetime | None = None,
@@ -56,6 +55,8 @@ def greeks_from_history(history_dir: str | Path, start: datetime | None = None,
     if not keep:
         raise InvalidInput(str(history_dir), None, "no group is present in every run of the period")
     step_us = float(np.median(np.diff(times)))
+    if not step_us > 0:  # before step_us is divided by (unique times: a guard)
+        raise InvalidInput(str(history_dir), "as_of", "runs must have distinct times")
     n_steps = max(1, int(round((times[-1] - times[0]) / step_us)))
     grid = times[0] + np.round(np.arange(n_steps + 1) * step_us).astype(np.int64)
     held = np.searchsorted(times, grid, side="right") - 1
@@ -86,11 +87,11 @@ def greeks_from_history(history_dir: str | Path, start: datetime | None = None,
                             "underlying": pa.array([r["underlying"] for r in rows], pa.string()),
                             **{t: pa.array([r[t] for r in rows], pa.string()) for t in tags}})
     S = spot_run[:, held][None, :, :]
-    r = np.diff(np.log(S), axis=2)
-    per_year = 31_536_000.0 / (step_us / 1e6)
-    realised = np.sqrt(np.maximum(r.var(axis=2, ddof=1), 0.0) * per_year)[0] if r.shape[2] > 1 else np.zeros(len(names))
+    # close-to-close realised vol of each underlying (calibrate.realised_vol); 0 with one return
+    realised = np.array([realised_vol(S[0, u], step_us / 1e6)["close_to_close"] if n_steps > 1 else 0.0
+                         for u in range(len(names))])
     vol = np.broadcast_to(realised[None, :, None], S.shape).copy()
-    market = MarketPaths(_EPOCH + timedelta(microseconds=int(times[0])), step_us / 1e6, names, S, vol,
+    market = MarketPaths(from_micros(int(times[0])), step_us / 1e6, names, S, vol,
                          np.zeros_like(S), np.zeros(len(names)), source=f"history:{history_dir}",
                          models={n: "history" for n in names})
     arr = {name: a[:, held][None, :, :] for name, a in per_run.items()}
@@ -100,8 +101,6 @@ def greeks_from_history(history_dir: str | Path, start: datetime | None = None,
                     {"source": "history", "runs": int(times.size), "full_every": 1},
                     {"used": "history", "device": "none", "reason": "greeks read from the history"}, {}, 0,
                     int(times.size))
-    if math.isfinite(step_us) and step_us <= 0:  # pragma: no cover - unique times
-        raise InvalidInput(str(history_dir), "as_of", "runs must have distinct times")
     return gp, warnings
 
 

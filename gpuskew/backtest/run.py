@@ -9,7 +9,6 @@ Traces: per group, the current limits' policy and the policy of the highest cert
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from gpuskew.backtest.stats import DEFAULT_RISK_AVERSION, Summary, choose, summa
 from gpuskew.backtest.sweep import SweepResult, launch, run_sweep, sweep_backend, target_paths, task_index
 from gpuskew.core.book import Book
 from gpuskew.errors import InvalidConfig
+from gpuskew.io.dataset import file_sha256 as file_hash  # ``sha256:<hex>`` of a file (the CLI's inputs)
 from gpuskew.policy.grid import PolicyGrid
 from gpuskew.synthetic.markets import Flow, MarketPaths
 from gpuskew.timeutil import iso_z
@@ -103,6 +103,17 @@ def _traces(result: SweepResult, summary: Summary, best: np.ndarray, trace_ids: 
     return {(i, g, 0): traces[k] for k, (i, g) in enumerate(wanted)}
 
 
+def sweep_grid(book: Book | None, grid: PolicyGrid, market: MarketPaths, greeks: GreeksPath, *,
+               backend: str = "auto", resolve_hedges: Callable[[Any], list] | None = None,
+               sweep: Callable[..., Any] | None = None) -> tuple[SweepResult, Any]:
+    """The sweep of a backtest alone (no traces, no tables): every policy of ``grid`` over
+    ``greeks``; the result and the backend it ran on. Arguments as :func:`run_backtest`."""
+    n_tasks = len(grid.policies) * greeks.n_groups * market.n_paths
+    chosen = sweep_backend(backend, n_tasks)
+    resolve = resolve_hedges if resolve_hedges is not None else hedge_resolver(book, market.start)
+    return (sweep or run_sweep)(greeks, grid, resolve, chosen), chosen
+
+
 def run_backtest(book: Book | None, grid: PolicyGrid, market: MarketPaths, *,
                  levels: Sequence[tuple[str, ...]] = (), backend: str = "auto", full_every: int = DEFAULT_FULL_EVERY,
                  flow: Flow | None = None, risk_aversion: float = DEFAULT_RISK_AVERSION,
@@ -126,9 +137,8 @@ def run_backtest(book: Book | None, grid: PolicyGrid, market: MarketPaths, *,
         progress("greeks")
     t0 = time.perf_counter()
     n_tasks = len(grid.policies) * greeks.n_groups * market.n_paths
-    chosen = sweep_backend(backend, n_tasks)
-    resolve = resolve_hedges if resolve_hedges is not None else hedge_resolver(book, market.start)
-    result = (sweep or run_sweep)(greeks, grid, resolve, chosen)
+    result, chosen = sweep_grid(book, grid, market, greeks, backend=backend, resolve_hedges=resolve_hedges,
+                                sweep=sweep)
     timings["sweep"] = round(time.perf_counter() - t0, 6)
     timings["sweep_kernel"] = round(result.seconds, 6)
     if progress:
@@ -171,10 +181,6 @@ def run_backtest(book: Book | None, grid: PolicyGrid, market: MarketPaths, *,
         "policy_steps_per_second": (n_tasks * market.n_steps / result.seconds) if result.seconds > 0 else None,
     }
     return BacktestRun(grid, greeks, result, summary, tables, info, best)
-
-
-def file_hash(path: str | Path) -> str:
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def output_writers(run: BacktestRun) -> dict[str, Callable[[Path], None]]:

@@ -126,6 +126,22 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
     return np.require(a, np.float64, ("C", "W"))
 
 
+def _greeks_zakamouline(params: np.ndarray, greeks: GreeksPath, und: np.ndarray) -> np.ndarray:
+    """:func:`zakamouline_factors` of ``greeks``, computed once per greeks path (they do not depend
+    on the policies) and kept in its ``cache``: the sweep, its trace relaunch and every block of a
+    sharded sweep share them. Anything else with the arrays launch() reads (no ``cache``, as the
+    simulator tests' stand-ins) gets them computed per launch."""
+    if not (params[..., kp.P_BAND] == kp.BAND_ZAKAMOULINE).any():
+        return np.zeros((kp.N_ZAK_FACTORS, 0, 0, 0))
+    m = greeks.market
+    cache = getattr(greeks, "cache", None)
+    if cache is None:
+        return zakamouline_factors(params, m.spot, m.atm_vol, greeks.gamma, und)
+    if "zakamouline" not in cache:
+        cache["zakamouline"] = zakamouline_factors(params, m.spot, m.atm_vol, greeks.gamma, und)
+    return cache["zakamouline"]
+
+
 def zakamouline_factors(params: np.ndarray, spot: np.ndarray, vol: np.ndarray, gamma: np.ndarray,
                         und: np.ndarray) -> np.ndarray:
     """Zakamouline's market factors (``kernels.cpu.zakamouline_factors``), computed on the host once
@@ -150,7 +166,7 @@ def launch(backend: Backend, params: np.ndarray, greeks: GreeksPath, targets: np
     for i, task in enumerate(trace_tasks):
         slots[task] = i
     und = np.ascontiguousarray(greeks.und, dtype=np.int64)
-    zak = zakamouline_factors(params, m.spot, m.atm_vol, greeks.gamma, und)
+    zak = _greeks_zakamouline(params, greeks, und)
     arrays = [_contiguous(params), _contiguous(m.spot), _contiguous(m.atm_vol), _contiguous(m.funding),
               _contiguous(greeks.wealth), _contiguous(greeks.delta), _contiguous(greeks.delta_pa),
               _contiguous(greeks.gamma), _contiguous(greeks.vanna), zak, _contiguous(targets), und,
@@ -203,7 +219,7 @@ def run_sweep(greeks: GreeksPath, grid: PolicyGrid | Sequence[PolicyPoint], reso
 
     ``resolve_hedges(limits)``: the limits' hedge instruments resolved against the book
     (``gpuskew.adherence.hedging.resolve_hedge_instruments``); ``backend``: 'auto' | 'cpu' |
-    'cuda' (auto: CUDA from 10^6 tasks when usable); ``trace``: (policy index, group, path) triples
+    'cuda' (auto: CUDA from :data:`AUTO_CUDA_MIN_TASKS` tasks when usable); ``trace``: (policy index, group, path) triples
     whose per-step traces are kept.
     """
     import time

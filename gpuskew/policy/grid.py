@@ -35,6 +35,7 @@ from typing import Any
 
 from gpuskew.errors import InvalidConfig
 from gpuskew.policy.limits import Limits, parse_limits, read_toml
+from gpuskew.schema import SECONDS_PER_YEAR
 
 #: Most policies one file may describe (the product of the axis lengths).
 MAX_POLICIES: int = 1_000_000
@@ -44,6 +45,42 @@ POLICY_ID_LENGTH: int = 12
 LIST_VALUED_KEYS: frozenset[str] = frozenset({"instruments", "cash_underlyings", "levels"})
 #: Top-level arrays of tables (their elements are walked, the arrays are never axes).
 TABLE_ARRAYS: frozenset[str] = frozenset({"group", "hedge_instrument"})
+#: Hours and days in the ACT/365 year (a limits file's hours and days in the kernels' years; the
+#: adherence's bands and hedges use the same, gpuskew.adherence.bands re-exports them).
+HOURS_PER_YEAR: float = SECONDS_PER_YEAR / 3600.0
+DAYS_PER_YEAR: float = SECONDS_PER_YEAR / 86400.0
+
+
+def z_score(confidence: float) -> float:
+    """One-sided standard normal quantile z = N^-1(confidence) (0.99 -> 2.3263)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(confidence)
+
+
+def hedge_allowed(policy: Any, h: Any, underlying: str) -> bool:
+    """Whether a group with ``policy`` on ``underlying`` may trade hedge instrument ``h`` (its
+    underlying, and the policy's ``hedge.instruments`` when given): the backtests' and the
+    adherence's rule."""
+    if h.underlying != underlying:
+        return False
+    names = policy.hedge.instruments
+    return names is None or h.name in names
+
+
+def band_cost(limits: Limits, policy: Any, underlying: str, hedges: Sequence[Any]) -> float:
+    """lambda of a Whalley-Wilmott or Zakamouline band: the band's ``cost``, else the cheapest
+    allowed hedge's fee + half_spread + impact on the underlying (InvalidConfig naming
+    ``<band>.cost`` when there is none)."""
+    band = policy.band
+    if band.cost is not None:
+        return band.cost
+    costs = [h.spec.cost_fraction for h in hedges if hedge_allowed(policy, h, underlying)]
+    if not costs:
+        raise InvalidConfig(limits.source, f"{band.key}.cost", None,
+                            f"required for underlying {underlying}: no [[hedge_instrument]] on "
+                            f"{underlying} is allowed for this group to derive lambda from")
+    return min(costs)
 
 
 @dataclass(frozen=True)
@@ -256,10 +293,9 @@ class KernelParams:
 def _choose_hedge(policy: Any, underlying: str, hedges: Sequence[Any]) -> Any | None:
     """The cheapest allowed hedge instrument (fee + half_spread + impact) on the underlying; ties to
     the first in the file (the rule of the adherence's Whalley-Wilmott cost)."""
-    allowed = policy.hedge.instruments
     best = None
     for h in hedges:
-        if h.underlying != underlying or (allowed is not None and h.name not in allowed):
+        if not hedge_allowed(policy, h, underlying):
             continue
         if best is None or h.spec.cost_fraction < best.spec.cost_fraction:
             best = h
@@ -277,7 +313,6 @@ def kernel_params(policies: Sequence[PolicyPoint], groups: Sequence[Mapping[str,
     ``rates``: each group's underlying rate r.
     """
     import numpy as np
-    from statistics import NormalDist
 
     from gpuskew.kernels import policy as kp
 
@@ -325,17 +360,12 @@ def kernel_params(policies: Sequence[PolicyPoint], groups: Sequence[Mapping[str,
             elif band.model == "var":
                 x[kp.P_LO_BUDGET] = band.lower_budget_usd
                 x[kp.P_UP_BUDGET] = band.upper_budget_usd
-                x[kp.P_Z] = NormalDist().inv_cdf(band.confidence)
-                x[kp.P_SQRT_H] = math.sqrt(band.horizon_hours / (24.0 * 365.0))
+                x[kp.P_Z] = z_score(band.confidence)
+                x[kp.P_SQRT_H] = math.sqrt(band.horizon_hours / HOURS_PER_YEAR)
             else:
-                cost = band.cost if band.cost is not None else (chosen.spec.cost_fraction if chosen else None)
-                if cost is None:
-                    raise InvalidConfig(limits.source, f"{band.key}.cost", None,
-                                        f"required for underlying {u}: no [[hedge_instrument]] on {u} is "
-                                        "allowed for this group to derive lambda from")
                 x[kp.P_RISK_AVERSION] = band.risk_aversion
-                x[kp.P_COST] = cost
-                x[kp.P_TAU] = band.tau_days / 365.0
+                x[kp.P_COST] = band_cost(limits, pol, u, hedges)
+                x[kp.P_TAU] = band.tau_days / DAYS_PER_YEAR
             x[kp.P_FLOOR_COINS] = band.floor_coins or 0.0
             x[kp.P_FLOOR_USD] = band.floor_usd or 0.0
             x[kp.P_CAP_COINS] = band.cap_coins if band.cap_coins is not None else math.inf
@@ -439,4 +469,5 @@ def to_toml(mapping: Mapping[str, Any], header: str = "") -> str:
 
 
 __all__ = ["Axis", "PolicyPoint", "PolicyGrid", "KernelParams", "expand_policies", "load_policies", "policy_id",
-           "read_toml", "to_toml", "kernel_params", "MAX_POLICIES"]
+           "read_toml", "to_toml", "kernel_params", "MAX_POLICIES", "HOURS_PER_YEAR", "DAYS_PER_YEAR", "z_score",
+           "hedge_allowed", "band_cost"]

@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuskew import schema
+from gpuskew.core.explain_inputs import CONTEXT as _CONTEXT, SUMMED as _SUMMED
 from gpuskew.errors import InvalidInput
 from gpuskew.timeutil import iso_z, to_utc
 
@@ -59,10 +60,9 @@ TERM_COLUMNS: tuple[str, ...] = ("actual", *TERMS)
 RESIDUAL_THRESHOLD: float = 0.05
 RESIDUAL_FLOOR_USD: float = 1.0
 #: columns an explain input (positions.parquet of a run, or the history's explain_inputs) must hold
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "instrument", "quantity", "underlying", "kind", "settlement", "option_type", "strike", "contract_size",
-    "spot", "time_to_expiry", "rate", "iv", "forward", "status", "value_usd", "delta", "gamma", "vega_usd",
-    "theta_usd", "rho_usd", "vanna", "volga")
+#: (the columns the history's explain_inputs keeps: core.explain_inputs SUMMED and CONTEXT)
+REQUIRED_COLUMNS: tuple[str, ...] = ("instrument", "quantity", *_CONTEXT,
+                                     *(c for c in _SUMMED if c != "quantity"))
 #: change of a position between the runs
 CHANGES: tuple[str, ...] = ("held", "new", "closed", "resized", "expired")
 _KEY_SEP = "\x1f"
@@ -95,8 +95,7 @@ class ExplainResult:
 def load_run(folder: str | Path) -> RunSnapshot:
     """Read the positions (``positions.parquet``, else ``positions.arrow``) and ``summary.json``
     of a ``gpuskew run`` output folder."""
-    import pyarrow.ipc as ipc
-    import pyarrow.parquet as pq
+    from gpuskew.io import read_table
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -114,14 +113,7 @@ def load_run(folder: str | Path) -> RunSnapshot:
         as_of = to_utc(summary["as_of"], source=str(summary_path))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(str(summary_path), "as_of", f"unreadable run summary ({exc})") from exc
-    try:
-        if pos_path.suffix == ".parquet":
-            table = pq.read_table(pos_path)
-        else:
-            with ipc.open_file(pa.memory_map(str(pos_path))) as reader:
-                table = reader.read_all()
-    except (pa.ArrowException, OSError) as exc:
-        raise InvalidInput(str(pos_path), None, f"unreadable ({exc})") from exc
+    table = read_table(pos_path)  # InvalidInput naming the file when unreadable
     check_inputs(table, str(pos_path))
     levels = [tuple(lv) for lv in summary.get("group_by", []) if lv]
     return RunSnapshot(table, as_of, levels, str(folder))
@@ -386,8 +378,13 @@ def group_explain(rows: pa.Table, tags: Sequence[str], levels: Sequence[tuple[st
     from gpuskew.core.groups import group_positions
     from gpuskew.core.reduction import plan_segmented_sum
 
-    names = sorted({u for u in rows["underlying"].to_pylist() if u is not None})
-    ucode = np.array([names.index(u) for u in rows["underlying"].to_pylist()], dtype=np.int32)
+    und = rows["underlying"]
+    if pa.types.is_dictionary(und.type):
+        und = und.cast(und.type.value_type)
+    if und.null_count:
+        raise ValueError("explain rows without an underlying")
+    names = sorted(pc.unique(und).to_pylist())
+    ucode = pc.index_in(und, value_set=pa.array(names, und.type)).to_numpy().astype(np.int32)
     values = np.ascontiguousarray(np.stack([rows[c].to_numpy() for c in TERM_COLUMNS])) if rows.num_rows \
         else np.zeros((len(TERM_COLUMNS), 0))
     changed = (np.asarray(rows["change"].to_pylist(), dtype=object) != "held") if rows.num_rows else np.zeros(0, bool)

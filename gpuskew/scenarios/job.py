@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from gpuskew import __version__, schema
 from gpuskew.core.backend import Backend, resolve_backend
-from gpuskew.core.book import Book, FlatPositions
+from gpuskew.core.book import Book, FlatPositions, _held_ucode
 from gpuskew.core.engine import (HELD_MARKET_COLUMNS, Priced, as_of_micros, check_finite, device_plan, level_grouping,
                                  parse_as_of, price_positions)
 from gpuskew.core.reduction import plan_segmented_sum
@@ -114,12 +114,17 @@ class ScenarioJob:
         self.backend = resolve_backend(backend, len(book))
         self.progress = progress
         flat = self.flat = book.flat()
-        self.T = flat.time_to_expiry(as_of_micros(self.when))
         b = self.backend
         self.finest = max(reversed([()] + self.levels), key=len)
         priced = price_positions(book, self.when, b)
         b.synchronize()
         self.greeks, self.status = priced.out, priced.status
+        self.T = priced.T  # per position (the engine's), host
+        self.h_T = flat.held_time_to_expiry(as_of_micros(self.when))  # per held instrument
+        #: what does not change between runs: the risk vectors' unit contracts priced (built by the
+        #: first run), the inverse-settled positions per group of each summed level
+        self._risk_base: RiskVectorBase | None = None
+        self._n_inverse: dict[tuple[str, ...], np.ndarray] = {}
         self.cols = resident_columns(book, b, priced)
         from gpuskew.core.backend import CpuBackend
 
@@ -146,13 +151,17 @@ class ScenarioJob:
             sums[level] = (grouping, b.segmented_sum(out, *device_plan(self.book, b, grouping)))
             check_finite(sums[level][1], values, self.book, grouping, names=(),
                          what="a scenario revaluation is not finite")
-        inverse = flat.settle == 1
-        n_inverse = {level: np.bincount(g.codes[inverse], minlength=g.n_groups) for level, (g, _) in sums.items()}
+        for level, (g, _) in sums.items():
+            if level not in self._n_inverse:
+                self._n_inverse[level] = np.bincount(g.codes[flat.settle == 1], minlength=g.n_groups)
+        n_inverse = {level: self._n_inverse[level] for level in sums}  # scenario_tables adds the coarser ones
         coarser = {level: level_grouping(self.book, flat, level) for level in [()] + self.levels if level not in sums}
         scenarios, worst_rows = scenario_tables(self.levels, _tag_names(self.book, self.levels), sums, n_inverse,
                                                 grid, flat.underlying_spot, self._host, coarser)
         t2 = time.perf_counter()
-        risk_vectors = risk_vector_table(self.book, flat, self.T, grid)
+        if self._risk_base is None:
+            self._risk_base = RiskVectorBase.of(self.book, flat, h_T=self.h_T)
+        risk_vectors = self._risk_base.table(grid)
         t3 = time.perf_counter()
         timings = dict(self.timings, scenario_kernel=round(t1 - t0, 6), group_sums=round(t2 - t1, 6),
                        risk_vectors=round(t3 - t2, 6))
@@ -170,7 +179,8 @@ class ScenarioJob:
                                 self.risk_vector_count())
 
     def risk_vector_count(self) -> int:
-        return int(np.unique(self.flat.instrument_index).size)
+        """The instruments held (one risk vector each)."""
+        return int(self.flat.held_row.size)
 
 
 def scenario_summary(book: Book, backend: tuple[str, str, str], requested: str, when: datetime,
@@ -274,9 +284,7 @@ def resident_columns(book: Book, backend: Backend, priced: Priced) -> dict[str, 
     if key not in book._cache:
         resident = {name: backend.to_device(getattr(flat, name))
                     for name in ("pos_inst", "qty", "entry", "h_kind", "h_settle", "h_cp", "h_csize", "h_strike")}
-        held_ucode = np.empty(flat.held_row.size, dtype=np.int32)
-        held_ucode[flat.pos_inst] = flat.underlying_code
-        resident["h_ucode"] = backend.to_device(held_ucode)
+        resident["h_ucode"] = backend.to_device(_held_ucode(flat))
         book._cache[key] = resident
     cols = dict(book._cache[key])
     for name in HELD_MARKET_COLUMNS:
@@ -380,58 +388,88 @@ def _group_table(level: tuple[str, ...], tags: list[str], grouping: Grouping, su
 def risk_vector_table(book: Book, flat: FlatPositions, T: np.ndarray, grid: ScenarioGrid) -> pa.Table:
     """risk_vectors.parquet: one contract of every instrument held, revalued under the grid (CPU
     kernels; a few thousand rows at most). In the settlement currency: coins for inverse
-    instruments (V'/S' - V/S), USD for linear ones; extended entries weighted."""
-    from gpuskew.kernels import cpu, instruments as ki, scenarios as ks
+    instruments (V'/S' - V/S), USD for linear ones; extended entries weighted. ``T``: each
+    position's time to expiry. (A job revalued under many grids keeps :class:`RiskVectorBase`.)"""
+    h_T = np.empty(flat.held_row.size, dtype=np.float64)
+    h_T[flat.pos_inst] = T  # every position of an instrument has its T
+    return RiskVectorBase.of(book, flat, h_T=h_T).table(grid)
 
-    inst_rows, first = np.unique(flat.instrument_index, return_index=True)
-    k = first
-    m = k.size
-    greeks = np.empty((ki.N_MEASURES, m))
-    status = np.empty(m, dtype=np.int8)
-    one = np.ones(m)
-    zero = np.zeros(m)
-    args = (flat.kind[k], flat.settle[k], flat.cp[k], one, flat.csize[k], flat.strike[k], T[k], flat.S[k],
-            flat.fwd[k], flat.r[k], flat.vol[k], zero)
-    cpu.position_greeks(*args, greeks, status)
-    pnl = np.empty((grid.n_scenarios, m))
-    taylor = np.empty((ks.N_TAYLOR, m))
-    ucode = np.ascontiguousarray(flat.underlying_code[k])
-    qv = np.empty((grid.n_scenarios + ks.N_QS_EXTRA, m))
-    cpu.instrument_scenario_values(flat.kind[k], flat.cp[k], flat.strike[k], T[k], flat.S[k], flat.fwd[k], flat.r[k],
-                                   flat.vol[k], ucode, grid.moves, grid.vol_case, grid.vparams, qv)
-    cpu.scenario_pnl(np.arange(m, dtype=np.int64), one, zero, flat.kind[k], flat.settle[k], flat.csize[k], T[k],
-                     flat.S[k], flat.vol[k], ucode, greeks, grid.moves, grid.vol_case, qv, pnl, taylor)
-    # the unit position's base value: a perpetual or future without an entry price is worth 0 both
-    # here and with the scenarios' entry (its base forward), so V is the greeks' value
-    value = greeks[ki.M_VALUE_USD]
-    u = flat.underlying_code[k]
-    moves = grid.moves[u].T  # (scenarios x instruments)
-    weights = grid.weights[u].T
-    coin = ks.coin_pnl(pnl, value[None, :], flat.S[k][None, :], moves)
-    inverse = flat.settle[k] == ki.SETTLE_INVERSE
-    native = np.where(inverse[None, :], coin, pnl)
-    ext = grid.extended
-    inst = book.instruments
-    names = inst["instrument"].take(pa.array(inst_rows)).to_pylist()
-    unds = [flat.underlying_names[i] for i in u]
 
-    def lists(a: np.ndarray) -> pa.Array:
-        return pa.array([a[:, i].tolist() for i in range(m)], pa.list_(pa.float64()))
+@dataclass
+class RiskVectorBase:
+    """The held instruments' unit contracts priced once (they do not depend on the grid): the
+    columns of :func:`risk_vector_table` per held instrument and their greeks."""
 
-    cols = {
-        "instrument": pa.array(names, pa.string()),
-        "underlying": pa.array(unds, pa.string()),
-        "kind": inst["kind"].take(pa.array(inst_rows)).combine_chunks(),
-        "settlement": inst["settlement"].take(pa.array(inst_rows)).combine_chunks(),
-        "settlement_currency": pa.array([und if inv else "USD" for und, inv in zip(unds, inverse)], pa.string()),
-        "standard": lists(native[~ext]),
-        "extended": lists((weights * native)[ext]),
-        "standard_usd": lists(pnl[~ext]),
-        "extended_usd": lists((weights * pnl)[ext]),
-    }
-    spec = schema.RISK_VECTORS.arrow_schema()
-    table = pa.table([cols[f.name].cast(f.type) for f in spec], schema=spec)
-    return table.sort_by([("underlying", "ascending"), ("instrument", "ascending")])
+    cols: dict[str, np.ndarray]
+    ucode: np.ndarray
+    greeks: np.ndarray
+    names: pa.Array
+    unds: list[str]
+    kinds: pa.Array
+    settlements: pa.Array
+
+    @classmethod
+    def of(cls, book: Book, flat: FlatPositions, *, h_T: np.ndarray) -> "RiskVectorBase":
+        """``h_T``: each held instrument's time to expiry (``flat.held_time_to_expiry``)."""
+        from gpuskew.kernels import cpu, instruments as ki
+
+        m = flat.held_row.size
+        cols = {"kind": flat.h_kind, "settle": flat.h_settle, "cp": flat.h_cp, "csize": flat.h_csize,
+                "strike": flat.h_strike, "T": np.ascontiguousarray(h_T, dtype=np.float64), "S": flat.h_S,
+                "fwd": flat.h_fwd, "r": flat.h_r, "vol": flat.h_vol}
+        greeks = np.empty((ki.N_MEASURES, m))
+        status = np.empty(m, dtype=np.int8)
+        c = cols
+        cpu.position_greeks(c["kind"], c["settle"], c["cp"], np.ones(m), c["csize"], c["strike"], c["T"], c["S"],
+                            c["fwd"], c["r"], c["vol"], np.zeros(m), greeks, status)
+        ucode = _held_ucode(flat)
+        inst = book.instruments
+        rows = pa.array(flat.held_row)
+        return cls(cols, ucode, greeks, inst["instrument"].take(rows).combine_chunks(),
+                   [flat.underlying_names[i] for i in ucode], inst["kind"].take(rows).combine_chunks(),
+                   inst["settlement"].take(rows).combine_chunks())
+
+    def table(self, grid: ScenarioGrid) -> pa.Table:
+        """risk_vectors.parquet under ``grid``."""
+        from gpuskew.kernels import cpu, instruments as ki, scenarios as ks
+
+        c, ucode, m = self.cols, self.ucode, self.ucode.size
+        one, zero = np.ones(m), np.zeros(m)
+        pnl = np.empty((grid.n_scenarios, m))
+        taylor = np.empty((ks.N_TAYLOR, m))
+        qv = np.empty((grid.n_scenarios + ks.N_QS_EXTRA, m))
+        cpu.instrument_scenario_values(c["kind"], c["cp"], c["strike"], c["T"], c["S"], c["fwd"], c["r"], c["vol"],
+                                       ucode, grid.moves, grid.vol_case, grid.vparams, qv)
+        cpu.scenario_pnl(np.arange(m, dtype=np.int64), one, zero, c["kind"], c["settle"], c["csize"], c["T"],
+                         c["S"], c["vol"], ucode, self.greeks, grid.moves, grid.vol_case, qv, pnl, taylor)
+        # the unit position's base value: a perpetual or future without an entry price is worth 0
+        # both here and with the scenarios' entry (its base forward), so V is the greeks' value
+        value = self.greeks[ki.M_VALUE_USD]
+        moves = grid.moves[ucode].T  # (scenarios x instruments)
+        weights = grid.weights[ucode].T
+        coin = ks.coin_pnl(pnl, value[None, :], c["S"][None, :], moves)
+        inverse = c["settle"] == ki.SETTLE_INVERSE
+        native = np.where(inverse[None, :], coin, pnl)
+        ext = grid.extended
+
+        def lists(a: np.ndarray) -> pa.Array:
+            return pa.array([a[:, i].tolist() for i in range(m)], pa.list_(pa.float64()))
+
+        cols = {
+            "instrument": self.names.cast(pa.string()),
+            "underlying": pa.array(self.unds, pa.string()),
+            "kind": self.kinds,
+            "settlement": self.settlements,
+            "settlement_currency": pa.array([und if inv else "USD" for und, inv in zip(self.unds, inverse)],
+                                            pa.string()),
+            "standard": lists(native[~ext]),
+            "extended": lists((weights * native)[ext]),
+            "standard_usd": lists(pnl[~ext]),
+            "extended_usd": lists((weights * pnl)[ext]),
+        }
+        spec = schema.RISK_VECTORS.arrow_schema()
+        table = pa.table([cols[f.name].cast(f.type) for f in spec], schema=spec)
+        return table.sort_by([("underlying", "ascending"), ("instrument", "ascending")])
 
 
 def run_scenarios(book: Book, as_of: str | datetime | None = None, backend: str = "auto",

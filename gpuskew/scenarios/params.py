@@ -25,8 +25,6 @@ naming the file, the dotted key and the rule.
 
 from __future__ import annotations
 
-import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -35,11 +33,7 @@ from typing import Any
 import numpy as np
 
 from gpuskew.errors import InvalidConfig
-
-if sys.version_info >= (3, 11):  # pragma: no cover - version dependent
-    import tomllib as _toml
-else:  # pragma: no cover
-    import tomli as _toml
+from gpuskew.policy.limits import ConfigChecker, read_toml
 
 #: spot buckets on each side of 0: 9 standard spot moves (Deribit's ``buckets_count`` = 4)
 BUCKETS: int = 4
@@ -109,12 +103,8 @@ class ScenarioConfig:
 
 
 def _number(source: str, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidConfig(source, key, value, "must be a number")
-    value = float(value)
-    if not math.isfinite(value):
-        raise InvalidConfig(source, key, value, "must be finite")
-    return value
+    """A finite number of sane magnitude (the limits files' checks: huge integers, inf, nan refused)."""
+    return ConfigChecker(source).number(key, value)
 
 
 def _check(source: str, prefix: str, p: MatrixParams) -> None:
@@ -188,11 +178,5 @@ def load_scenario_config(path: str | Path | None) -> ScenarioConfig:
     if path is None:
         return ScenarioConfig()
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            data = _toml.load(fh)
-    except OSError as exc:
-        raise InvalidConfig(str(path), "<file>", None, f"cannot read: {exc.strerror or exc}") from exc
-    except _toml.TOMLDecodeError as exc:
-        raise InvalidConfig(str(path), "<file>", None, f"not valid TOML: {exc}") from exc
-    return parse_scenario_config(data, str(path))
+    # read_toml: unreadable, non-UTF-8, invalid or hostilely nested files -> InvalidConfig "(file)"
+    return parse_scenario_config(read_toml(path), str(path))

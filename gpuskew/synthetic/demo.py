@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import calendar
 import math
-import os
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -600,23 +599,24 @@ def make_demo_book(n_positions: int = 20_000, seed: int = 7,
 
 
 def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    """``table`` as ``fmt`` at ``path``, atomically (:func:`gpuskew.io.atomic.write_atomic`: a
+    unique temporary name, fsync, rename)."""
+    from gpuskew.io.atomic import write_atomic
+
+    def write(f: Any) -> None:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            pq.write_table(table, tmp, compression="zstd")
+            pq.write_table(table, f, compression="zstd")
         elif fmt == "csv":
             import pyarrow.csv as pcsv
 
-            pcsv.write_csv(table, tmp)
+            pcsv.write_csv(table, f)
         else:
-            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            with pa.ipc.new_file(f, table.schema) as w:
                 w.write_table(table)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    write_atomic(path, write)
 
 
 def write_demo_book(book_dir: Path, n_positions: int = 20_000, seed: int = 7,

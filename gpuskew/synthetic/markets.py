@@ -71,7 +71,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,8 @@ import pyarrow.compute as pc
 from gpuskew.errors import InvalidInput
 from gpuskew.policy.limits import ConfigChecker
 from gpuskew.schema import SECONDS_PER_YEAR
-from gpuskew.timeutil import iso_z, to_utc
+from gpuskew.timeutil import from_micros, iso_z, to_micros, to_utc
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Spot models of a synthetic market.
 SPOT_MODELS: tuple[str, ...] = ("gbm", "merton", "svcj")
 #: Deribit's funding damper: premium rates within +/- this give zero funding (per period).
@@ -486,14 +485,11 @@ def _timestamps_us(col: pa.ChunkedArray, source: str) -> np.ndarray:
         return pc.cast(col.cast(pa.timestamp("us", tz="UTC")), pa.int64()).to_numpy()
     values = col.to_pylist()
     out = np.empty(len(values), dtype=np.int64)
-    epoch = _EPOCH
     for i, v in enumerate(values):
         try:
-            t = to_utc(v if isinstance(v, datetime) else str(v), source=f"{source}, column 'ts', row {i}")
+            out[i] = to_micros(v if isinstance(v, datetime) else str(v), source=f"{source}, column 'ts', row {i}")
         except TypeError:
             raise InvalidInput(source, "ts", "must be an ISO 8601 timestamp", rows=[i], values=[v]) from None
-        d = t - epoch
-        out[i] = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
     return out
 
 
@@ -594,7 +590,7 @@ def recorded_market(folder: str | Path, book: Any, step_seconds: float = 60.0) -
         else:
             atm[0, j] = level
     rate = np.array([defaults[n]["rate"] for n in names])
-    start = _EPOCH + timedelta(microseconds=int(t0))
+    start = from_micros(int(t0))
     return MarketPaths(start, step_us / 1e6, names, spot, atm, fund, rate, source=f"recorded:{folder}",
                        models={n: "recorded" for n in names})
 
@@ -637,8 +633,7 @@ def flow_folder(folder: str | Path, book: Any, market: MarketPaths) -> Flow:
     folder = Path(folder)
     known = set(book.instruments["instrument"].to_pylist())
     tags = list(book.tags)
-    d = market.start - _EPOCH
-    start_us = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+    start_us = to_micros(market.start)
     end_us = start_us + int(round(market.n_steps * market.step_seconds * 1e6))
     seen: set[str] = set()
     dup = 0

@@ -90,23 +90,34 @@ class DemoSimulation:
 
     # -- client flow ---------------------------------------------------------------------------------
     def _option_prices(self, book, quotes: pa.Table, rows: np.ndarray) -> np.ndarray:
-        """Black-76 value per coin (USD) of the option positions ``rows``, at the new quotes."""
-        from gpuskew.kernels.black76 import black76
+        """Black-76 value per coin (USD) of the option positions ``rows``, at the new quotes
+        (``kernels.cpu.position_values`` of one coin, r = 0; T at least 1e-6 years; the index price
+        without a forward quote, vol 0.5 without an iv); at least F * 1e-4."""
+        from gpuskew.kernels import cpu, instruments as ki
+        from gpuskew.timeutil import to_micros
 
-        pos, inst = book.positions, book.instruments
-        names = pos["instrument"].take(pa.array(rows)).to_pylist()
-        irow = dict(zip(inst["instrument"].to_pylist(), range(inst.num_rows)))
-        q = dict(zip(quotes["instrument"].to_pylist(), zip(quotes["iv"].to_pylist(), quotes["forward"].to_pylist())))
-        spot = dict(zip(book.underlyings["underlying"].to_pylist(), book.underlyings["spot"].to_pylist()))
-        out = np.empty(rows.size)
-        for k, name in enumerate(names):
-            r = inst.slice(irow[name], 1).to_pylist()[0]
-            iv, fwd = q.get(name, (None, None))
-            T = max((r["expiry"] - self.as_of).total_seconds() / SECONDS_PER_YEAR, 1e-6)
-            F = fwd or spot[r["underlying"]]
-            value = black76(r["option_type"] == "call", F, r["strike"], T, 0.0, iv or 0.5)[0]
-            out[k] = max(value, F * 1e-4)
-        return out
+        inst = book.instruments
+        names = book.positions["instrument"].take(pa.array(rows))
+        i = pc.index_in(names, value_set=inst["instrument"]).to_numpy()
+        n = rows.size
+        cp = np.where(pc.equal(inst["option_type"].take(pa.array(i)), "call").fill_null(False)
+                      .to_numpy(zero_copy_only=False), ki.CALL, ki.PUT).astype(np.int8)
+        strike = inst["strike"].take(pa.array(i)).fill_null(0.0).to_numpy(zero_copy_only=False).astype(np.float64)
+        expiry = inst["expiry"].take(pa.array(i)).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        T = np.maximum((expiry.to_numpy(zero_copy_only=False) - to_micros(self.as_of)) / 1e6 / SECONDS_PER_YEAR, 1e-6)
+        q = pc.index_in(names, value_set=quotes["instrument"])
+        iv = pc.take(quotes["iv"], q).to_numpy(zero_copy_only=False)
+        fwd = pc.take(quotes["forward"], q).to_numpy(zero_copy_only=False)
+        und = book.underlyings
+        spot = und["spot"].to_numpy()[pc.index_in(inst["underlying"].take(pa.array(i)),
+                                                  value_set=und["underlying"]).to_numpy()]
+        # a missing or zero quote takes the default (nulls read as NaN)
+        F = np.where(np.isnan(fwd) | (fwd == 0), spot, fwd).astype(np.float64)
+        vol = np.where(np.isnan(iv) | (iv == 0), 0.5, iv).astype(np.float64)
+        out = np.empty(n)
+        cpu.position_values(np.full(n, ki.KIND_OPTION, np.int8), np.full(n, ki.SETTLE_LINEAR, np.int8), cp,
+                            np.ones(n), np.ones(n), strike, T, spot, F, np.zeros(n), vol, np.zeros(n), out)
+        return np.maximum(out, F * 1e-4)
 
     def _client_flow(self, book, quotes: pa.Table) -> pa.Table | None:
         pos = book.positions
