@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log
+from gpuskew.cli.common import command, emit_json, handle_errors, log
 from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, group_by_option,
                                  json_option, limits_option, out_options, sweep_on)
 
@@ -78,7 +78,7 @@ risk_aversion_option = click.option(
     envvar="GPUSKEW_RISK_AVERSION", help="Absolute risk aversion of the certainty equivalent, 1/USD.")
 
 
-@click.command()
+@command()
 @click.argument("book_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--policies", "policies_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               envvar="GPUSKEW_POLICIES",

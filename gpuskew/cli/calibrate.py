@@ -19,12 +19,12 @@ from pathlib import Path
 import click
 
 from gpuskew.cli.backtest import full_every_option, load_market, market_options, risk_aversion_option
-from gpuskew.cli.common import emit_json, handle_errors, log, safe
+from gpuskew.cli.common import command, emit_json, handle_errors, log, safe
 from gpuskew.cli.options import (backend_option, cluster_option, config_option, group_by_option, json_option,
                                  limits_option, out_options, sweep_on)
 
 
-@click.command()
+@command()
 @click.argument("book_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @limits_option
 @out_options

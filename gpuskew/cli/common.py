@@ -51,6 +51,43 @@ def _wants_json() -> bool:
     return bool(ctx is not None and ctx.params.get("as_json"))
 
 
+class Command(click.Command):
+    """A command whose usage errors found while its options are parsed (a bad ``--cluster`` spec, a
+    value outside a choice) also print the JSON error line when ``--json`` is asked for (on the
+    command line, in GPUSKEW_JSON or a --config file), as errors raised while it runs do."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if _json_asked(self, ctx, given):
+                emit_json({"status": "error", "exit_code": EXIT_INVALID, "error": exc.format_message()})
+            raise
+
+
+def _json_asked(command: click.Command, ctx: click.Context, args: list[str]) -> bool:
+    """Whether ``--json`` is on for a command whose arguments failed to parse (best effort)."""
+    param = next((p for p in command.params if p.name == "as_json"), None)
+    if param is None:
+        return False
+    try:
+        opts, _, _ = command.make_parser(ctx).parse_args(args=list(args))
+        value = opts.get("as_json")
+        if value is None:
+            value = param.resolve_envvar_value(ctx)
+        if value is None:
+            value = ctx.lookup_default("as_json")
+        return bool(value is not None and param.type_cast_value(ctx, value))
+    except (click.ClickException, ValueError, TypeError):
+        return False
+
+
+def command(**kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]:
+    """``click.command`` with :class:`Command` (every gpuskew command is declared with it)."""
+    return click.command(cls=Command, **kwargs)
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Map domain errors to their exit codes, with one clear line on stderr and no traceback."""
 
@@ -84,4 +121,4 @@ def _fail(message: str, code: int, label: str) -> None:
     sys.exit(code)
 
 
-__all__ = ["safe", "log", "stderr_is_tty", "emit_json", "handle_errors"]
+__all__ = ["safe", "log", "stderr_is_tty", "emit_json", "handle_errors", "Command", "command"]

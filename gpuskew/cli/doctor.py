@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors
+from gpuskew.cli.common import command, emit_json, handle_errors
 
 
 def _version(dist: str) -> str:
@@ -41,7 +41,7 @@ def collect() -> dict:
     }
 
 
-@click.command()
+@command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one JSON line).")
 @handle_errors
 def doctor(as_json: bool) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log, safe
+from gpuskew.cli.common import command, emit_json, handle_errors, log, safe
 from gpuskew.cli.options import config_option, group_by_option, json_option, out_options
 
 #: files of an explain output folder (summary.json last: the commit marker)
@@ -16,7 +16,7 @@ EXPLAIN_DISPLAY = ("actual", "delta", "gamma", "vega", "theta", "vanna", "volga"
                    "residual_flag")
 
 
-@click.command()
+@command()
 @click.argument("run_from", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("run_to", type=click.Path(file_okay=False, path_type=Path))
 @out_options

@@ -128,17 +128,39 @@ plausibility_options = _compose(
                  help="... about expiries further than this many years after as_of."),
 )
 
+def _cluster_spec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--cluster, checked once while the options are read (before any work): the spec without
+    surrounding blanks, None for one process (nothing, '' or 'none'); a malformed spec, or a spec
+    without Dask installed, is a usage error (exit 2)."""
+    if value is None or str(value).strip().lower() in ("", "none"):
+        return None
+    import importlib.util
+
+    from gpuskew.distributed.executor import INSTALL_ADVICE, parse_spec
+    from gpuskew.errors import InvalidConfig
+
+    spec = str(value).strip()
+    try:
+        parse_spec(spec)
+    except InvalidConfig as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if importlib.util.find_spec("distributed") is None:
+        raise click.BadParameter(f"{spec} needs Dask, which is not installed: {INSTALL_ADVICE}")
+    return spec
+
+
 cluster_option = click.option(
-    "--cluster", "cluster", default=None, envvar="GPUSKEW_CLUSTER", metavar="SPEC",
+    "--cluster", "cluster", default=None, envvar="GPUSKEW_CLUSTER", metavar="SPEC", callback=_cluster_spec,
     help="Run the work in shards on a Dask cluster: local:N (N worker processes here, one thread each), "
          "tcp://HOST:PORT (an existing scheduler) or none (one process). Needs gpuskew[distributed].")
+
 
 def sweep_on(cluster: str | None) -> Any:
     """A context giving the sweep function of a job with ``--cluster`` (None without one: the job's
     own sweep in this process); gpuskew.distributed and Dask are imported only with a cluster."""
     from contextlib import nullcontext
 
-    if not cluster or cluster.strip().lower() == "none":
+    if cluster is None:
         return nullcontext(None)
     from gpuskew.distributed.sweep import sweep_on as on_cluster
 

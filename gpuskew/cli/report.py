@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log
+from gpuskew.cli.common import command, emit_json, handle_errors, log
 from gpuskew.cli.options import config_option, history_option, json_option
 
 
-@click.command()
+@command()
 @history_option
 @click.option("--from", "start", default=None, envvar="GPUSKEW_FROM",
               help="First as_of to include (ISO 8601, UTC; a date alone means 08:00).")

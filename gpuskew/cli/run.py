@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log, safe, stderr_is_tty
+from gpuskew.cli.common import command, emit_json, handle_errors, log, safe, stderr_is_tty
 from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, demo_options,
                                  group_by_option, history_option, json_option, limits_option, out_options,
                                  plausibility_options, strict_option)
@@ -48,7 +48,7 @@ def _file_hash(path: Path | None) -> str | None:
     return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@click.command()
+@command()
 @click.argument("book_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @out_options
 @click.option("--demo", is_flag=True, help="Run on the seeded demo book (and the example limits) instead of BOOK_DIR.")
@@ -91,14 +91,10 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
         raise click.UsageError("give either BOOK_DIR or --demo (not both)")
     if demo_steps > 1 and not demo:
         raise click.UsageError("--demo-steps needs --demo")
-    sharding = bool(cluster) and cluster.strip().lower() != "none"
+    sharding = cluster is not None  # checked by --cluster's callback
     if sharding and demo:
         raise click.UsageError("--cluster shards a BOOK_DIR (write the demo book with `gpuskew demo DIR "
                                "--partitioned`); it does not take --demo")
-    if sharding:
-        from gpuskew.distributed.executor import parse_spec
-
-        parse_spec(cluster)  # a malformed spec is refused before any work
     out = check_out_target(out_dir, book_dir, overwrite, RUN_FILES)
     if history is not None:
         history_abs = Path(os.path.abspath(history))
