@@ -11,7 +11,6 @@ exit code.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import sys
@@ -43,7 +42,9 @@ def stderr_is_tty() -> bool:
 
 def emit_json(obj: dict) -> None:
     """The one JSON line of ``--json`` on stdout (compact, sorted keys, no NaN)."""
-    click.echo(json.dumps(obj, separators=(",", ":"), sort_keys=True, allow_nan=False, default=str))
+    from gpuskew.io.atomic import dumps_json
+
+    click.echo(dumps_json(obj, compact=True))
 
 
 def _wants_json() -> bool:

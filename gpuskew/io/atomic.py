@@ -30,7 +30,7 @@ import pyarrow as pa
 from gpuskew.errors import EXIT_INVALID, GpuskewError
 
 __all__ = ["OutputExists", "OutputStage", "write_atomic", "write_parquet", "write_arrow", "write_json", "write_text",
-           "dumps_json", "publish_run", "check_output_free", "PARQUET_ROW_GROUP_SIZE", "COMMIT_MARKER"]
+           "dumps_json", "json_default", "publish_run", "check_output_free", "PARQUET_ROW_GROUP_SIZE", "COMMIT_MARKER"]
 
 #: Rows per Parquet row group of every output file (fixed, so that output bytes are deterministic).
 PARQUET_ROW_GROUP_SIZE: int = 1_048_576
@@ -127,25 +127,31 @@ def write_arrow(table: pa.Table, path: str | Path) -> None:
     write_atomic(Path(path), write)
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """The ``default`` of every JSON gpuskew writes: dates and paths as text, numpy arrays as lists,
+    numpy scalars as Python numbers (a non-finite float refused, as ``allow_nan=False`` does);
+    anything else is a TypeError (never its ``str``)."""
     if isinstance(obj, (datetime, date)):
         return obj.isoformat()
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+    if getattr(obj, "ndim", 0) and callable(getattr(obj, "tolist", None)):  # numpy array (before .item(),
+        return obj.tolist()                                                # which fails on > 1 element)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar, 0-d array
         value = obj.item()
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"out of range float value {value!r} is not JSON compliant")
         return value
-    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy array
-        return obj.tolist()
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
 
 
-def dumps_json(obj: Any) -> str:
-    """The JSON text :func:`write_json` writes: indent 2, sorted keys, no NaN/inf, trailing newline."""
+def dumps_json(obj: Any, *, compact: bool = False) -> str:
+    """The JSON text :func:`write_json` writes: indent 2, sorted keys, no NaN/inf, trailing newline;
+    ``compact``: one line, no spaces, no newline, ASCII only (the ``--json`` line of the CLI)."""
+    if compact:
+        return json.dumps(obj, separators=(",", ":"), sort_keys=True, allow_nan=False, default=json_default)
     return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False,
-                      default=_json_default) + "\n"
+                      default=json_default) + "\n"
 
 
 def write_json(obj: Any, path: str | Path) -> None:
