@@ -298,3 +298,44 @@ def test_report_table_from_in_memory_tables_without_run_ids():
     row = report_table(adherence, hedges).to_pylist()[0]
     assert (row["hedge_proposals"], row["hedge_contracts_abs"]) == (1, 7.0)
     assert row["fraction_in_band"] == 0.5 and row["mean_time_to_recover_minutes"] == 10.0
+
+
+def test_overwriting_a_report_removes_the_charts_of_the_earlier_report(tmp_path):
+    """A report re-run over an earlier one (--overwrite) leaves no file the new summary.json does
+    not list: the chart of an underlying outside the new period goes."""
+    pytest.importorskip("matplotlib")
+    root = tmp_path / "h"
+    for i, t in enumerate(times(4)):
+        rows = [(BTC, 0.1 * i)] + ([(ETH, 0.2)] if i < 2 else [])
+        append_run(root, t, {"adherence": make_adherence(rows, t)}, f"r{i}")
+    out = tmp_path / "out"
+    first = build_report(root, out)
+    assert "delta_ETH.png" in first["files"] and (out / "delta_ETH.png").is_file()
+    (out / "notes.txt").write_text("mine")  # a file no report wrote stays
+    second = build_report(root, out, start=times(4)[2], overwrite=True)
+    assert "delta_ETH.png" not in second["files"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*second["files"], "notes.txt"])
+
+
+def test_publish_run_removes_what_the_earlier_summary_listed_only_with_overwrite(tmp_path):
+    from gpuskew.io import publish_run
+    from gpuskew.io.atomic import listed_outputs
+
+    out = tmp_path / "out"
+    (tmp_path / "outside.txt").write_text("keep")
+
+    def text(value):
+        return lambda p: p.write_text(value)
+
+    summary = {"files": ["a.txt", "b.txt", "../outside.txt", "/etc/passwd", 3],
+               "outputs": {"files": ["c.txt", "summary.json"]}}
+    publish_run(out, {"a.txt": text("a"), "b.txt": text("b"), "c.txt": text("c"),
+                      "summary.json": text(json.dumps(summary))}, overwrite=False)
+    assert listed_outputs(out) == ["a.txt", "b.txt", "c.txt", "summary.json"]
+    publish_run(out, {"a.txt": text("a2"), "summary.json": text(json.dumps({"files": ["a.txt"]}))},
+                overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "summary.json"]
+    assert (tmp_path / "outside.txt").read_text() == "keep"
+    (out / "summary.json").write_text("not json")  # an unreadable marker: nothing removed, no error
+    publish_run(out, {"d.txt": text("d")}, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "d.txt", "summary.json"]

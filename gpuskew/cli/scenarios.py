@@ -64,9 +64,8 @@ def scenarios(book_dir: Path, out_dir: Path, overwrite: bool, as_of: str | None,
                                    progress=progress)
         result.summary["outputs"] = {"folder": str(out)}
         files = scenario_writers(result, with_report, progress)
-        # heatmaps an earlier run left in this folder (other underlyings) must not linger
-        old_maps = tuple(p.name for p in out.glob("heatmap_*.png")) if out.is_dir() else ()
-        publish_run(out, files, overwrite=overwrite, stale=SCENARIO_FILES + old_maps)
+        # heatmaps of an earlier run (other underlyings) go: its summary.json lists them
+        publish_run(out, files, overwrite=overwrite, stale=SCENARIO_FILES)
         progress("write")
     summary = result.summary
     for warning in summary["warnings"]:

@@ -30,7 +30,7 @@ import pyarrow as pa
 from gpuskew.errors import EXIT_INVALID, GpuskewError
 
 __all__ = ["OutputExists", "OutputStage", "write_atomic", "write_parquet", "write_arrow", "write_json", "write_text",
-           "dumps_json", "json_default", "publish_run", "check_output_free", "PARQUET_ROW_GROUP_SIZE", "COMMIT_MARKER"]
+           "dumps_json", "json_default", "publish_run", "listed_outputs", "check_output_free", "PARQUET_ROW_GROUP_SIZE", "COMMIT_MARKER"]
 
 #: Rows per Parquet row group of every output file (fixed, so that output bytes are deterministic).
 PARQUET_ROW_GROUP_SIZE: int = 1_048_576
@@ -233,6 +233,29 @@ def _remove(path: Path) -> None:
         os.remove(path)
 
 
+def _plain_name(name: object) -> bool:
+    return (isinstance(name, str) and bool(name) and name not in (".", "..") and "/" not in name
+            and os.sep not in name and not (os.altsep and os.altsep in name) and "\0" not in name)
+
+
+def listed_outputs(out_dir: str | Path) -> list[str]:
+    """The files the run published in ``out_dir`` lists in its commit marker (``summary.json``:
+    ``files`` or ``outputs.files``); plain file names only (a listed path is never followed); empty
+    when there is no readable marker."""
+    try:
+        summary = json.loads((Path(out_dir) / COMMIT_MARKER).read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(summary, dict):
+        return []
+    outputs = summary.get("outputs")
+    listed: list[object] = []
+    for files in (summary.get("files"), outputs.get("files") if isinstance(outputs, dict) else None):
+        if isinstance(files, list):
+            listed += files
+    return [n for n in dict.fromkeys(x for x in listed if _plain_name(x))]  # type: ignore[misc]
+
+
 class OutputStage:
     """The files of one run folder, written into a temporary folder on the target's filesystem
     (beside ``out_dir`` when it does not exist yet, inside it when it does), then published.
@@ -314,7 +337,8 @@ class OutputStage:
             if clash and not self.overwrite:
                 raise OutputExists(out_dir, clash)
             order = [n for n in names if n != COMMIT_MARKER] + [n for n in names if n == COMMIT_MARKER]
-            for n in stale:
+            earlier = listed_outputs(out_dir) if self.overwrite else []
+            for n in dict.fromkeys([*stale, *earlier]):
                 if n not in names and os.path.lexists(out_dir / n):
                     _remove(out_dir / n)
             for n in order:
@@ -357,9 +381,11 @@ def publish_run(out_dir: str | Path, files: Mapping[str, Callable[[Path], None]]
     * ``out_dir`` exists and already holds one of the names: :class:`OutputExists` unless
       ``overwrite``;
     * otherwise the files are moved in one by one with ``os.replace``, ``summary.json`` last (the
-      commit marker: a reader that sees the new ``summary.json`` sees the whole run); files named
-      in ``stale`` that this run does not write (outputs of an earlier, different run) are removed
-      first, so the folder never mixes two runs.
+      commit marker: a reader that sees the new ``summary.json`` sees the whole run); the files
+      this run does not write that are named in ``stale`` or, with ``overwrite``, listed by the
+      earlier run's ``summary.json`` (``files`` or ``outputs.files``: :func:`listed_outputs`, e.g. a
+      chart of an underlying the new run no longer has) are removed first, so the folder never
+      mixes two runs.
 
     Returns the final paths, in the order of ``files``.
     """
