@@ -30,7 +30,7 @@ import pyarrow as pa
 from gpuskew.errors import EXIT_INVALID, GpuskewError
 
 __all__ = ["OutputExists", "OutputStage", "write_atomic", "write_parquet", "write_arrow", "write_json", "write_text",
-           "dumps_json", "json_default", "publish_run", "listed_outputs", "check_output_free", "PARQUET_ROW_GROUP_SIZE", "COMMIT_MARKER"]
+           "dumps_json", "json_default", "publish_run", "listed_outputs", "check_output_free", "fsync_dir", "PARQUET_ROW_GROUP_SIZE", "COMMIT_MARKER"]
 
 #: Rows per Parquet row group of every output file (fixed, so that output bytes are deterministic).
 PARQUET_ROW_GROUP_SIZE: int = 1_048_576
@@ -64,9 +64,14 @@ def _tmp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
-    """Call ``write(binary_file)`` on a fresh temporary file next to ``path``, then rename it."""
+def write_atomic(path: Path, write: Callable[[Any], None], *, replace: bool = True) -> bool:
+    """Call ``write(binary_file)`` on a fresh temporary file next to ``path``, fsync it, then rename
+    it into place. ``replace=False``: never overwrite; the file is hard-linked into place (atomic,
+    fails when ``path`` exists) and False returned, without writing, when ``path`` already exists
+    (filesystems without hard links: an existence check, then a rename). True when written."""
     path = Path(path)
+    if not replace and os.path.lexists(path):
+        return False
     while True:
         tmp = _tmp_name(path)
         try:
@@ -79,7 +84,10 @@ def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+            return True
+        return _link_new(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -88,8 +96,32 @@ def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
         raise
 
 
-def write_parquet(table: pa.Table, path: str | Path) -> None:
-    """Write ``table`` to ``path`` as Parquet, atomically and deterministically.
+def _link_new(tmp: Path, path: Path) -> bool:
+    """Hard-link the finished ``tmp`` to ``path`` unless ``path`` exists, then drop ``tmp``."""
+    import errno
+
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            if os.path.lexists(path):  # pragma: no cover - filesystems without hard links
+                return False
+            os.replace(tmp, path)  # pragma: no cover
+        return True
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def write_parquet(table: pa.Table, path: str | Path, *, replace: bool = True) -> bool:
+    """Write ``table`` to ``path`` as Parquet, atomically and deterministically (``replace=False``:
+    never over an existing file, see :func:`write_atomic`; True when written).
 
     Same table, same pyarrow version -> byte-identical file: fixed codecs, fixed row group size
     (:data:`PARQUET_ROW_GROUP_SIZE` rows), no timestamps in the file metadata. Float columns (the
@@ -112,7 +144,7 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
         pq.write_table(table, f, compression=codecs, row_group_size=PARQUET_ROW_GROUP_SIZE,
                        write_statistics=with_statistics, use_dictionary=not_float)
 
-    write_atomic(Path(path), write)
+    return write_atomic(Path(path), write, replace=replace)
 
 
 def write_arrow(table: pa.Table, path: str | Path) -> None:
