@@ -7,7 +7,6 @@ in the history) -> tables (or the one --json line) -> exit 3 if --fail-on says s
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -40,12 +39,6 @@ def check_out_target(out_dir: Path, book_dir: Path | None, overwrite: bool, name
             raise InvalidInput(str(out_dir), None, f"--out is the book folder {book_dir} (through a link)")
     check_output_free(out, overwrite, names)
     return out
-
-
-def _file_hash(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @command()
@@ -85,6 +78,7 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
         as_json: bool) -> None:
     """Price a book, check it against its limits, and write the results to --out."""
     from gpuskew.cli.progress import ProgressBar, run_stages
+    from gpuskew.io.dataset import file_sha256
     from gpuskew.session import RUN_FILES, MemoryAlertState, NoAlertState, Plausibility, Session
 
     if demo == (book_dir is not None):
@@ -123,7 +117,8 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
     with ProgressBar(stages, enabled=stderr_is_tty() and not as_json) as progress:
         sharded = _sharded(book_dir, progress) if sharding else None
         book = sharded.book if sharded is not None else _load(book_dir, demo, demo_size, demo_seed, progress)
-        session = Session(book, limits, backend, state, group_by, limits_hash=_file_hash(limits_path),
+        limits_hash = None if limits_path is None else file_sha256(limits_path)
+        session = Session(book, limits, backend, state, group_by, limits_hash=limits_hash,
                           limits_source=str(limits_path) if limits_path else None, strict=strict,
                           plausibility=Plausibility(max_iv, max_abs_rate, max_expiry_years))
         from gpuskew.io import OutputStage

@@ -34,20 +34,17 @@ def run_sharded(book_dir, cluster=None, out=None, *, as_of=None, backend="auto",
     shards write their parts of the positions straight into the run's output stage; ``positions``:
     parquet, arrow or none). ``limits``: a limits file path (or None). Returns the
     :class:`ShardedStepResult`."""
-    from pathlib import Path
-
     from gpuskew.io import OutputStage
     from gpuskew.session import Session, position_file
 
     sharded = open_sharded_book(book_dir)
     parsed, limits_hash = None, None
     if limits is not None:
-        import hashlib
-
+        from gpuskew.io.dataset import file_sha256
         from gpuskew.policy.limits import load_limits
 
         parsed = load_limits(limits)
-        limits_hash = "sha256:" + hashlib.sha256(Path(limits).read_bytes()).hexdigest()
+        limits_hash = file_sha256(limits)
     session = Session(sharded.book, parsed, backend, state, group_by, limits_hash=limits_hash,
                       limits_source=None if limits is None else str(limits), strict=strict)
     with open_cluster(cluster) as handle:
