@@ -40,3 +40,20 @@ def test_json_files_take_numpy_arrays_of_any_size(tmp_path):
     with pytest.raises(ValueError):
         dumps_json({"a": np.array([1.0, np.nan])})
     assert dumps_json({"k": "é"}, compact=True) == '{"k":"\\u00e9"}'
+
+
+def test_prom_textfile_without_prometheus_client_exits_2_before_writing(tmp_path, monkeypatch):
+    """--prom-textfile needs the monitor extra: refused while the options are read (exit 2, the extra
+    named), not after the outputs and the history are written."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from gpuskew.cli import main
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # `import prometheus_client` fails
+    res = CliRunner().invoke(main, ["run", "--demo", "--demo-size", "50", "--out", str(tmp_path / "o"),
+                                    "--history", str(tmp_path / "h"), "--prom-textfile", str(tmp_path / "m.prom"),
+                                    "--json"])
+    assert res.exit_code == 2 and "gpuskew[monitor]" in res.stderr and '"exit_code":2' in res.stdout
+    assert not (tmp_path / "o").exists() and not (tmp_path / "h").exists() and not (tmp_path / "m.prom").exists()

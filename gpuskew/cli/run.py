@@ -41,6 +41,18 @@ def check_out_target(out_dir: Path, book_dir: Path | None, overwrite: bool, name
     return out
 
 
+def _needs_prometheus(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """--prom-textfile: the metrics renderer's dependency checked while the options are read (exit 2,
+    nothing written), not after the outputs and the history."""
+    if value is not None:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError as exc:
+            raise click.BadParameter(f"needs prometheus-client ({exc}); install the monitor extra: "
+                                     "pip install 'gpuskew[monitor]'") from exc
+    return value
+
+
 @command()
 @click.argument("book_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @out_options
@@ -64,7 +76,7 @@ def check_out_target(out_dir: Path, book_dir: Path | None, overwrite: bool, name
 @strict_option
 @plausibility_options
 @click.option("--prom-textfile", "prom_textfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="GPUSKEW_PROM_TEXTFILE",
+              envvar="GPUSKEW_PROM_TEXTFILE", callback=_needs_prometheus,
               help="Also write the run's metrics (Prometheus text format) to this file, atomically, for "
                    "node_exporter's textfile collector (needs the monitor extra).")
 @cluster_option
