@@ -339,3 +339,26 @@ def test_publish_run_removes_what_the_earlier_summary_listed_only_with_overwrite
     (out / "summary.json").write_text("not json")  # an unreadable marker: nothing removed, no error
     publish_run(out, {"d.txt": text("d")}, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ["a.txt", "d.txt", "summary.json"]
+
+
+def test_report_cli_out_follows_the_shared_out_options(history, tmp_path, monkeypatch):
+    """`gpuskew report` takes --out/--overwrite from GPUSKEW_OUT/GPUSKEW_OVERWRITE like every command,
+    and refuses, before any work, an --out holding a report (without --overwrite) or the filesystem root."""
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from gpuskew.cli import main
+
+    out = tmp_path / "r"
+    monkeypatch.setenv("GPUSKEW_OUT", str(out))
+    res = CliRunner().invoke(main, ["report", "--history", str(history), "--json"])
+    assert res.exit_code == 0, res.output
+    assert (out / "summary.json").is_file()
+    res = CliRunner().invoke(main, ["report", "--history", str(history), "--json"])
+    assert res.exit_code == 2 and "--overwrite" in res.stderr
+    monkeypatch.setenv("GPUSKEW_OVERWRITE", "1")
+    res = CliRunner().invoke(main, ["report", "--history", str(history), "--json"])
+    assert res.exit_code == 0, res.output
+    monkeypatch.delenv("GPUSKEW_OVERWRITE")
+    res = CliRunner().invoke(main, ["report", "--history", str(history), "--out", "/"])
+    assert res.exit_code == 2 and "filesystem root" in res.stderr

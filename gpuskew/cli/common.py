@@ -15,11 +15,12 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
-from gpuskew.errors import EXIT_INVALID, EXIT_RUNTIME, GpuskewError
+from gpuskew.errors import EXIT_INVALID, EXIT_RUNTIME, GpuskewError, InvalidInput
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -38,6 +39,25 @@ def log(message: str) -> None:
 
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def check_out_target(out_dir: Path, book_dir: Path | None, overwrite: bool, names) -> Path:
+    """Refuse, before any work, an --out that cannot be written: the book folder itself or a folder
+    inside it (its input files would be overwritten), and what :func:`gpuskew.io.check_output_free`
+    refuses (the filesystem root, a file, a folder holding outputs without --overwrite). Returns the
+    absolute output path."""
+    from gpuskew.io import check_output_free
+
+    out = Path(os.path.abspath(out_dir))
+    if book_dir is not None:
+        book = Path(os.path.abspath(book_dir))
+        if out == book or book in out.parents:
+            raise InvalidInput(str(out_dir), None, f"--out is the book folder {book_dir} or inside it: the run "
+                                                   "would overwrite or mix with its inputs; choose another folder")
+        if out.is_dir() and out.resolve() == book.resolve():
+            raise InvalidInput(str(out_dir), None, f"--out is the book folder {book_dir} (through a link)")
+    check_output_free(out, overwrite, names)
+    return out
 
 
 def emit_json(obj: dict) -> None:

@@ -12,33 +12,13 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import command, emit_json, handle_errors, log, safe, stderr_is_tty
+from gpuskew.cli.common import check_out_target, command, emit_json, handle_errors, log, safe, stderr_is_tty
 from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, demo_options,
                                  group_by_option, history_option, json_option, limits_option, out_options,
                                  plausibility_options, strict_option)
 from gpuskew.errors import EXIT_LIMIT_BREACHED, InvalidInput
 
 FAIL_ON = {"breach": ("breach", "critical"), "critical": ("critical",)}
-
-
-def check_out_target(out_dir: Path, book_dir: Path | None, overwrite: bool, names) -> Path:
-    """Refuse, before any work, an --out that cannot be written: the book folder itself or a folder
-    inside it (its input files would be overwritten), the filesystem root, a file, or a folder
-    holding outputs without --overwrite. Returns the absolute output path."""
-    from gpuskew.io import check_output_free
-
-    out = Path(os.path.abspath(out_dir))
-    if out.parent == out:
-        raise InvalidInput(str(out_dir), None, "--out cannot be the filesystem root: give a folder to create")
-    if book_dir is not None:
-        book = Path(os.path.abspath(book_dir))
-        if out == book or book in out.parents:
-            raise InvalidInput(str(out_dir), None, f"--out is the book folder {book_dir} or inside it: the run "
-                                                   "would overwrite or mix with its inputs; choose another folder")
-        if out.is_dir() and out.resolve() == book.resolve():
-            raise InvalidInput(str(out_dir), None, f"--out is the book folder {book_dir} (through a link)")
-    check_output_free(out, overwrite, names)
-    return out
 
 
 def _needs_prometheus(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:

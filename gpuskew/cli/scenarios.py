@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import command, emit_json, handle_errors, log, safe, stderr_is_tty
+from gpuskew.cli.common import check_out_target, command, emit_json, handle_errors, log, safe, stderr_is_tty
 from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, group_by_option,
                                  json_option, out_options)
 
@@ -36,7 +36,6 @@ def scenarios(book_dir: Path, out_dir: Path, overwrite: bool, as_of: str | None,
     """Revalue a book under the spot x vol risk matrix of each underlying, per group; write the
     scenario P&L (full and Taylor), Deribit-layout risk vectors, the worst loss and a margin estimate."""
     from gpuskew.cli.progress import ProgressBar
-    from gpuskew.cli.run import check_out_target
     from gpuskew.core.book import load_book
     from gpuskew.io import publish_run
     from gpuskew.scenarios.job import run_scenarios

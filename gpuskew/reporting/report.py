@@ -54,7 +54,11 @@ from gpuskew.history import read_history
 from gpuskew.timeutil import iso_z, to_utc
 from gpuskew.schema import ADHERENCE, ADHERENCE_STATUSES, HEDGES, REPORT, TIMESTAMP
 
-__all__ = ["REPORT_COLUMNS", "build_report", "report_table", "run_weights", "group_metrics"]
+__all__ = ["REPORT_COLUMNS", "REPORT_FILES", "build_report", "report_table", "run_weights", "group_metrics"]
+
+#: the report's fixed file names (besides delta_<UNDERLYING>.png and explain_daily.parquet): an --out
+#: holding one of them needs --overwrite
+REPORT_FILES: tuple[str, ...] = ("report.parquet", "report.csv", "skew_histogram.png", "report.html", "summary.json")
 
 _RANK = {s: i for i, s in enumerate(ADHERENCE_STATUSES)}
 _BREACH = _RANK["breach"]
