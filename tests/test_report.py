@@ -362,3 +362,20 @@ def test_report_cli_out_follows_the_shared_out_options(history, tmp_path, monkey
     monkeypatch.delenv("GPUSKEW_OVERWRITE")
     res = CliRunner().invoke(main, ["report", "--history", str(history), "--out", "/"])
     assert res.exit_code == 2 and "filesystem root" in res.stderr
+
+
+def test_pages_share_the_house_style_and_one_set_of_chart_helpers():
+    """The scenario page uses reporting.pages (style, matplotlib loader, PNG saver, <img>, file
+    names) like the adherence report; the report's old private names stay for the backtest reports."""
+    from gpuskew.reporting import pages, report, scenarios_page
+
+    assert (report._matplotlib, report._save_png, report._img, report._safe_name) == (
+        pages.matplotlib_figure, pages.save_png, pages.img_tag, pages.safe_name)
+    assert scenarios_page.safe_name is pages.safe_name
+    assert not any(hasattr(scenarios_page, n) for n in ("_matplotlib", "_img"))
+    summary = {"as_of": "2026-11-20T08:00:00Z", "counts": {"positions": 3, "scenarios": 35},
+               "backend": {"used": "cpu"}, "margin_note": "an estimate", "version": "0",
+               "worst": [{"level": "underlying", "underlying": "BTC", "scenario": "s1", "spot_move": -0.1,
+                          "vol_case": "up", "weight": 1.0, "pnl_usd": -5.0}]}
+    page = scenarios_page.render_page(summary, [])
+    assert pages.house_style() in page and "<td>up</td>" in page and '<td class="num">-5.00</td>' in page
