@@ -122,7 +122,9 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
                     stage.write_async(position_file(positions_format), position_writer(positions, positions_format))
 
             if sharded is not None:  # the shards write their parts of the positions into the stage
-                step = _sharded_step(session, sharded, cluster, as_of, stage, positions_format, progress)
+                from gpuskew.distributed import sharded_step_into
+
+                step = sharded_step_into(session, sharded, cluster, as_of, stage, positions_format, progress=progress)
             else:
                 step = _steps(session, as_of, demo_steps, demo_seed, history, progress, write_positions_early,
                               positions_format != "none")
@@ -160,17 +162,6 @@ def _sharded(book_dir, progress):
     sharded = open_sharded_book(book_dir)
     progress("load")
     return sharded
-
-
-def _sharded_step(session, sharded, cluster, as_of, stage, positions_format, progress):
-    """The step on the cluster's shards; their part files of the positions land in the output stage."""
-    from gpuskew.distributed import open_cluster, sharded_step
-    from gpuskew.session import position_file
-
-    folder = None if positions_format == "none" else stage.tmp / position_file(positions_format)
-    with open_cluster(cluster) as handle:
-        return sharded_step(session, sharded, handle, as_of, positions_dir=folder,
-                            positions_format="parquet" if folder is None else positions_format, progress=progress)
 
 
 def _steps(session, as_of, demo_steps, demo_seed, history, progress, on_positions=None, positions_table=True):

@@ -151,12 +151,6 @@ def _backends(results: Sequence[ShardResult]) -> _Backends:
                      f"{len(results)} shard(s): " + "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""))
 
 
-def _run_tasks(cluster: Cluster, fn: Callable[..., Any], items: Sequence[Any], shared: Any) -> list[Any]:
-    """``fn(item, shared)`` for every item, on the cluster's executor (here without one), results in
-    item order."""
-    return cluster.map(fn, [(item, shared) for item in items])
-
-
 def raise_first_error(results: Sequence[ShardResult], shards: Sequence[Shard], cluster: Cluster,
                       ctx: Any) -> None:
     """Raise the error one process would have raised first, if any shard reported one: the first file
@@ -169,7 +163,7 @@ def raise_first_error(results: Sequence[ShardResult], shards: Sequence[Shard], c
         first = min(invalid, key=lambda r: frag_of[r.index].file_index)
         frag = frag_of[first.index]
         if not frag.whole_file:
-            whole = _run_tasks(cluster, validate_whole_file, [frag.file], ctx)[0]
+            whole = cluster.map(validate_whole_file, [(frag.file, ctx)])[0]
             if whole is not None:
                 raise whole
         raise first.error  # type: ignore[misc]
@@ -270,7 +264,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
                            session.requested_backend, staging, positions_format, TILE, chunk, extra)
         shared = cluster.share(ctx)
         t = time.perf_counter()
-        results = _run_tasks(cluster, run_shard, shards, shared)
+        results = cluster.map(run_shard, [(shard, shared) for shard in shards])
         info.results = results
         timings["shards"] = time.perf_counter() - t
         if progress:
