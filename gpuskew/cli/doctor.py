@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
-import platform
 import sys
 
 import click
@@ -12,6 +10,8 @@ from gpuskew.cli.common import command, emit_json, handle_errors
 
 
 def _version(dist: str) -> str:
+    import importlib.metadata as md
+
     try:
         return md.version(dist)
     except md.PackageNotFoundError:
@@ -20,6 +20,8 @@ def _version(dist: str) -> str:
 
 def collect() -> dict:
     """Everything a support request needs, as a dict of strings."""
+    import platform
+
     from gpuskew import __version__
     from gpuskew.core.backend import AUTO_CUDA_MIN_POSITIONS, cudasim_enabled, probe_cuda
     from gpuskew.kernels._cache import cache_root, kernel_source_hash
