@@ -332,13 +332,16 @@ def test_data_folders_are_fsynced_before_the_commit_marker(tmp_path, monkeypatch
     assert not list(tmp_path.rglob(".*.tmp-*"))
 
 
-def test_write_parquet_without_replace_never_overwrites(tmp_path):
-    from gpuskew.io import write_parquet
+def test_write_parquet_new_never_overwrites(tmp_path):
+    from gpuskew.io import write_parquet, write_parquet_new
 
     path = tmp_path / "x.parquet"
-    assert write_parquet(pa.table({"a": [1]}), path, replace=False) is True
+    assert write_parquet_new(pa.table({"a": [1]}), path) is True
     before = path.read_bytes()
-    assert write_parquet(pa.table({"a": [2, 3]}), path, replace=False) is False
+    write_parquet(pa.table({"a": [1]}), tmp_path / "y.parquet")
+    assert (tmp_path / "y.parquet").read_bytes() == before  # the same bytes as write_parquet
+    (tmp_path / "y.parquet").unlink()
+    assert write_parquet_new(pa.table({"a": [2, 3]}), path) is False
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
 
 

@@ -119,9 +119,9 @@ def _prepare(table: pa.Table, as_of: _dt.datetime, run_id: str, dataset: str) ->
 
 def _link_into_place(table: pa.Table, final: Path) -> bool:
     """Write ``table`` to ``final`` unless it exists; never overwrite. True if written
-    (:func:`gpuskew.io.write_parquet` with ``replace=False``: a temporary file beside ``final``,
+    (:func:`gpuskew.io.write_parquet_new`: a temporary file beside ``final``,
     fsynced, then hard-linked into place)."""
-    return _io.write_parquet(table, final, replace=False)
+    return _io.write_parquet_new(table, final)
 
 
 def _make_dirs(root: Path, folder: Path) -> None:

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from gpuskew.errors import EXIT_INVALID, GpuskewError
 
-__all__ = ["OutputExists", "OutputStage", "write_atomic", "write_parquet", "write_arrow", "write_json", "write_text",
+__all__ = ["OutputExists", "OutputStage", "write_atomic", "write_new", "write_parquet", "write_parquet_new", "write_arrow", "write_json", "write_text",
            "dumps_json", "json_default", "publish_run", "listed_outputs", "check_output_free", "fsync_dir", "PARQUET_ROW_GROUP_SIZE", "COMMIT_MARKER"]
 
 #: Rows per Parquet row group of every output file (fixed, so that output bytes are deterministic).
@@ -64,14 +64,8 @@ def _tmp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def write_atomic(path: Path, write: Callable[[Any], None], *, replace: bool = True) -> bool:
-    """Call ``write(binary_file)`` on a fresh temporary file next to ``path``, fsync it, then rename
-    it into place. ``replace=False``: never overwrite; the file is hard-linked into place (atomic,
-    fails when ``path`` exists) and False returned, without writing, when ``path`` already exists
-    (filesystems without hard links: an existence check, then a rename). True when written."""
-    path = Path(path)
-    if not replace and os.path.lexists(path):
-        return False
+def _filled_tmp(path: Path, write: Callable[[Any], None]) -> Path:
+    """A fresh temporary file next to ``path`` holding what ``write(binary_file)`` wrote, fsynced."""
     while True:
         tmp = _tmp_name(path)
         try:
@@ -84,16 +78,38 @@ def write_atomic(path: Path, write: Callable[[Any], None], *, replace: bool = Tr
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, path)
-            return True
-        return _link_new(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+    return tmp
+
+
+def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+    """Call ``write(binary_file)`` on a fresh temporary file next to ``path``, fsync it, then rename
+    it into place (replacing ``path``)."""
+    path = Path(path)
+    tmp = _filled_tmp(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_new(path: Path, write: Callable[[Any], None]) -> bool:
+    """As :func:`write_atomic`, but never over an existing file: the fsynced temporary file is
+    hard-linked into place (atomic, fails when ``path`` exists; filesystems without hard links: an
+    existence check, then a rename). False, and nothing written, when ``path`` already exists."""
+    path = Path(path)
+    if os.path.lexists(path):
+        return False
+    return _link_new(_filled_tmp(path, write), path)
 
 
 def _link_new(tmp: Path, path: Path) -> bool:
@@ -119,9 +135,8 @@ def _link_new(tmp: Path, path: Path) -> bool:
             pass
 
 
-def write_parquet(table: pa.Table, path: str | Path, *, replace: bool = True) -> bool:
-    """Write ``table`` to ``path`` as Parquet, atomically and deterministically (``replace=False``:
-    never over an existing file, see :func:`write_atomic`; True when written).
+def write_parquet(table: pa.Table, path: str | Path) -> None:
+    """Write ``table`` to ``path`` as Parquet, atomically and deterministically.
 
     Same table, same pyarrow version -> byte-identical file: fixed codecs, fixed row group size
     (:data:`PARQUET_ROW_GROUP_SIZE` rows), no timestamps in the file metadata. Float columns (the
@@ -133,6 +148,17 @@ def write_parquet(table: pa.Table, path: str | Path, *, replace: bool = True) ->
     0.28 s instead of 1.05 s (all zstd, dictionary and statistics everywhere), for a file 30%
     larger (62 MB instead of 48 MB).
     """
+    write_atomic(Path(path), _parquet_writer(table))
+
+
+def write_parquet_new(table: pa.Table, path: str | Path) -> bool:
+    """:func:`write_parquet` never over an existing file (:func:`write_new`): True when written,
+    False when ``path`` exists (e.g. the data files of a history)."""
+    return write_new(Path(path), _parquet_writer(table))
+
+
+def _parquet_writer(table: pa.Table) -> Callable[[Any], None]:
+    """The deterministic Parquet writer of :func:`write_parquet` (its docstring)."""
     import pyarrow.parquet as pq
 
     not_float = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
@@ -144,7 +170,7 @@ def write_parquet(table: pa.Table, path: str | Path, *, replace: bool = True) ->
         pq.write_table(table, f, compression=codecs, row_group_size=PARQUET_ROW_GROUP_SIZE,
                        write_statistics=with_statistics, use_dictionary=not_float)
 
-    return write_atomic(Path(path), write, replace=replace)
+    return write
 
 
 def write_arrow(table: pa.Table, path: str | Path) -> None:
