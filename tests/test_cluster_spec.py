@@ -144,3 +144,54 @@ def test_non_finite_results_in_two_shards_give_the_one_process_message(tmp_path)
         messages.append(str(err.value))
     assert messages[0] == messages[1] and "non-finite" in messages[0]
     assert len(messages[0].split("; rows ")[1].split(" (")[0].split(", ")) == 3  # ETH's two and SOL's one
+
+
+@pytest.mark.parametrize("command", ["backtest", "calibrate", "scenarios"])
+def test_bad_cluster_spec_is_refused_before_any_work(tmp_path, monkeypatch, command):
+    """--cluster is checked once, while the options are read: a job that would first spend minutes on
+    its greeks path (backtest, calibrate) exits 2 before it reads anything."""
+    import gpuskew.core.book
+
+    def no_work(*_a, **_k):
+        raise AssertionError("the book was read before --cluster was checked")
+
+    monkeypatch.setattr(gpuskew.core.book, "load_book", no_work)
+    extra = {"backtest": ["--policies", str(tmp_path / "p.toml"), "--synthetic", str(tmp_path / "m.toml")],
+             "calibrate": ["--limits", str(tmp_path / "l.toml"), "--synthetic", str(tmp_path / "m.toml")],
+             "scenarios": []}[command]
+    res = CliRunner().invoke(main, [command, str(tmp_path / "book"), "--out", str(tmp_path / "o"), *extra,
+                                    "--cluster", "bogus:x"])
+    assert res.exit_code == 2, res.output
+    assert "--cluster" in res.stderr and "local:N" in res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_cluster_spec_is_cleaned_and_none_means_one_process(tmp_path):
+    from gpuskew.cli.options import _cluster_spec
+
+    assert _cluster_spec(None, None, None) is None and _cluster_spec(None, None, " None ") is None  # type: ignore[arg-type]
+    assert _cluster_spec(None, None, " local:2 ") == "local:2"  # type: ignore[arg-type]
+
+
+def test_cluster_without_dask_exits_2_with_the_extra_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "book"), "--out", str(tmp_path / "o"), "--cluster",
+                                    "local:2"])
+    assert res.exit_code == 2 and "gpuskew[distributed]" in res.stderr
+
+
+def test_option_errors_print_the_json_line_when_json_is_asked(tmp_path, monkeypatch):
+    """A usage error found while the options are read prints the JSON error line too, whether --json
+    comes before or after the bad option, or from GPUSKEW_JSON."""
+    for args in (["--json", "--backend", "bogus"], ["--backend", "bogus", "--json"]):
+        res = CliRunner().invoke(main, ["run", "--demo", "--out", str(tmp_path / "o"), *args])
+        assert res.exit_code == 2 and '"status":"error"' in res.stdout and '"exit_code":2' in res.stdout
+    monkeypatch.setenv("GPUSKEW_JSON", "1")
+    res = CliRunner().invoke(main, ["scenarios", str(tmp_path / "b"), "--out", str(tmp_path / "o"), "--cluster", "x"])
+    assert res.exit_code == 2 and '"status":"error"' in res.stdout
+    monkeypatch.delenv("GPUSKEW_JSON")
+    res = CliRunner().invoke(main, ["run", "--demo", "--out", str(tmp_path / "o"), "--backend", "bogus"])
+    assert res.exit_code == 2 and res.stdout == ""

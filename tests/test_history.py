@@ -311,3 +311,77 @@ def test_history_files_are_plain_parquet(tmp_path):
     append_run(tmp_path, T0, {"adherence": make_adherence([0.1], T0)}, "r1")
     path = next(tmp_path.rglob("run-*.parquet"))
     assert pq.read_table(path).num_rows == 1
+
+
+def test_data_folders_are_fsynced_before_the_commit_marker(tmp_path, monkeypatch):
+    """After a power loss the commit marker must never survive without its data: every data
+    folder (and every new folder in its parents) is fsynced before the marker is written."""
+    import gpuskew.io
+
+    events: list[tuple[str, Path]] = []
+    real_fsync, real_write_json = gpuskew.io.fsync_dir, gpuskew.io.write_json
+    monkeypatch.setattr(gpuskew.io, "fsync_dir", lambda p: (events.append(("fsync", Path(p))), real_fsync(p)))
+    monkeypatch.setattr(gpuskew.io, "write_json",
+                        lambda obj, p: (events.append(("json", Path(p))), real_write_json(obj, p)))
+    append_run(tmp_path, T0, {"exposures": make_exposures(2), "adherence": make_adherence([0.1], T0)}, "r1")
+    commit = next(i for i, (kind, p) in enumerate(events) if kind == "json" and "_commits" in p.parts)
+    synced = {p for kind, p in events[:commit] if kind == "fsync"}
+    for ds in ("exposures", "adherence"):
+        assert tmp_path / ds / "date=2026-11-20" in synced and tmp_path / ds in synced
+    assert ("fsync", tmp_path / "_commits" / "date=2026-11-20") in events[commit:]
+    assert not list(tmp_path.rglob(".*.tmp-*"))
+
+
+def test_write_parquet_new_never_overwrites(tmp_path):
+    from gpuskew.io import write_parquet, write_parquet_new
+
+    path = tmp_path / "x.parquet"
+    assert write_parquet_new(pa.table({"a": [1]}), path) is True
+    before = path.read_bytes()
+    write_parquet(pa.table({"a": [1]}), tmp_path / "y.parquet")
+    assert (tmp_path / "y.parquet").read_bytes() == before  # the same bytes as write_parquet
+    (tmp_path / "y.parquet").unlink()
+    assert write_parquet_new(pa.table({"a": [2, 3]}), path) is False
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+def test_append_repairs_only_what_pending_names(tmp_path):
+    """An append does not walk the whole history: a dead process's temporary file in a partition no
+    pending append names is left to a full repair()."""
+    import subprocess
+    import sys
+
+    from gpuskew.history import repair
+
+    append_run(tmp_path, T0, {"adherence": make_adherence([0.1], T0)}, "r0")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    far = tmp_path / "adherence" / "date=2020-01-01" / f".run-x.parquet.tmp-{dead}-abcd1234"
+    far.parent.mkdir(parents=True)
+    far.write_bytes(b"partial")
+    top = tmp_path / f"._schema.json.tmp-{dead}-abcd1234"
+    top.write_bytes(b"partial")
+    later = T0 + dt.timedelta(minutes=5)
+    append_run(tmp_path, later, {"adherence": make_adherence([0.2], later)}, "r1")
+    assert far.exists() and not top.exists()
+    assert repair(tmp_path) == {"rolled_back": 0, "temp_removed": 1} and not far.exists()
+
+
+def test_previous_adherence_reads_only_the_latest_commits(tmp_path, monkeypatch):
+    import json
+
+    import gpuskew.history.store as store
+
+    times = [T0 + dt.timedelta(hours=6 * i) for i in range(8)]
+    for i, t in enumerate(times):
+        append_run(tmp_path, t, {"adherence": make_adherence([0.1 * i], t)}, f"r{i}")
+    append_run(tmp_path, times[6], {"exposures": make_exposures(1)}, "noadh")  # no adherence: skipped
+    reads: list[str] = []
+    real = json.loads
+    monkeypatch.setattr(store.json, "loads", lambda text, *a, **k: (reads.append(text), real(text, *a, **k))[1])
+    prev = previous_adherence(tmp_path, times[7])
+    assert set(prev.column("run_id").to_pylist()) == {"r6"} and len(reads) <= 2
+    reads.clear()
+    prev = previous_adherence(tmp_path, times[7], exclude_run="r6")
+    assert set(prev.column("run_id").to_pylist()) == {"r5"} and len(reads) <= 2
+    assert previous_adherence(tmp_path, times[0]) is None

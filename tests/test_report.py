@@ -298,3 +298,84 @@ def test_report_table_from_in_memory_tables_without_run_ids():
     row = report_table(adherence, hedges).to_pylist()[0]
     assert (row["hedge_proposals"], row["hedge_contracts_abs"]) == (1, 7.0)
     assert row["fraction_in_band"] == 0.5 and row["mean_time_to_recover_minutes"] == 10.0
+
+
+def test_overwriting_a_report_removes_the_charts_of_the_earlier_report(tmp_path):
+    """A report re-run over an earlier one (--overwrite) leaves no file the new summary.json does
+    not list: the chart of an underlying outside the new period goes."""
+    pytest.importorskip("matplotlib")
+    root = tmp_path / "h"
+    for i, t in enumerate(times(4)):
+        rows = [(BTC, 0.1 * i)] + ([(ETH, 0.2)] if i < 2 else [])
+        append_run(root, t, {"adherence": make_adherence(rows, t)}, f"r{i}")
+    out = tmp_path / "out"
+    first = build_report(root, out)
+    assert "delta_ETH.png" in first["files"] and (out / "delta_ETH.png").is_file()
+    (out / "notes.txt").write_text("mine")  # a file no report wrote stays
+    second = build_report(root, out, start=times(4)[2], overwrite=True)
+    assert "delta_ETH.png" not in second["files"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*second["files"], "notes.txt"])
+
+
+def test_publish_run_removes_what_the_earlier_summary_listed_only_with_overwrite(tmp_path):
+    from gpuskew.io import publish_run
+    from gpuskew.io.atomic import listed_outputs
+
+    out = tmp_path / "out"
+    (tmp_path / "outside.txt").write_text("keep")
+
+    def text(value):
+        return lambda p: p.write_text(value)
+
+    summary = {"files": ["a.txt", "b.txt", "../outside.txt", "/etc/passwd", 3],
+               "outputs": {"files": ["c.txt", "summary.json"]}}
+    publish_run(out, {"a.txt": text("a"), "b.txt": text("b"), "c.txt": text("c"),
+                      "summary.json": text(json.dumps(summary))}, overwrite=False)
+    assert listed_outputs(out) == ["a.txt", "b.txt", "c.txt", "summary.json"]
+    publish_run(out, {"a.txt": text("a2"), "summary.json": text(json.dumps({"files": ["a.txt"]}))},
+                overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "summary.json"]
+    assert (tmp_path / "outside.txt").read_text() == "keep"
+    (out / "summary.json").write_text("not json")  # an unreadable marker: nothing removed, no error
+    publish_run(out, {"d.txt": text("d")}, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "d.txt", "summary.json"]
+
+
+def test_report_cli_out_follows_the_shared_out_options(history, tmp_path, monkeypatch):
+    """`gpuskew report` takes --out/--overwrite from GPUSKEW_OUT/GPUSKEW_OVERWRITE like every command,
+    and refuses, before any work, an --out holding a report (without --overwrite) or the filesystem root."""
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from gpuskew.cli import main
+
+    out = tmp_path / "r"
+    monkeypatch.setenv("GPUSKEW_OUT", str(out))
+    res = CliRunner().invoke(main, ["report", "--history", str(history), "--json"])
+    assert res.exit_code == 0, res.output
+    assert (out / "summary.json").is_file()
+    res = CliRunner().invoke(main, ["report", "--history", str(history), "--json"])
+    assert res.exit_code == 2 and "--overwrite" in res.stderr
+    monkeypatch.setenv("GPUSKEW_OVERWRITE", "1")
+    res = CliRunner().invoke(main, ["report", "--history", str(history), "--json"])
+    assert res.exit_code == 0, res.output
+    monkeypatch.delenv("GPUSKEW_OVERWRITE")
+    res = CliRunner().invoke(main, ["report", "--history", str(history), "--out", "/"])
+    assert res.exit_code == 2 and "filesystem root" in res.stderr
+
+
+def test_pages_share_the_house_style_and_one_set_of_chart_helpers():
+    """The scenario page uses reporting.pages (style, matplotlib loader, PNG saver, <img>, file
+    names) like the adherence report; the report's old private names stay for the backtest reports."""
+    from gpuskew.reporting import pages, report, scenarios_page
+
+    assert (report._matplotlib, report._save_png, report._img, report._safe_name) == (
+        pages.matplotlib_figure, pages.save_png, pages.img_tag, pages.safe_name)
+    assert scenarios_page.safe_name is pages.safe_name
+    assert not any(hasattr(scenarios_page, n) for n in ("_matplotlib", "_img"))
+    summary = {"as_of": "2026-11-20T08:00:00Z", "counts": {"positions": 3, "scenarios": 35},
+               "backend": {"used": "cpu"}, "margin_note": "an estimate", "version": "0",
+               "worst": [{"level": "underlying", "underlying": "BTC", "scenario": "s1", "spot_move": -0.1,
+                          "vol_case": "up", "weight": 1.0, "pnl_usd": -5.0}]}
+    page = scenarios_page.render_page(summary, [])
+    assert pages.house_style() in page and "<td>up</td>" in page and '<td class="num">-5.00</td>' in page

@@ -101,3 +101,25 @@ def test_plan_cuts_at_underlying_boundaries_and_chunk_multiples_only():
     assert plan_shards(PositionsDataset("/x", (DatasetFile("/x/e", "e.parquet", 0),), True), 10, 512) == []
     with pytest.raises(ValueError):
         plan_shards(ds, 0, 512)
+
+
+def test_the_shards_hash_the_files_they_read_and_give_the_one_process_run_id(tmp_path):
+    """Each file's sha256 comes from the shard holding its first row (not from the coordinator
+    reading every file again); the content hash, hence the run id, is the one-process one."""
+    import gpuskew
+    from gpuskew.distributed import open_cluster, open_sharded_book, sharded_step
+    from gpuskew.io.dataset import file_sha256
+    from gpuskew.session import Session
+    from gpuskew.synthetic.demo import DEMO_AS_OF, write_demo_dataset
+
+    write_demo_dataset(tmp_path / "book", n_positions=3000, seed=5, chunk=1000)
+    one = Session(gpuskew.load_book(tmp_path / "book"), None, "cpu", None, ["desk"]).step(DEMO_AS_OF)
+    sharded = open_sharded_book(tmp_path / "book")
+    with open_cluster(None) as cluster:
+        step = sharded_step(Session(sharded.book, None, "cpu", None, ["desk"]), sharded, cluster, DEMO_AS_OF,
+                            shard_positions=1)
+    files = sharded.dataset.files
+    assert len(files) > len({f.underlying for f in files})  # some shard holds several files
+    hashed = [(i, h) for r in step.info.results for i, h in r.file_hashes.items()]
+    assert sorted(hashed) == [(i, file_sha256(f.path)) for i, f in enumerate(files)]
+    assert step.run_id == one.run_id

@@ -57,9 +57,12 @@ def entry_point() -> None:
     os._exit(code)
 
 
+from gpuskew.cli import backtest as _backtest  # noqa: E402
+from gpuskew.cli import calibrate as _calibrate  # noqa: E402
 from gpuskew.cli import demo as _demo  # noqa: E402
 from gpuskew.cli import doctor as _doctor  # noqa: E402
 from gpuskew.cli import explain as _explain  # noqa: E402
+from gpuskew.cli import monitor as _monitor  # noqa: E402
 from gpuskew.cli import report as _report  # noqa: E402
 from gpuskew.cli import run as _run  # noqa: E402
 from gpuskew.cli import scenarios as _scenarios  # noqa: E402
@@ -68,12 +71,10 @@ main.add_command(_run.run)
 main.add_command(_report.report)
 main.add_command(_demo.demo)
 main.add_command(_doctor.doctor)
-main.add_command(__import__("gpuskew.cli.backtest", fromlist=["backtest"]).backtest)
-main.add_command(__import__("gpuskew.cli.calibrate", fromlist=["calibrate"]).calibrate)
+main.add_command(_backtest.backtest)
+main.add_command(_calibrate.calibrate)
 main.add_command(_scenarios.scenarios)
 main.add_command(_explain.explain)
-from gpuskew.cli import monitor as _monitor  # noqa: E402
-
 main.add_command(_monitor.monitor)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,34 +15,30 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log
+from gpuskew.cli.common import check_out_target, command, emit_json, handle_errors, log
 from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, group_by_option,
-                                 json_option, limits_option, out_options, sweep_on)
+                                 json_option, limits_option, option_group, out_options, sweep_on)
 
 
-def market_options(func):
-    """--synthetic / --market / --flow / --seed / --as-of / --step-seconds / --windows (shared with
-    calibrate)."""
-    for decorator in reversed([
-        click.option("--synthetic", "synthetic", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     envvar="GPUSKEW_SYNTHETIC",
-                     help="Synthetic market file (TOML: [market] steps, step_seconds, paths, seed; [underlying.X])."),
-        click.option("--market", "market_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     envvar="GPUSKEW_MARKET",
-                     help="Folder of recorded market events (Parquet/JSON Lines: index, mark, rate)."),
-        click.option("--flow", "flow_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     envvar="GPUSKEW_FLOW", help="Folder of client fill events applied to the book along the path."),
-        click.option("--seed", type=int, default=None, envvar="GPUSKEW_SEED",
-                     help="Seed of the synthetic market (overrides [market] seed)."),
-        as_of_option,
-        click.option("--step-seconds", type=click.FloatRange(min=0.001), default=60.0, show_default=True,
-                     envvar="GPUSKEW_STEP_SECONDS", help="Grid step of a recorded market."),
-        click.option("--windows", type=click.IntRange(1, 100_000), default=1, show_default=True,
-                     envvar="GPUSKEW_WINDOWS",
-                     help="Cut a recorded market into this many windows, each a path (the hedge restarts)."),
-    ]):
-        func = decorator(func)
-    return func
+#: --synthetic / --market / --flow / --seed / --as-of / --step-seconds / --windows (shared with calibrate)
+market_options = option_group(
+    click.option("--synthetic", "synthetic", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 envvar="GPUSKEW_SYNTHETIC",
+                 help="Synthetic market file (TOML: [market] steps, step_seconds, paths, seed; [underlying.X])."),
+    click.option("--market", "market_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 envvar="GPUSKEW_MARKET",
+                 help="Folder of recorded market events (Parquet/JSON Lines: index, mark, rate)."),
+    click.option("--flow", "flow_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 envvar="GPUSKEW_FLOW", help="Folder of client fill events applied to the book along the path."),
+    click.option("--seed", type=int, default=None, envvar="GPUSKEW_SEED",
+                 help="Seed of the synthetic market (overrides [market] seed)."),
+    as_of_option,
+    click.option("--step-seconds", type=click.FloatRange(min=0.001), default=60.0, show_default=True,
+                 envvar="GPUSKEW_STEP_SECONDS", help="Grid step of a recorded market."),
+    click.option("--windows", type=click.IntRange(1, 100_000), default=1, show_default=True,
+                 envvar="GPUSKEW_WINDOWS",
+                 help="Cut a recorded market into this many windows, each a path (the hedge restarts)."),
+)
 
 
 def load_market(book, synthetic: Path | None, market_dir: Path | None, flow_dir: Path | None, seed: int | None,
@@ -78,7 +74,7 @@ risk_aversion_option = click.option(
     envvar="GPUSKEW_RISK_AVERSION", help="Absolute risk aversion of the certainty equivalent, 1/USD.")
 
 
-@click.command()
+@command()
 @click.argument("book_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--policies", "policies_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               envvar="GPUSKEW_POLICIES",
@@ -104,7 +100,6 @@ def backtest(book_dir: Path, policies_path: Path, out_dir: Path, synthetic: Path
     current limits, marked on the frontier and added to the sweep when not in the grid)."""
     from gpuskew.backtest.greeks_path import compute_greeks_path
     from gpuskew.backtest.run import BACKTEST_FILES, file_hash, output_writers, run_backtest
-    from gpuskew.cli.run import check_out_target
     from gpuskew.core.book import load_book
     from gpuskew.core.groups import parse_levels
     from gpuskew.io import publish_run

@@ -19,17 +19,16 @@ from pathlib import Path
 import click
 
 from gpuskew.cli.backtest import full_every_option, load_market, market_options, risk_aversion_option
-from gpuskew.cli.common import emit_json, handle_errors, log, safe
-from gpuskew.cli.options import (backend_option, cluster_option, config_option, group_by_option, json_option,
-                                 limits_option, out_options, sweep_on)
+from gpuskew.cli.common import check_out_target, command, emit_json, handle_errors, log, safe
+from gpuskew.cli.options import (backend_option, cluster_option, config_option, group_by_option, history_read_option,
+                                 json_option, limits_option, out_options, sweep_on)
 
 
-@click.command()
+@command()
 @click.argument("book_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @limits_option
 @out_options
-@click.option("--history", "history", type=click.Path(file_okay=False, path_type=Path), default=None,
-              envvar="GPUSKEW_HISTORY", help="A history folder (gpuskew run --history): its groups' greeks over time.")
+@history_read_option
 @market_options
 @click.option("--from", "start", default=None, help="With --history: first as_of (ISO 8601).")
 @click.option("--to", "end", default=None, help="With --history: last as_of (ISO 8601).")
@@ -64,7 +63,6 @@ def calibrate(book_dir: Path | None, limits_path: Path | None, out_dir: Path, ov
     from gpuskew.backtest.run import file_hash, hedge_resolver
     from gpuskew.core.book import load_book
     from gpuskew.core.groups import parse_levels
-    from gpuskew.cli.run import check_out_target
     from gpuskew.io import publish_run
     from gpuskew.policy.limits import read_toml
     from gpuskew.policy.limits import parse_limits

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import handle_errors, safe, stderr_is_tty
+from gpuskew.cli.common import command, handle_errors, safe, stderr_is_tty
 from gpuskew.cli.options import config_option, demo_options
 
 
-@click.command()
+@command()
 @click.argument("book_dir", type=click.Path(file_okay=False, path_type=Path))
 @demo_options
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "arrow"]), default="parquet",

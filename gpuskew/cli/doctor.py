@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
-import platform
 import sys
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors
+from gpuskew.cli.common import command, emit_json, handle_errors
 
 
 def _version(dist: str) -> str:
+    import importlib.metadata as md
+
     try:
         return md.version(dist)
     except md.PackageNotFoundError:
@@ -20,6 +20,8 @@ def _version(dist: str) -> str:
 
 def collect() -> dict:
     """Everything a support request needs, as a dict of strings."""
+    import platform
+
     from gpuskew import __version__
     from gpuskew.core.backend import AUTO_CUDA_MIN_POSITIONS, cudasim_enabled, probe_cuda
     from gpuskew.kernels._cache import cache_root, kernel_source_hash
@@ -41,7 +43,7 @@ def collect() -> dict:
     }
 
 
-@click.command()
+@command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one JSON line).")
 @handle_errors
 def doctor(as_json: bool) -> None:

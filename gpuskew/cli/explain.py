@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log, safe
+from gpuskew.cli.common import check_out_target, command, emit_json, handle_errors, log, safe
 from gpuskew.cli.options import config_option, group_by_option, json_option, out_options
 
 #: files of an explain output folder (summary.json last: the commit marker)
@@ -16,7 +16,7 @@ EXPLAIN_DISPLAY = ("actual", "delta", "gamma", "vega", "theta", "vanna", "volga"
                    "residual_flag")
 
 
-@click.command()
+@command()
 @click.argument("run_from", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("run_to", type=click.Path(file_okay=False, path_type=Path))
 @out_options
@@ -35,7 +35,6 @@ def explain(run_from: Path, run_to: Path, out_dir: Path, overwrite: bool, group_
     delta, gamma, vega, theta, vanna, volga, rho, new trades and a residual, per group (default:
     RUN_TO's grouping levels)."""
     from gpuskew.core.groups import parse_levels
-    from gpuskew.cli.run import check_out_target
     from gpuskew.io import publish_run, write_json, write_parquet
     from gpuskew.scenarios.explain import explain_runs, load_run
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log
+from gpuskew.cli.common import command, emit_json, handle_errors, log
 from gpuskew.cli.options import (backend_option, config_option, group_by_option, history_option, json_option,
                                  limits_option)
 
 
-@click.command()
+@command()
 @click.argument("book_dir", type=click.Path(file_okay=False, path_type=Path))
 @limits_option
 @group_by_option

@@ -19,7 +19,9 @@ import click
 F = Callable[..., Any]
 
 
-def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+def option_group(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator applying ``decorators`` in the order written (a group of options declared once)."""
+
     def apply(func: F) -> F:
         for d in reversed(decorators):
             func = d(func)
@@ -99,7 +101,7 @@ as_of_option = click.option(
     "--as-of", "as_of", default=None, envvar="GPUSKEW_AS_OF",
     help="Valuation time, ISO 8601 (a date alone means 08:00 UTC; default: now).")
 
-out_options = _compose(
+out_options = option_group(
     click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                  envvar="GPUSKEW_OUT", help="Output folder (must not be the book folder or inside it)."),
     click.option("--overwrite", is_flag=True, envvar="GPUSKEW_OVERWRITE", help="Replace outputs in an existing --out."),
@@ -109,15 +111,22 @@ limits_option = click.option(
     "--limits", "limits_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
     envvar="GPUSKEW_LIMITS", help="Limits file (TOML): levels, targets, bands, thresholds, hedges.")
 
-history_option = click.option(
-    "--history", "history", type=click.Path(file_okay=False, path_type=Path), default=None,
-    envvar="GPUSKEW_HISTORY", help="History folder: this run is appended to it (alerts fire on transitions).")
+def _history(help_text: str) -> Callable[[F], F]:
+    return click.option("--history", "history", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        envvar="GPUSKEW_HISTORY", help=help_text)
+
+
+#: --history of the commands that append to the history (run, monitor)
+history_option = _history("History folder: each run is appended to it (alerts fire on transitions).")
+#: --history of the commands that read it (report, calibrate)
+history_read_option = _history("History folder (the one `gpuskew run --history` appends to): its runs are read, "
+                               "never changed.")
 
 strict_option = click.option(
     "--strict", is_flag=True, envvar="GPUSKEW_STRICT",
     help="Refuse (exit 2) implausible inputs and limits rules that match no group, instead of warning.")
 
-plausibility_options = _compose(
+plausibility_options = option_group(
     click.option("--max-iv", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
                  envvar="GPUSKEW_MAX_IV", help="Warn (refuse with --strict) about implied vols above this "
                                                "(annualised decimal: 5 = 500%)."),
@@ -128,24 +137,46 @@ plausibility_options = _compose(
                  help="... about expiries further than this many years after as_of."),
 )
 
+def _cluster_spec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--cluster, checked once while the options are read (before any work): the spec without
+    surrounding blanks, None for one process (nothing, '' or 'none'); a malformed spec, or a spec
+    without Dask installed, is a usage error (exit 2)."""
+    if value is None or str(value).strip().lower() in ("", "none"):
+        return None
+    import importlib.util
+
+    from gpuskew.distributed.executor import INSTALL_ADVICE, parse_spec
+    from gpuskew.errors import InvalidConfig
+
+    spec = str(value).strip()
+    try:
+        parse_spec(spec)
+    except InvalidConfig as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if importlib.util.find_spec("distributed") is None:
+        raise click.BadParameter(f"{spec} needs Dask, which is not installed: {INSTALL_ADVICE}")
+    return spec
+
+
 cluster_option = click.option(
-    "--cluster", "cluster", default=None, envvar="GPUSKEW_CLUSTER", metavar="SPEC",
+    "--cluster", "cluster", default=None, envvar="GPUSKEW_CLUSTER", metavar="SPEC", callback=_cluster_spec,
     help="Run the work in shards on a Dask cluster: local:N (N worker processes here, one thread each), "
          "tcp://HOST:PORT (an existing scheduler) or none (one process). Needs gpuskew[distributed].")
+
 
 def sweep_on(cluster: str | None) -> Any:
     """A context giving the sweep function of a job with ``--cluster`` (None without one: the job's
     own sweep in this process); gpuskew.distributed and Dask are imported only with a cluster."""
     from contextlib import nullcontext
 
-    if not cluster or cluster.strip().lower() == "none":
+    if cluster is None:
         return nullcontext(None)
     from gpuskew.distributed.sweep import sweep_on as on_cluster
 
     return on_cluster(cluster)
 
 
-demo_options = _compose(
+demo_options = option_group(
     click.option("--demo-size", type=click.IntRange(1, 200_000_000), default=20_000, show_default=True,
                  envvar="GPUSKEW_DEMO_SIZE", help="Positions in the demo book."),
     click.option("--demo-seed", type=int, default=7, show_default=True, envvar="GPUSKEW_DEMO_SEED",
@@ -154,5 +185,5 @@ demo_options = _compose(
 
 
 __all__ = ["config_option", "json_option", "backend_option", "group_by_option", "as_of_option", "out_options",
-           "limits_option", "history_option", "strict_option", "plausibility_options", "demo_options",
-           "cluster_option", "sweep_on"]
+           "limits_option", "history_option", "history_read_option", "option_group", "strict_option",
+           "plausibility_options", "demo_options", "cluster_option", "sweep_on"]

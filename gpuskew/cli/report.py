@@ -6,28 +6,27 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log
-from gpuskew.cli.options import config_option, history_option, json_option
+from gpuskew.cli.common import check_out_target, command, emit_json, handle_errors, log
+from gpuskew.cli.options import config_option, history_read_option, json_option, out_options
 
 
-@click.command()
-@history_option
+@command()
+@history_read_option
 @click.option("--from", "start", default=None, envvar="GPUSKEW_FROM",
               help="First as_of to include (ISO 8601, UTC; a date alone means 08:00).")
 @click.option("--to", "end", default=None, envvar="GPUSKEW_TO", help="Last as_of to include (ISO 8601, UTC).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: report.parquet, report.csv, PNG charts, report.html, summary.json.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs in an existing --out.")
+@out_options
 @json_option
 @config_option
 @handle_errors
 def report(history: Path | None, start: str | None, end: str | None, out_dir: Path, overwrite: bool,
            as_json: bool) -> None:
-    """Adherence over a period: time in band, breaches, time to recover, hedges proposed and executed."""
+    """Adherence over a period: time in band, breaches, time to recover, hedges proposed and executed
+    (written to --out: report.parquet, report.csv, PNG charts, report.html, summary.json)."""
     import pyarrow.parquet as pq
 
     from gpuskew.cli.display import render_table
-    from gpuskew.reporting.report import build_report
+    from gpuskew.reporting.report import REPORT_FILES, build_report
     from gpuskew.schema import REPORT
     from gpuskew.timeutil import to_utc
 
@@ -37,6 +36,7 @@ def report(history: Path | None, start: str | None, end: str | None, out_dir: Pa
     end_t = to_utc(end, source="--to") if end else None
     if start_t and end_t and end_t < start_t:
         raise click.UsageError("--to is before --from")
+    out_dir = check_out_target(out_dir, None, overwrite, REPORT_FILES)
     summary = build_report(history, out_dir, start_t, end_t, overwrite=overwrite)
     if as_json:
         emit_json({"status": "ok", "exit_code": 0, **summary})

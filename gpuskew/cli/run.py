@@ -7,13 +7,12 @@ in the history) -> tables (or the one --json line) -> exit 3 if --fail-on says s
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log, safe, stderr_is_tty
+from gpuskew.cli.common import check_out_target, command, emit_json, handle_errors, log, safe, stderr_is_tty
 from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, demo_options,
                                  group_by_option, history_option, json_option, limits_option, out_options,
                                  plausibility_options, strict_option)
@@ -22,33 +21,19 @@ from gpuskew.errors import EXIT_LIMIT_BREACHED, InvalidInput
 FAIL_ON = {"breach": ("breach", "critical"), "critical": ("critical",)}
 
 
-def check_out_target(out_dir: Path, book_dir: Path | None, overwrite: bool, names) -> Path:
-    """Refuse, before any work, an --out that cannot be written: the book folder itself or a folder
-    inside it (its input files would be overwritten), the filesystem root, a file, or a folder
-    holding outputs without --overwrite. Returns the absolute output path."""
-    from gpuskew.io import check_output_free
-
-    out = Path(os.path.abspath(out_dir))
-    if out.parent == out:
-        raise InvalidInput(str(out_dir), None, "--out cannot be the filesystem root: give a folder to create")
-    if book_dir is not None:
-        book = Path(os.path.abspath(book_dir))
-        if out == book or book in out.parents:
-            raise InvalidInput(str(out_dir), None, f"--out is the book folder {book_dir} or inside it: the run "
-                                                   "would overwrite or mix with its inputs; choose another folder")
-        if out.is_dir() and out.resolve() == book.resolve():
-            raise InvalidInput(str(out_dir), None, f"--out is the book folder {book_dir} (through a link)")
-    check_output_free(out, overwrite, names)
-    return out
+def _needs_prometheus(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """--prom-textfile: the metrics renderer's dependency checked while the options are read (exit 2,
+    nothing written), not after the outputs and the history."""
+    if value is not None:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError as exc:
+            raise click.BadParameter(f"needs prometheus-client ({exc}); install the monitor extra: "
+                                     "pip install 'gpuskew[monitor]'") from exc
+    return value
 
 
-def _file_hash(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-@click.command()
+@command()
 @click.argument("book_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @out_options
 @click.option("--demo", is_flag=True, help="Run on the seeded demo book (and the example limits) instead of BOOK_DIR.")
@@ -71,7 +56,7 @@ def _file_hash(path: Path | None) -> str | None:
 @strict_option
 @plausibility_options
 @click.option("--prom-textfile", "prom_textfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="GPUSKEW_PROM_TEXTFILE",
+              envvar="GPUSKEW_PROM_TEXTFILE", callback=_needs_prometheus,
               help="Also write the run's metrics (Prometheus text format) to this file, atomically, for "
                    "node_exporter's textfile collector (needs the monitor extra).")
 @cluster_option
@@ -85,20 +70,17 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
         as_json: bool) -> None:
     """Price a book, check it against its limits, and write the results to --out."""
     from gpuskew.cli.progress import ProgressBar, run_stages
+    from gpuskew.io.dataset import file_sha256
     from gpuskew.session import RUN_FILES, MemoryAlertState, NoAlertState, Plausibility, Session
 
     if demo == (book_dir is not None):
         raise click.UsageError("give either BOOK_DIR or --demo (not both)")
     if demo_steps > 1 and not demo:
         raise click.UsageError("--demo-steps needs --demo")
-    sharding = bool(cluster) and cluster.strip().lower() != "none"
+    sharding = cluster is not None  # checked by --cluster's callback
     if sharding and demo:
         raise click.UsageError("--cluster shards a BOOK_DIR (write the demo book with `gpuskew demo DIR "
                                "--partitioned`); it does not take --demo")
-    if sharding:
-        from gpuskew.distributed.executor import parse_spec
-
-        parse_spec(cluster)  # a malformed spec is refused before any work
     out = check_out_target(out_dir, book_dir, overwrite, RUN_FILES)
     if history is not None:
         history_abs = Path(os.path.abspath(history))
@@ -127,7 +109,8 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
     with ProgressBar(stages, enabled=stderr_is_tty() and not as_json) as progress:
         sharded = _sharded(book_dir, progress) if sharding else None
         book = sharded.book if sharded is not None else _load(book_dir, demo, demo_size, demo_seed, progress)
-        session = Session(book, limits, backend, state, group_by, limits_hash=_file_hash(limits_path),
+        limits_hash = None if limits_path is None else file_sha256(limits_path)
+        session = Session(book, limits, backend, state, group_by, limits_hash=limits_hash,
                           limits_source=str(limits_path) if limits_path else None, strict=strict,
                           plausibility=Plausibility(max_iv, max_abs_rate, max_expiry_years))
         from gpuskew.io import OutputStage
@@ -139,7 +122,9 @@ def run(book_dir: Path | None, out_dir: Path, overwrite: bool, demo: bool, demo_
                     stage.write_async(position_file(positions_format), position_writer(positions, positions_format))
 
             if sharded is not None:  # the shards write their parts of the positions into the stage
-                step = _sharded_step(session, sharded, cluster, as_of, stage, positions_format, progress)
+                from gpuskew.distributed import sharded_step_into
+
+                step = sharded_step_into(session, sharded, cluster, as_of, stage, positions_format, progress=progress)
             else:
                 step = _steps(session, as_of, demo_steps, demo_seed, history, progress, write_positions_early,
                               positions_format != "none")
@@ -177,17 +162,6 @@ def _sharded(book_dir, progress):
     sharded = open_sharded_book(book_dir)
     progress("load")
     return sharded
-
-
-def _sharded_step(session, sharded, cluster, as_of, stage, positions_format, progress):
-    """The step on the cluster's shards; their part files of the positions land in the output stage."""
-    from gpuskew.distributed import open_cluster, sharded_step
-    from gpuskew.session import position_file
-
-    folder = None if positions_format == "none" else stage.tmp / position_file(positions_format)
-    with open_cluster(cluster) as handle:
-        return sharded_step(session, sharded, handle, as_of, positions_dir=folder,
-                            positions_format="parquet" if folder is None else positions_format, progress=progress)
 
 
 def _steps(session, as_of, demo_steps, demo_seed, history, progress, on_positions=None, positions_table=True):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gpuskew.cli.common import emit_json, handle_errors, log, safe, stderr_is_tty
+from gpuskew.cli.common import check_out_target, command, emit_json, handle_errors, log, safe, stderr_is_tty
 from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, config_option, group_by_option,
                                  json_option, out_options)
 
@@ -14,7 +14,7 @@ from gpuskew.cli.options import (as_of_option, backend_option, cluster_option, c
 SCENARIO_FILES = ("scenarios.parquet", "risk_vectors.parquet", "scenarios.html", "summary.json")
 
 
-@click.command()
+@command()
 @click.argument("book_dir", type=click.Path(file_okay=False, path_type=Path))
 @out_options
 @as_of_option
@@ -36,18 +36,13 @@ def scenarios(book_dir: Path, out_dir: Path, overwrite: bool, as_of: str | None,
     """Revalue a book under the spot x vol risk matrix of each underlying, per group; write the
     scenario P&L (full and Taylor), Deribit-layout risk vectors, the worst loss and a margin estimate."""
     from gpuskew.cli.progress import ProgressBar
-    from gpuskew.cli.run import check_out_target
     from gpuskew.core.book import load_book
     from gpuskew.io import publish_run
     from gpuskew.scenarios.job import run_scenarios
     from gpuskew.scenarios.output import scenario_writers
     from gpuskew.scenarios.params import load_scenario_config
 
-    sharding = bool(cluster) and cluster.strip().lower() != "none"
-    if sharding:
-        from gpuskew.distributed.executor import parse_spec
-
-        parse_spec(cluster)  # a malformed spec is refused before any work
+    sharding = cluster is not None  # checked by --cluster's callback
     out = check_out_target(out_dir, book_dir, overwrite, SCENARIO_FILES)
     config = load_scenario_config(scenarios_path)
     stages = ["load", "greeks", "scenarios", "tables"] + (["report"] if with_report else []) + ["write"]
@@ -68,9 +63,8 @@ def scenarios(book_dir: Path, out_dir: Path, overwrite: bool, as_of: str | None,
                                    progress=progress)
         result.summary["outputs"] = {"folder": str(out)}
         files = scenario_writers(result, with_report, progress)
-        # heatmaps an earlier run left in this folder (other underlyings) must not linger
-        old_maps = tuple(p.name for p in out.glob("heatmap_*.png")) if out.is_dir() else ()
-        publish_run(out, files, overwrite=overwrite, stale=SCENARIO_FILES + old_maps)
+        # heatmaps of an earlier run (other underlyings) go: its summary.json lists them
+        publish_run(out, files, overwrite=overwrite, stale=SCENARIO_FILES)
         progress("write")
     summary = result.summary
     for warning in summary["warnings"]:

@@ -23,7 +23,7 @@ from gpuskew.distributed.sweep import block_bounds, block_size, map_blocks
 
 __all__ = ["Cluster", "ClusterUnavailable", "open_cluster", "parse_spec", "ShardedBook", "ShardedStepResult",
            "open_sharded_book", "sharded_step", "Shard", "plan_shards", "block_bounds", "block_size", "map_blocks",
-           "run_sharded"]
+           "run_sharded", "sharded_step_into"]
 
 
 def run_sharded(book_dir, cluster=None, out=None, *, as_of=None, backend="auto", group_by=(), limits=None,
@@ -34,29 +34,39 @@ def run_sharded(book_dir, cluster=None, out=None, *, as_of=None, backend="auto",
     shards write their parts of the positions straight into the run's output stage; ``positions``:
     parquet, arrow or none). ``limits``: a limits file path (or None). Returns the
     :class:`ShardedStepResult`."""
-    from pathlib import Path
-
     from gpuskew.io import OutputStage
-    from gpuskew.session import Session, position_file
+    from gpuskew.session import Session
 
     sharded = open_sharded_book(book_dir)
     parsed, limits_hash = None, None
     if limits is not None:
-        import hashlib
-
+        from gpuskew.io.dataset import file_sha256
         from gpuskew.policy.limits import load_limits
 
         parsed = load_limits(limits)
-        limits_hash = "sha256:" + hashlib.sha256(Path(limits).read_bytes()).hexdigest()
+        limits_hash = file_sha256(limits)
     session = Session(sharded.book, parsed, backend, state, group_by, limits_hash=limits_hash,
                       limits_source=None if limits is None else str(limits), strict=strict)
-    with open_cluster(cluster) as handle:
-        if out is None:
+    if out is None:
+        with open_cluster(cluster) as handle:
             return sharded_step(session, sharded, handle, as_of, shard_positions=shard_positions)
-        with OutputStage(out, overwrite) as stage:
-            folder = None if positions == "none" else stage.tmp / position_file(positions)
-            step = sharded_step(session, sharded, handle, as_of, positions_dir=folder,
-                                positions_format="parquet" if positions == "none" else positions,
-                                shard_positions=shard_positions)
-            step.write(out, overwrite=overwrite, positions=positions, stage=stage)
+    with OutputStage(out, overwrite) as stage:
+        step = sharded_step_into(session, sharded, cluster, as_of, stage, positions, shard_positions=shard_positions)
+        step.write(out, overwrite=overwrite, positions=positions, stage=stage)
     return step
+
+
+def sharded_step_into(session, sharded, cluster, as_of, stage, positions="parquet", *, shard_positions=None,
+                      progress=None):  # type: ignore[no-untyped-def]
+    """:func:`sharded_step` of ``session`` on ``cluster`` (a spec, an Executor or a
+    distributed.Client; open for the step only) whose shards write their parts of the positions
+    (``positions``: parquet, arrow or none) straight into ``stage`` (the run's
+    :class:`~gpuskew.io.OutputStage`, on a filesystem the workers share); the caller then writes the
+    step with ``stage`` (``gpuskew run --cluster`` and :func:`run_sharded`)."""
+    from gpuskew.session import position_file
+
+    folder = None if positions == "none" else stage.tmp / position_file(positions)
+    with open_cluster(cluster) as handle:
+        return sharded_step(session, sharded, handle, as_of, positions_dir=folder,
+                            positions_format="parquet" if folder is None else positions,
+                            shard_positions=shard_positions, progress=progress)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,7 +72,7 @@ def open_sharded_book(book_dir: str | Path) -> ShardedBook:
     except InvalidInput:  # a column-level problem: the first file's message as one process gives it
         validate_file(dataset.files[0], reference, sources)
         raise
-    hashes["positions"] = None  # computed by sharded_step, beside the shards
+    hashes["positions"] = None  # computed by sharded_step from the hashes the shards return
     names = ("instruments", "positions", "underlyings", "quotes")
     book = Book(reference["instruments"], empty, reference["underlyings"], reference["quotes"],
                 {n: sources[n] for n in names}, {n: hashes[n] for n in names})
@@ -152,12 +151,6 @@ def _backends(results: Sequence[ShardResult]) -> _Backends:
                      f"{len(results)} shard(s): " + "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""))
 
 
-def _run_tasks(cluster: Cluster, fn: Callable[..., Any], items: Sequence[Any], shared: Any) -> list[Any]:
-    """``fn(item, shared)`` for every item, on the cluster's executor (here without one), results in
-    item order."""
-    return cluster.map(fn, [(item, shared) for item in items])
-
-
 def raise_first_error(results: Sequence[ShardResult], shards: Sequence[Shard], cluster: Cluster,
                       ctx: Any) -> None:
     """Raise the error one process would have raised first, if any shard reported one: the first file
@@ -170,7 +163,7 @@ def raise_first_error(results: Sequence[ShardResult], shards: Sequence[Shard], c
         first = min(invalid, key=lambda r: frag_of[r.index].file_index)
         frag = frag_of[first.index]
         if not frag.whole_file:
-            whole = _run_tasks(cluster, validate_whole_file, [frag.file], ctx)[0]
+            whole = cluster.map(validate_whole_file, [(frag.file, ctx)])[0]
             if whole is not None:
                 raise whole
         raise first.error  # type: ignore[misc]
@@ -251,7 +244,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
     from gpuskew import schema
     from gpuskew.core import reduction
     from gpuskew.core.engine import RunResult, _summary, exposures_table, parse_as_of
-    from gpuskew.io.dataset import dataset_hash
+    from gpuskew.io.dataset import dataset_hash, file_sha256
     from gpuskew.kernels.segsum import TILE
 
     t0 = time.perf_counter()
@@ -261,16 +254,6 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
     chunk = reduction.CHUNK
     target = shard_positions or default_shard_positions(chunk, sharded.dataset.rows, cluster.worker_count())
     shards = plan_shards(sharded.dataset, target, chunk)
-    hashes: list[Any] = []
-
-    def content_hash() -> None:
-        try:
-            hashes.append(dataset_hash(sharded.dataset))
-        except BaseException as exc:  # raised on the coordinator's thread below
-            hashes.append(exc)
-
-    hasher = threading.Thread(target=content_hash, daemon=True)
-    hasher.start()
     staging = None if positions_dir is None else os.path.abspath(positions_dir)
     if positions_format not in ("parquet", "arrow"):
         raise ValueError(f"positions_format must be parquet or arrow, got {positions_format!r}")
@@ -281,7 +264,7 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
                            session.requested_backend, staging, positions_format, TILE, chunk, extra)
         shared = cluster.share(ctx)
         t = time.perf_counter()
-        results = _run_tasks(cluster, run_shard, shards, shared)
+        results = cluster.map(run_shard, [(shard, shared) for shard in shards])
         info.results = results
         timings["shards"] = time.perf_counter() - t
         if progress:
@@ -311,10 +294,12 @@ def sharded_step(session: Session, sharded: ShardedBook, cluster: Cluster, as_of
         timings["reduce"] = time.perf_counter() - t
         if progress:
             progress("group_sums")
-        hasher.join()
-        if isinstance(hashes[0], BaseException):
-            raise hashes[0]
-        book.input_hashes["positions"] = hashes[0]
+        # the files' hashes from the shards that read their first rows (empty files: hashed here)
+        hashed: dict[int, str] = {}
+        for r in results:
+            hashed.update(r.file_hashes)
+        book.input_hashes["positions"] = dataset_hash(
+            sharded.dataset, [hashed.get(i) or file_sha256(f.path) for i, f in enumerate(sharded.dataset.files)])
         n_expired = sum(r.n_expired for r in results)
         timings["total"] = time.perf_counter() - t0
         summary = _summary(book, _backends(results), session.requested_backend, when,  # type: ignore[arg-type]

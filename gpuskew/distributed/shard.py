@@ -96,6 +96,9 @@ class ShardResult:
     worker: str = ""
     peak_rss_bytes: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    #: sha256 (``sha256:<hex>``) of the files whose first row is in this shard, by file index: every
+    #: non-empty file hashed once, on the worker that has just read it (not all on the coordinator)
+    file_hashes: dict[int, str] = field(default_factory=dict)
 
 
 def part_name(index: int, fmt: str = "parquet") -> str:
@@ -153,7 +156,7 @@ def run_shard(shard: Shard, ctx: ShardContext) -> ShardResult:
     from gpuskew.core.book import Book, concat_positions
     from gpuskew.core.engine import _positions_table, as_backend, price_positions
     from gpuskew.core.groups import group_positions
-    from gpuskew.io.dataset import validate_file
+    from gpuskew.io.dataset import file_sha256, validate_file
 
     t0 = time.perf_counter()
     result = ShardResult(shard.index, shard.rows, worker=f"{socket.gethostname()}:{os.getpid()}")
@@ -167,6 +170,11 @@ def run_shard(shard: Shard, ctx: ShardContext) -> ShardResult:
             return result
     timings = result.timings
     timings["read_validate"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    for frag in shard.fragments:
+        if frag.start == 0:
+            result.file_hashes[frag.file_index] = file_sha256(frag.file.path)
+    timings["hash"] = time.perf_counter() - t
     if not parts:
         return result
     positions = concat_positions(parts, [f.file.path for f in shard.fragments])

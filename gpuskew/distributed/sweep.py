@@ -54,8 +54,6 @@ def map_blocks(cluster: Cluster, fn: Callable[[Any, int, int], Any], shared: Any
     """``[fn(shared, a, b) for a, b in bounds]``, on the cluster's workers (here without an
     executor), ``shared`` sent once to each worker; results in block order. ``fn`` must be a
     module-level function (pickled by reference)."""
-    if cluster.executor is None:
-        return [fn(shared, a, b) for a, b in bounds]
     handle = cluster.share(shared)
     return cluster.map(_call, [(fn, handle, a, b) for a, b in bounds])
 

@@ -11,8 +11,9 @@ Layout (one dataset per table name; Hive partitions by the UTC date of the run's
       _pending/ run-...json                                                 <- an append in flight
 
 **All or nothing.** A run's data files are written first (each to a temporary name beside its
-target, then linked into place: a file in the history is never overwritten); the run becomes part
-of the history only when its commit marker is written (atomically, last). Every reader here
+target, fsynced, then hard-linked into place: a file in the history is never overwritten); their
+folders are fsynced, and only then is the commit marker written (atomically, last): the run becomes
+part of the history with it, and after a power loss a marker never survives without its data. Every reader here
 (:func:`list_runs`, :func:`read_history`, :func:`previous_statuses`, the report) reads committed
 runs only, so a run appears in every dataset at once or in none. An append killed before its
 commit leaves a ``_pending`` record naming its process; the next append (or :func:`repair`) rolls
@@ -32,14 +33,12 @@ descriptions; ``HISTORY/_schema.json`` lists every dataset's columns with their 
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import json
 import os
 import re
-import secrets
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -48,7 +47,7 @@ import pyarrow.compute as pc
 from gpuskew import io as _io
 from gpuskew.errors import InvalidInput
 from gpuskew.schema import ADHERENCE, ALERTS, EXPOSURES, HEDGES, TIMESTAMP, TableSpec
-from gpuskew.timeutil import to_utc
+from gpuskew.timeutil import iso_z, to_utc
 
 __all__ = [
     "DATASETS",
@@ -119,33 +118,23 @@ def _prepare(table: pa.Table, as_of: _dt.datetime, run_id: str, dataset: str) ->
 
 
 def _link_into_place(table: pa.Table, final: Path) -> bool:
-    """Write ``table`` to ``final`` unless it exists; never overwrite. True if written.
+    """Write ``table`` to ``final`` unless it exists; never overwrite. True if written
+    (:func:`gpuskew.io.write_parquet_new`: a temporary file beside ``final``,
+    fsynced, then hard-linked into place)."""
+    return _io.write_parquet_new(table, final)
 
-    A temporary ``.name.tmp-<pid>-<random>`` beside ``final`` (gpuskew.io.write_parquet), then
-    ``os.link`` (atomic, fails if ``final`` exists). Filesystems without hard links fall back to an
-    existence check + ``os.replace``.
-    """
-    if final.exists():
-        return False
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    _io.write_parquet(table, tmp)
-    try:
-        try:
-            os.link(tmp, final)
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                raise
-            if final.exists():  # pragma: no cover - filesystems without hard links
-                return False
-            os.replace(tmp, final)  # pragma: no cover
-        return True
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+
+def _make_dirs(root: Path, folder: Path) -> None:
+    """``folder`` (under ``root``) and its missing parents, each new one fsynced into its parent so
+    that the data files linked into it survive a power loss with it."""
+    missing = []
+    p = folder
+    while p != root and p.parent != p and not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for p in reversed(missing):
+        p.mkdir(exist_ok=True)
+        _io.fsync_dir(p.parent)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -162,11 +151,14 @@ def _commit_path(root: Path, as_of: _dt.datetime, run_id: str) -> Path:
     return root / COMMITS / f"date={as_of.date().isoformat()}" / f"run-{compact_as_of(as_of)}-{run_id}.json"
 
 
-def repair(history_dir: str | Path) -> dict[str, int]:
+def repair(history_dir: str | Path, *, full: bool = True) -> dict[str, int]:
     """Roll back what killed appends left: data files of uncommitted runs whose appending process
     is gone, and stale temporary files. Returns counts ``{"rolled_back": n, "temp_removed": m}``.
 
-    Called by every append; safe while other processes append (a live process's files are kept).
+    ``full``: look for temporary files in the whole history; else (every append) only where the
+    appends that ``_pending`` records name wrote (their run's date partition of every dataset and
+    of the commits), ``_pending`` and the history's top folder: the cost of an append does not grow
+    with the history. Safe while other processes append (a live process's files are kept).
     """
     root = Path(history_dir)
     counts = {"rolled_back": 0, "temp_removed": 0}
@@ -174,6 +166,7 @@ def repair(history_dir: str | Path) -> dict[str, int]:
         return counts
     host = socket.gethostname()
     pending = root / PENDING
+    folders: set[Path] = {root, pending}  # where temporary files are looked for (without ``full``)
     if pending.is_dir():
         for record in sorted(pending.glob("run-*.json")):
             try:
@@ -193,9 +186,16 @@ def repair(history_dir: str | Path) -> dict[str, int]:
                         counts["rolled_back"] += 1
                     except FileNotFoundError:
                         pass
+            partition = Path(str(info.get("commit", ""))).parent.name
+            if _DATE_DIR_RE.match(partition):
+                folders |= {d / partition for d in root.iterdir() if d.is_dir()}
             record.unlink(missing_ok=True)
     now = time.time()
-    for path in root.rglob(".*.tmp-*"):
+    if full:
+        candidates: Iterable[Path] = root.rglob(".*.tmp-*")
+    else:
+        candidates = [p for f in sorted(folders) if f.is_dir() for p in f.glob(".*.tmp-*")]
+    for path in candidates:
         m = _TMP_RE.match(path.name)
         if not m:
             continue
@@ -247,7 +247,7 @@ def append_run(history_dir: str | Path, as_of: _dt.datetime | str, tables: Mappi
             raise ValueError(f"dataset names starting with '_' are reserved, got {name!r}")
     prepared = {n: _prepare(tables[n], as_of, run_id, n) for n in names}  # fail before writing
     root.mkdir(parents=True, exist_ok=True)
-    repair(root)
+    repair(root, full=False)
     commit = _commit_path(root, as_of, run_id)
     if commit.exists():
         return []
@@ -262,13 +262,16 @@ def append_run(history_dir: str | Path, as_of: _dt.datetime | str, tables: Mappi
     written: list[Path] = []
     try:
         for name in names:
-            finals[name].parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(root, finals[name].parent)
             if _link_into_place(prepared[name], finals[name]):
                 written.append(finals[name])
-        commit.parent.mkdir(parents=True, exist_ok=True)
-        _io.write_json({"as_of": as_of.isoformat().replace("+00:00", "Z"), "run_id": run_id,
+        for folder in sorted({p.parent for p in finals.values()}):  # the data is durable before its commit
+            _io.fsync_dir(folder)
+        _make_dirs(root, commit.parent)
+        _io.write_json({"as_of": iso_z(as_of), "run_id": run_id,
                         "datasets": {n: {"file": str(finals[n].relative_to(root)), "rows": prepared[n].num_rows}
                                      for n in names}}, commit)
+        _io.fsync_dir(commit.parent)
     except BaseException:
         if not commit.exists():
             for path in written:
@@ -304,6 +307,14 @@ def _partitions(folder: Path, lo: _dt.datetime | None, hi: _dt.datetime | None):
         yield part
 
 
+def _read_commit(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(source=str(path), column=None,
+                           rule=f"unreadable commit marker ({exc}); move it out of the history") from exc
+
+
 def committed_runs(history_dir: str | Path, start: _dt.datetime | str | None = None,
                    end: _dt.datetime | str | None = None) -> list[tuple[_dt.datetime, str, dict]]:
     """The committed runs ``(as_of, run_id, commit record)`` with start <= as_of <= end, by time.
@@ -325,15 +336,7 @@ def committed_runs(history_dir: str | Path, start: _dt.datetime | str | None = N
             t = _parse_compact(m.group(1))
             if (lo is not None and t < lo) or (hi is not None and t > hi):
                 continue
-            if legacy:
-                record = {"datasets": None}
-            else:
-                try:
-                    record = json.loads(f.read_text("utf-8"))
-                except (OSError, ValueError) as exc:
-                    raise InvalidInput(source=str(f), column=None,
-                                       rule=f"unreadable commit marker ({exc}); move it out of the history") from exc
-            out.append((t, m.group(2), record))
+            out.append((t, m.group(2), {"datasets": None} if legacy else _read_commit(f)))
     out.sort(key=lambda r: (r[0], r[1]))
     return out
 
@@ -432,16 +435,43 @@ def previous_adherence(history_dir: str | Path, before: _dt.datetime | str,
     """The adherence rows of the committed runs at the latest as_of strictly before ``before``
     (several runs at that as_of, e.g. with other grouping levels: all of them); None if none.
 
-    A history folder that does not exist yet gives None (the first run of a scheduler).
+    The commits are searched newest first (by file name), and only those of the latest as_of with
+    adherence are read: the cost does not grow with the history. A history folder that does not
+    exist yet gives None (the first run of a scheduler).
     """
     before = to_utc(before)
-    if not Path(history_dir).is_dir():
+    root = Path(history_dir)
+    if not root.is_dir():
         return None
-    runs = [r for r in list_runs(history_dir, "adherence", end=before) if r[0] < before and r[1] != exclude_run]
-    if not runs:
+    legacy = not (root / COMMITS).is_dir()
+    folder = root / ("adherence" if legacy else COMMITS)
+    latest: _dt.datetime | None = None
+    found: list[tuple[str, Path]] = []
+    for part in reversed(list(_partitions(folder, None, before))):
+        runs = []
+        for f in part.iterdir():
+            m = _RUN_RE.match(f.name)
+            if not m or m.group(3) != ("parquet" if legacy else "json") or m.group(2) == exclude_run:
+                continue
+            t = _parse_compact(m.group(1))
+            if t < before:
+                runs.append((t, m.group(2), f))
+        for t, rid, f in sorted(runs, reverse=True):
+            if latest is not None and t < latest:
+                break
+            if legacy:
+                path: Path | None = f
+            else:
+                entry = (_read_commit(f).get("datasets") or {}).get("adherence")
+                path = root / entry["file"] if entry else None
+            if path is not None:
+                latest = t
+                found.append((rid, path))
+        if latest is not None:
+            break
+    if not found:
         return None
-    latest = runs[-1][0]
-    return _read_files([p for t, _, p in runs if t == latest], "adherence", None, None)
+    return _read_files([p for _, p in sorted(found)], "adherence", None, None)
 
 
 def has_run(history_dir: str | Path, as_of: _dt.datetime | str, run_id: str) -> bool:

@@ -32,7 +32,6 @@ in :func:`gpuskew.history.previous_adherence`.
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
 import math
@@ -47,14 +46,21 @@ import pyarrow.compute as pc
 
 from gpuskew import io as _io
 from gpuskew.adherence.alerts import DEFAULT_THRESHOLDS
-from gpuskew.errors import GpuskewError, InvalidInput
-from gpuskew.reporting.pages import house_style, page_template
+from gpuskew.errors import InvalidInput
+from gpuskew.reporting.pages import house_style, img_tag, matplotlib_figure, page_template, safe_name, save_png
 from gpuskew.core.groups import group_id, group_sort_key
 from gpuskew.history import read_history
 from gpuskew.timeutil import iso_z, to_utc
 from gpuskew.schema import ADHERENCE, ADHERENCE_STATUSES, HEDGES, REPORT, TIMESTAMP
 
-__all__ = ["REPORT_COLUMNS", "build_report", "report_table", "run_weights", "group_metrics"]
+__all__ = ["REPORT_COLUMNS", "REPORT_FILES", "build_report", "report_table", "run_weights", "group_metrics"]
+
+#: the report's fixed file names (besides delta_<UNDERLYING>.png and explain_daily.parquet): an --out
+#: holding one of them needs --overwrite
+REPORT_FILES: tuple[str, ...] = ("report.parquet", "report.csv", "skew_histogram.png", "report.html", "summary.json")
+
+# the chart helpers (gpuskew.reporting.pages) under their earlier names, still imported by the backtest reports
+_matplotlib, _save_png, _img, _safe_name = matplotlib_figure, save_png, img_tag, safe_name
 
 _RANK = {s: i for i, s in enumerate(ADHERENCE_STATUSES)}
 _BREACH = _RANK["breach"]
@@ -322,21 +328,6 @@ _LEGEND_ORDER = ("band (lower to upper edge)", "target", "net delta (actual)", "
 _STATUS_COLOURS = {"ok": "#2e7d32", "warn": "#ef8f00", "breach": "#d32f2f", "critical": "#7b1fa2"}
 
 
-def _matplotlib() -> Any:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-        raise GpuskewError("the report's charts need matplotlib (a dependency of gpuskew): "
-                           "pip install matplotlib") from exc
-    return Figure, FigureCanvasAgg
-
-
-def _save_png(fig: Any, canvas_cls: Any, path: Path) -> None:
-    canvas_cls(fig)
-    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
-
-
 def _coin_formatter() -> Any:
     """Tick labels with thousands separators (12,500), short decimals for small values."""
     from matplotlib.ticker import FuncFormatter
@@ -390,7 +381,7 @@ def _plot_group(ax: Any, g: _Group, grid: np.ndarray, hold: np.ndarray, title: s
 def _plot_underlying(groups: list[_Group], table: pa.Table, grid: np.ndarray, hold: np.ndarray,
                      underlying: str, top: int, path: Path) -> None:
     """One PNG per underlying: its total (coarsest level) then the ``top`` groups by breach time."""
-    Figure, Canvas = _matplotlib()
+    Figure, Canvas = matplotlib_figure()
     breach_time = dict(zip(map(id, groups), table.column("breach_minutes_total").to_pylist()))
     mine = [g for g in groups if g.key["underlying"] == underlying]
     total = [g for g in mine if g.key["level"] == "underlying"] or mine[:1]
@@ -412,12 +403,12 @@ def _plot_underlying(groups: list[_Group], table: pa.Table, grid: np.ndarray, ho
     sub = f"; below: the {len(others)} group{'s' if len(others) > 1 else ''} longest in breach" if others else ""
     fig.suptitle(f"{underlying}: net delta against target and band (coins){sub}", x=0.01, ha="left",
                  fontsize=13, fontweight="bold")
-    _save_png(fig, Canvas, path)
+    save_png(fig, Canvas, path)
 
 
 def _plot_skew_histogram(adherence: pa.Table, thresholds: Mapping[str, float], path: Path) -> None:
     """Histogram of skew over all groups and runs, stacked by level; band edges and thresholds."""
-    Figure, Canvas = _matplotlib()
+    Figure, Canvas = matplotlib_figure()
     lim = max(3.0, thresholds["critical"] * 1.5)
     skew = adherence.column("skew").to_numpy(zero_copy_only=False).astype(np.float64)
     level = np.array(adherence.column("level").to_pylist(), dtype=object)
@@ -458,7 +449,7 @@ def _plot_skew_histogram(adherence: pa.Table, thresholds: Mapping[str, float], p
                  fontweight="bold")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    _save_png(fig, Canvas, path)
+    save_png(fig, Canvas, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,11 +497,6 @@ def _html_table(table: pa.Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
-
-
 def _definitions() -> str:
     labels = {"group": "level, underlying, tags", **dict(_HTML_COLUMNS)}
     items = "".join(f"<dt>{html.escape(labels.get(k, k))}<br><code>{html.escape(k)}</code></dt><dd>{v}</dd>"
@@ -539,8 +525,8 @@ def _render_html(summary: Mapping[str, Any], table: pa.Table, charts: list[tuple
         median_interval=f"{summary['median_run_interval_minutes']:.1f}",
         history=html.escape(summary["history"]),
         status_counts=_status_counts(table),
-        delta_charts="\n".join(_img(p, alt) for p, alt in charts[:-1]),
-        skew_chart=_img(*charts[-1]),
+        delta_charts="\n".join(img_tag(p, alt) for p, alt in charts[:-1]),
+        skew_chart=img_tag(*charts[-1]),
         table=_html_table(table),
         definitions=_definitions(),
         explain_section=explain_section,
@@ -560,14 +546,6 @@ def _csv_writer(table: pa.Table) -> Any:
 
         pacsv.write_csv(table, path)
     return write
-
-
-def _safe_name(text: str) -> str:
-    """A file-name part for ``text``: letters, digits, ``-_.`` kept, anything else written as
-    ``~XX`` (its UTF-8 bytes in hex), so two different names never give the same file
-    (``A/B`` -> ``A~2FB``, ``A_B`` -> ``A_B``)."""
-    return "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else
-                   "".join(f"~{b:02X}" for b in c.encode("utf-8")) for c in text)
 
 
 def build_report(history_dir: str | Path, out_dir: str | Path,
@@ -616,7 +594,7 @@ def build_report(history_dir: str | Path, out_dir: str | Path,
         u, s = row["underlying"], row["worst_status"]
         cur = summary["worst_status_by_underlying"].get(u, "ok")
         summary["worst_status_by_underlying"][u] = s if _RANK[s] >= _RANK[cur] else cur
-    chart_names = {u: f"delta_{_safe_name(u)}.png" for u in underlyings}
+    chart_names = {u: f"delta_{safe_name(u)}.png" for u in underlyings}
     from gpuskew.reporting.explain_section import daily_explain, explain_html
 
     explain = daily_explain(history_dir, lo, hi)  # None: fewer than two runs with explain inputs

@@ -8,7 +8,6 @@ matplotlib is imported only inside the functions that draw (Agg canvas, no displ
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from collections.abc import Sequence
@@ -19,8 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuskew.errors import GpuskewError
-from gpuskew.reporting.report import _safe_name as safe_name  # one file-name rule for every chart
+from gpuskew.reporting.pages import house_style, img_tag, matplotlib_figure, safe_name, save_png
 
 __all__ = ["underlying_rows", "write_heatmap", "render_page", "safe_name"]
 
@@ -43,21 +41,11 @@ def _scale(values: np.ndarray) -> tuple[float, str]:
     return 1.0, "USD"
 
 
-def _matplotlib() -> Any:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-        raise GpuskewError("the scenario charts need matplotlib (a dependency of gpuskew): "
-                           "pip install matplotlib") from exc
-    return Figure, FigureCanvasAgg
-
-
 def write_heatmap(scenarios: pa.Table, underlying: str, path: str | Path) -> None:
     """One PNG: the standard table (rows vol up / same / down, columns the spot moves) as two
     heatmaps, full revaluation and Taylor, on one colour scale; below, the extended moves (weighted
     P&L, full and Taylor). The group's worst weighted loss is outlined (or starred if extended)."""
-    Figure, Canvas = _matplotlib()
+    Figure, Canvas = matplotlib_figure()
     d = underlying_rows(scenarios, underlying)
     std = ~d["extended"]
     moves = d["spot_move"][std].reshape(-1, 3)[:, 0]
@@ -117,13 +105,7 @@ def write_heatmap(scenarios: pa.Table, underlying: str, path: str | Path) -> Non
                f"{d['weight'][j] * d['pnl_usd'][j] / factor:,.2f} {unit} ({mark})")
     fig.suptitle(f"{underlying}: scenario P&L of the whole book{sub}", x=0.01, ha="left", fontsize=12.5,
                  fontweight="bold")
-    Canvas(fig)
-    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+    save_png(fig, Canvas, path, dpi=100)
 
 
 def _fmt(v: Any) -> str:
@@ -142,19 +124,23 @@ def render_page(summary: dict, charts: Sequence[tuple[Path, str]]) -> str:
             "pnl_taylor_usd", "estimated_initial_margin_usd", "estimated_maintenance_margin_usd")
     tag_cols = sorted({k for row in summary["worst"] for k in row} - set(cols) - {
         "extended", "worst_coin_scenario", "estimated_initial_margin_coin", "estimated_maintenance_margin_coin"})
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in (*cols[:2], *tag_cols, *cols[2:]))
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(row.get(c))}</td>" for c in (*cols[:2], *tag_cols, *cols[2:]))
-                   + "</tr>" for row in summary["worst"])
-    figures = "\n".join(_img(p, alt) for p, alt in charts)
+    shown = (*cols[:2], *tag_cols, *cols[2:])
+    numeric = set(cols[3:]) - {"vol_case"}  # right-aligned (the house style's td.num)
+
+    def cell(tag: str, column: str, text: str) -> str:
+        return f'<{tag} class="num">{text}</{tag}>' if column in numeric else f"<{tag}>{text}</{tag}>"
+
+    head = "".join(cell("th", c, html.escape(c)) for c in shown)
+    body = "".join("<tr>" + "".join(cell("td", c, _fmt(row.get(c))) for c in shown) + "</tr>"
+                   for row in summary["worst"])
+    figures = "\n".join(img_tag(p, alt) for p, alt in charts)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Scenario risk {html.escape(summary['as_of'])}</title>
-<style>body{{font-family:Helvetica,Arial,sans-serif;font-size:14px;max-width:1300px;margin:0 auto;padding:20px 28px;color:#1d1d1f}}
-h1{{font-size:22px}} h2{{font-size:18px;border-bottom:1px solid #ddd;margin-top:28px}}
-img{{max-width:100%;border:1px solid #e3e3e3}} table{{border-collapse:collapse;font-size:12.5px}}
-th,td{{padding:4px 7px;border-bottom:1px solid #e6e6e6;text-align:right;white-space:nowrap}} th{{background:#f5f6f8}}
-.note{{color:#555}}</style></head><body>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Scenario risk {html.escape(summary['as_of'])}</title>
+<style>
+{house_style()}</style></head><body>
 <h1>Scenario risk matrix, {html.escape(summary['as_of'])}</h1>
-<p class="note">{summary['counts']['positions']:,} positions, {summary['counts']['scenarios']} scenarios per
+<p class="meta">{summary['counts']['positions']:,} positions, {summary['counts']['scenarios']} scenarios per
 underlying (Deribit's 9 spot moves x vol down/same/up, and extended moves on vol up), backend
 {html.escape(summary['backend']['used'])}. Spot move m sets S' = S (1 + m) and every forward F' = F (1 + m);
 vol cases follow Deribit's (30 / DTE)^p shock. Full revaluation is V' - V summed over the positions; the
@@ -162,8 +148,8 @@ Taylor estimate uses delta, gamma, vega, vanna and volga.</p>
 <h2>Spot x vol P&amp;L per underlying</h2>
 {figures}
 <h2>Worst weighted loss per group</h2>
-<p class="note">{html.escape(summary['margin_note'])}.</p>
-<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
-<p class="note">Generated by gpuskew {html.escape(summary['version'])}.</p>
+<p class="meta">{html.escape(summary['margin_note'])}.</p>
+<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
+<footer>Generated by gpuskew {html.escape(summary['version'])}.</footer>
 </body></html>
 """
