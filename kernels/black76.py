@@ -17,7 +17,7 @@ import math
 from numba.extending import register_jitable
 
 from . import mathfn
-from .mathfn import cpu_inline, select
+from .mathfn import select
 
 #: 1 / sqrt(2)
 INV_SQRT2 = 0.7071067811865476
@@ -25,7 +25,7 @@ INV_SQRT2 = 0.7071067811865476
 INV_SQRT_2PI = 0.3989422804014327
 
 
-@cpu_inline
+@register_jitable
 def norm_cdf(x: float) -> float:
     """Standard normal CDF N(x) = erfc(-x / sqrt(2)) / 2 (accurate in both tails)."""
     return 0.5 * mathfn.erfc(-x * INV_SQRT2)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import types
 
 # numba's OpenMP worker threads spin between parallel regions by default; on a shared or small
 # machine the spinning threads take the cores the next launch needs (a reduction launch measured
@@ -26,10 +27,12 @@ from numba import njit, prange  # noqa: E402
 
 from ._cache import configure_numba_cache  # noqa: E402
 from . import policy as _policy  # noqa: E402
-from .black76 import black76_core, call_sign  # noqa: E402
-from .instruments import (CALL, KIND_OPTION, N_MEASURES, N_QUANTITIES, Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V,
-                          Q_VANNA, Q_VEGA, Q_VOLGA, STATUS_OK, forward_price, is_live_option, live_option_quantities,
-                          measures_from, other_quantities, position_value)
+from . import mathfn  # noqa: E402
+from .black76 import black76_core, call_sign, norm_cdf  # noqa: E402
+from .instruments import (  # noqa: E402
+    CALL, KIND_OPTION, N_QUANTITIES, Q_D2V_DF2, Q_DV_DF, Q_DV_DT, Q_F, Q_V, Q_VANNA, Q_VEGA, Q_VOLGA, STATUS_OK,
+    forward_price, is_live_option, live_option_quantities, measures_from, other_quantities, position_value,
+    store_quantities)
 from .scenarios import instrument_scenarios, position_scenarios
 from .segsum import TILE
 
@@ -43,6 +46,7 @@ CACHE_DIR = configure_numba_cache()
 _position_scenarios = njit(inline="always", error_model="numpy")(position_scenarios)
 _measures_from = njit(inline="always", error_model="numpy")(measures_from)
 _other_quantities = njit(inline="always", error_model="numpy")(other_quantities)
+_store_quantities = njit(inline="always", error_model="numpy")(store_quantities)
 
 # ---------------------------------------------------------------------------------------------
 # Pricing in blocks. Each prange iteration takes BLOCK rows (positions or instruments):
@@ -62,9 +66,32 @@ _W, _K, _T, _S, _FQ, _R, _VOL = 0, 1, 2, 3, 4, 5, 6  # the packed live options' 
 _OQ = 7  # their quantities: N_QUANTITIES rows (instruments.Q_* order)
 _N_ROWS = _OQ + N_QUANTITIES
 
-# instruments' functions inlined at numba's IR level where a vectorised loop calls them (a call
-# LLVM does not inline would stop the vectoriser); the same bits as the calls
-_black76_core = njit(inline="always", error_model="numpy")(black76_core)
+
+
+def _inline_copy(fn, **globals_):  # noqa: ANN001, ANN003, ANN202 - builds numba dispatchers
+    """``fn`` (a plain-Python scalar function of kernels/) compiled to be inlined at numba's IR level,
+    with some of the names it calls rebound (to inlined copies in turn): a vectorised loop must
+    not call a function LLVM will not inline (erfc is too large for its inliner). The CPU loops
+    only: the shared functions stay ordinary calls for CUDA, whose compiler does not take numba's
+    inline overloads. The same operations, so the same bits as the calls."""
+    names = dict(fn.__globals__)
+    names.update(globals_)
+    copy = types.FunctionType(fn.__code__, names, fn.__name__, fn.__defaults__, fn.__closure__)
+    return njit(inline="always", error_model="numpy")(copy)
+
+
+def _module_with(module, **attrs):  # noqa: ANN001, ANN003, ANN202
+    """A stand-in for ``module`` whose attributes ``attrs`` are replaced (for :func:`_inline_copy`)."""
+    stand_in = types.ModuleType(module.__name__)
+    stand_in.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+    stand_in.__dict__.update(attrs)
+    return stand_in
+
+
+# black76_core -> norm_cdf -> mathfn.erfc, each inlined into the loop of _price_options
+_erfc = _inline_copy(mathfn.erfc)
+_norm_cdf = _inline_copy(norm_cdf, mathfn=_module_with(mathfn, erfc=_erfc))
+_black76_core = _inline_copy(black76_core, norm_cdf=_norm_cdf)
 _live_option_quantities = njit(inline="always", error_model="numpy")(live_option_quantities)
 
 
@@ -139,15 +166,7 @@ def instrument_pricing(kind, cp, strike, T, S, fwd, r, vol, q, status):
             st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = _quantities(buf, c, live, kind[j], T[j], S[j],
                                                                               fwd[j], r[j])
             c += 1 if live else 0
-            status[j] = st
-            q[Q_F, j] = F
-            q[Q_V, j] = v
-            q[Q_DV_DF, j] = dv_df
-            q[Q_D2V_DF2, j] = d2v_df2
-            q[Q_VEGA, j] = vega
-            q[Q_DV_DT, j] = dv_dt
-            q[Q_VANNA, j] = vanna
-            q[Q_VOLGA, j] = volga
+            _store_quantities(st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga, q, status, j)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -168,10 +168,9 @@ def instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol):
 
 
 @register_jitable
-def store_instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol, q, status, j):
-    """:func:`instrument_quantities` of instrument ``j``, written into ``status[j]`` and
-    ``q[:, j]`` (rows Q_*): the body of both backends' instrument-pricing kernels."""
-    st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol)
+def store_quantities(st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga, q, status, j):
+    """Write one instrument's :func:`instrument_quantities` into ``status[j]`` and ``q[:, j]``
+    (rows Q_*)."""
     status[j] = st
     q[Q_F, j] = F
     q[Q_V, j] = v
@@ -181,6 +180,15 @@ def store_instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol, q, status,
     q[Q_DV_DT, j] = dv_dt
     q[Q_VANNA, j] = vanna
     q[Q_VOLGA, j] = volga
+
+
+@register_jitable
+def store_instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol, q, status, j):
+    """:func:`instrument_quantities` of instrument ``j``, written into ``status[j]`` and
+    ``q[:, j]`` (rows Q_*): the body of the CUDA instrument-pricing kernel (the CPU's computes the
+    same in blocks)."""
+    st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga = instrument_quantities(kind, cp, K, T, S, fwd_quote, r, vol)
+    store_quantities(st, F, v, dv_df, d2v_df2, vega, dv_dt, vanna, volga, q, status, j)
 
 
 @register_jitable

@@ -91,23 +91,6 @@ def _overload_select(cond, a, b):  # noqa: ANN001
     return lambda cond, a, b: _select(cond, a, b)
 
 
-def cpu_inline(fn):  # noqa: ANN001, ANN201 - a decorator
-    """Register ``fn`` (plain Python) for numba like ``register_jitable``, inlined at numba's IR
-    level on the CPU (so that a loop over it is one basic block LLVM vectorises) and called
-    normally on CUDA (numba-cuda does not inline overloads of this kind). The same operations, the
-    same bits, either way."""
-
-    @overload(fn, target="cpu", inline="always", strict=False)
-    def _on_cpu(*args):  # noqa: ANN002, ANN202
-        return fn
-
-    @overload(fn, target="cuda", strict=False)
-    def _on_cuda(*args):  # noqa: ANN002, ANN202
-        return fn
-
-    return fn
-
-
 # ---------------------------------------------------------------------------------------------
 # exp (fdlibm e_exp.c)
 
@@ -263,7 +246,7 @@ _RA_RB = 2.8571414947509766
 _SPLIT = 134217729.0
 
 
-@cpu_inline
+@register_jitable
 def erfc(x: float) -> float:
     """The complementary error function erfc(x) = 1 - erf(x), accurate in both tails (a few ulp).
 

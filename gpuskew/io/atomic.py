@@ -64,6 +64,14 @@ def _tmp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
 
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file if it is still there."""
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
 def _filled_tmp(path: Path, write: Callable[[Any], None]) -> Path:
     """A fresh temporary file next to ``path`` holding what ``write(binary_file)`` wrote, fsynced."""
     while True:
@@ -79,10 +87,7 @@ def _filled_tmp(path: Path, write: Callable[[Any], None]) -> Path:
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard(tmp)
         raise
     return tmp
 
@@ -95,10 +100,7 @@ def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
     try:
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard(tmp)
         raise
 
 
@@ -129,10 +131,7 @@ def _link_new(tmp: Path, path: Path) -> bool:
             os.replace(tmp, path)  # pragma: no cover
         return True
     finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard(tmp)
 
 
 def write_parquet(table: pa.Table, path: str | Path) -> None:

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from gpuskew import __version__, schema
 from gpuskew.core.backend import Backend, resolve_backend
-from gpuskew.core.book import Book, FlatPositions, _held_ucode
+from gpuskew.core.book import Book, FlatPositions
 from gpuskew.core.engine import (HELD_MARKET_COLUMNS, Priced, as_of_micros, check_finite, device_plan, level_grouping,
                                  parse_as_of, price_positions)
 from gpuskew.core.reduction import plan_segmented_sum
@@ -284,7 +284,7 @@ def resident_columns(book: Book, backend: Backend, priced: Priced) -> dict[str, 
     if key not in book._cache:
         resident = {name: backend.to_device(getattr(flat, name))
                     for name in ("pos_inst", "qty", "entry", "h_kind", "h_settle", "h_cp", "h_csize", "h_strike")}
-        resident["h_ucode"] = backend.to_device(_held_ucode(flat))
+        resident["h_ucode"] = backend.to_device(flat.h_ucode)
         book._cache[key] = resident
     cols = dict(book._cache[key])
     for name in HELD_MARKET_COLUMNS:
@@ -422,7 +422,7 @@ class RiskVectorBase:
         c = cols
         cpu.position_greeks(c["kind"], c["settle"], c["cp"], np.ones(m), c["csize"], c["strike"], c["T"], c["S"],
                             c["fwd"], c["r"], c["vol"], np.zeros(m), greeks, status)
-        ucode = _held_ucode(flat)
+        ucode = flat.h_ucode
         inst = book.instruments
         rows = pa.array(flat.held_row)
         return cls(cols, ucode, greeks, inst["instrument"].take(rows).combine_chunks(),
