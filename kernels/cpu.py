@@ -67,7 +67,6 @@ _OQ = 7  # their quantities: N_QUANTITIES rows (instruments.Q_* order)
 _N_ROWS = _OQ + N_QUANTITIES
 
 
-
 def _inline_copy(fn, **globals_):  # noqa: ANN001, ANN003, ANN202 - builds numba dispatchers
     """``fn`` (a plain-Python scalar function of kernels/) compiled to be inlined at numba's IR level,
     with some of the names it calls rebound (to inlined copies in turn): a vectorised loop must
